@@ -1,0 +1,1 @@
+"""HTTP only: parse, authenticate, call a service, render. The one place errors become HTTP."""

@@ -1,0 +1,121 @@
+"""The ASGI application: Host decides whether a request is identity/admin or a vault's data plane.
+
+``localhost[:port]`` (and the loopback literals) → identity, health.
+``{vault}.{suffix}[:port]`` → that vault's data plane (Key Vault REST API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from strongroom.api.dataplane import DataPlane
+from strongroom.api.errors import JSON, error_body
+from strongroom.api.routes.identity import IdentityRoutes
+from strongroom.api.routes.secrets import SecretRoutes
+from strongroom.services.identity import IdentityService
+from strongroom.services.installation import Installation
+from strongroom.services.secrets import SecretService
+from strongroom.services.vaults import VaultService
+
+log = logging.getLogger(__name__)
+
+PURGE_INTERVAL = 60.0
+
+
+class Services:
+    """Every service of one installation, built once."""
+
+    def __init__(self, inst: Installation):
+        self.installation = inst
+        self.identity = IdentityService(inst)
+        self.vaults = VaultService(inst)
+        self.secrets = SecretService(inst)
+
+
+class StrongroomApp:
+    def __init__(self, inst: Installation):
+        settings = inst.settings
+        self.services = Services(inst)
+        self._suffix = "." + settings.vault_suffix.lower()
+        self._identity_hosts = {settings.host.lower(), "127.0.0.1", "[::1]"}
+        secret_routes = SecretRoutes(self.services.secrets)
+        self._data = DataPlane(
+            self.services.identity,
+            self.services.vaults,
+            {"secrets": secret_routes.secrets, "deletedsecrets": secret_routes.deleted_secrets},
+            settings.authority,
+            settings.vault_resource,
+        )
+        self._identity = Starlette(
+            routes=IdentityRoutes(self.services.identity, settings.authority).routes()
+        )
+        self._purger: asyncio.Task[None] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        host = b""
+        for key, value in scope["headers"]:
+            if key == b"host":
+                host = value
+                break
+        name = host.decode("latin-1").lower()
+        # "[::1]:8443" keeps its brackets; "host:8443" loses its port.
+        hostname = name.split("]")[0] + "]" if name.startswith("[") else name.partition(":")[0]
+        if hostname.endswith(self._suffix):
+            vault = hostname[: -len(self._suffix)]
+            if vault and "." not in vault:
+                await self._data(scope, receive, send, vault)
+                return
+        elif hostname in self._identity_hosts:
+            await self._identity(scope, receive, send)
+            return
+        response = Response(
+            error_body(
+                "UnknownHost",
+                f"Host '{name[:100]}' is neither this server's identity host nor "
+                f"'<vault>{self._suffix}'.",
+            ),
+            404,
+            media_type=JSON,
+        )
+        await response(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message: Any = await receive()
+            if message["type"] == "lifespan.startup":
+                self._purger = asyncio.create_task(self._purge_loop())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._purger is not None:
+                    self._purger.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._purger
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _purge_loop(self) -> None:
+        """Purges soft-deleted objects once their scheduledPurgeDate has passed."""
+        while True:
+            try:
+                count = await self.services.secrets.purge_expired()
+                if count:
+                    log.info("purged %d objects past their scheduled purge date", count)
+            except Exception:
+                log.exception("scheduled purge failed")
+            await asyncio.sleep(PURGE_INTERVAL)
+
+
+def create_app(inst: Installation) -> StrongroomApp:
+    return StrongroomApp(inst)

@@ -1,0 +1,55 @@
+"""Domain errors to HTTP responses: the one mapping, found by walking the exception's classes."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from starlette.responses import Response
+
+from strongroom import errors
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json; charset=utf-8"
+
+_STATUS: dict[type[errors.StrongroomError], int] = {
+    errors.BadParameter: 400,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+}
+
+
+def status_of(exc: errors.StrongroomError) -> int:
+    if isinstance(exc, errors.OAuthError):
+        return exc.status
+    for cls in type(exc).__mro__:
+        if cls in _STATUS:
+            return _STATUS[cls]
+    return 500
+
+
+def error_body(code: str, message: str, inner: str | None = None) -> bytes:
+    error: dict[str, object] = {"code": code, "message": message}
+    if inner is not None:
+        error["innererror"] = {"code": inner}
+    return json.dumps({"error": error}, separators=(",", ":")).encode()
+
+
+def error_response(exc: Exception) -> Response:
+    if isinstance(exc, errors.OAuthError):
+        body = {"error": exc.code, "error_description": exc.message}
+        return Response(json.dumps(body), status_code=exc.status, media_type=JSON)
+    if isinstance(exc, errors.StrongroomError):
+        status = status_of(exc)
+        if status == 500:
+            log.error("internal error: %s", exc.message)
+        return Response(error_body(exc.code, exc.message, exc.inner), status, media_type=JSON)
+    log.exception("unhandled error", exc_info=exc)
+    return Response(
+        error_body("InternalError", "The server hit an unexpected error; it has been logged."),
+        500,
+        media_type=JSON,
+    )

@@ -1,0 +1,93 @@
+"""Token issuer routes shaped like Microsoft Entra (v2.0 endpoints) and ADFS, plus health."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from strongroom.api.errors import JSON, error_response
+from strongroom.errors import OAuthError
+from strongroom.services.identity import IdentityService
+
+_FORM = "application/x-www-form-urlencoded"
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body), status, media_type=JSON)
+
+
+class IdentityRoutes:
+    def __init__(self, identity: IdentityService, authority: str):
+        self._id = identity
+        self._authority = authority
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/health", self.health),
+            Route("/adfs/.well-known/openid-configuration", self.adfs_configuration),
+            Route("/adfs/adfs/v2.0/.well-known/openid-configuration", self.adfs_configuration),
+            Route("/adfs/oauth2/token", self.adfs_token, methods=["POST"]),
+            Route("/adfs/discovery/keys", self.jwks),
+            Route("/{tenant}/v2.0/.well-known/openid-configuration", self.configuration),
+            Route("/{tenant}/.well-known/openid-configuration", self.configuration),
+            Route("/{tenant}/oauth2/v2.0/token", self.token, methods=["POST"]),
+            Route("/{tenant}/discovery/v2.0/keys", self.jwks),
+        ]
+
+    async def health(self, request: Request) -> Response:
+        return _json({"status": "ok", "tenantId": self._id.tenant_id})
+
+    def _document(self, base: str) -> dict[str, Any]:
+        return {
+            "issuer": self._id.issuer,
+            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+            "token_endpoint": f"{base}/oauth2/v2.0/token",
+            "jwks_uri": f"{base}/discovery/v2.0/keys",
+            "response_types_supported": ["code", "id_token", "token"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
+            "grant_types_supported": ["client_credentials"],
+            "tenant_region_scope": "NA",
+        }
+
+    async def configuration(self, request: Request) -> Response:
+        # Any tenant string is answered (GUIDs, domains, "organizations"); az resolves a
+        # non-GUID tenant through issuer.split("/")[3], which is this installation's tenant.
+        tenant = request.path_params["tenant"]
+        return _json(self._document(f"{self._authority}/{tenant}"))
+
+    async def adfs_configuration(self, request: Request) -> Response:
+        base = f"{self._authority}/adfs"
+        doc = self._document(base)
+        doc.update(
+            authorization_endpoint=f"{base}/oauth2/authorize",
+            token_endpoint=f"{base}/oauth2/token",
+            jwks_uri=f"{base}/discovery/keys",
+        )
+        return _json(doc)
+
+    async def jwks(self, request: Request) -> Response:
+        return _json(self._id.jwks())
+
+    async def _issue(self, request: Request, tenant: str | None) -> Response:
+        try:
+            if not request.headers.get("content-type", "").startswith(_FORM):
+                raise OAuthError("invalid_request", f"The token request must be {_FORM}.")
+            form = dict(parse_qsl((await request.body()).decode(errors="replace")))
+            path = f"/{tenant}/oauth2/v2.0/token" if tenant is not None else "/adfs/oauth2/token"
+            urls = [f"{self._authority}{path}", f"https://{request.headers.get('host', '')}{path}"]
+            return _json(self._id.issue_token(tenant, form, urls))
+        except OAuthError as exc:
+            return error_response(exc)
+
+    async def token(self, request: Request) -> Response:
+        return await self._issue(request, request.path_params["tenant"])
+
+    async def adfs_token(self, request: Request) -> Response:
+        return await self._issue(request, None)

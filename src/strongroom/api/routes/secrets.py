@@ -1,0 +1,180 @@
+"""Secret operations (secrets.json): thin handlers over ``SecretService``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from starlette.responses import Response
+
+from strongroom.api import wire
+from strongroom.api.dataplane import Call, Handler, method_not_allowed
+from strongroom.api.errors import JSON
+from strongroom.errors import NotFound
+from strongroom.models import Page
+from strongroom.services.secrets import SecretService
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status, media_type=JSON)
+
+
+def _next_link(call: Call, path: str, page: Page[Any]) -> str | None:
+    if page.next_token is None:
+        return None
+    link = f"{call.base}{path}?api-version={quote(call.query['api-version'])}"
+    link += f"&$skiptoken={quote(page.next_token, safe='')}"
+    if "maxresults" in call.query:
+        link += f"&maxresults={quote(call.query['maxresults'])}"
+    return link
+
+
+class SecretRoutes:
+    def __init__(self, service: SecretService):
+        self._s = service
+
+    # -- routers ----------------------------------------------------------------------------
+
+    def secrets(self, method: str, rest: list[str]) -> tuple[Handler, tuple[str, ...]]:
+        """Paths under /secrets."""
+        if not rest or rest == [""]:
+            return self._only(method, "GET", "GetSecrets", self.get_secrets), ()
+        name, tail = rest[0], rest[1:]
+        if name.lower() == "restore" and not tail:
+            return self._only(method, "POST", "restore", self.restore_secret), ()
+        if not tail:
+            table = {
+                "PUT": self.set_secret,
+                "GET": self.get_secret,
+                "PATCH": self.update_secret,
+                "DELETE": self.delete_secret,
+            }
+            if method not in table:
+                raise method_not_allowed(method, "secret")
+            return table[method], (name, "")
+        if len(tail) == 1 and tail[0].lower() == "backup":
+            return self._only(method, "POST", "backup", self.backup_secret), (name,)
+        if tail in (["versions"], ["versions", ""]):
+            return self._only(method, "GET", "GetSecretVersions", self.get_secret_versions), (name,)
+        if len(tail) == 1 or (len(tail) == 2 and tail[1] == ""):
+            table = {"GET": self.get_secret, "PATCH": self.update_secret}
+            if method not in table:
+                raise method_not_allowed(method, "secret version")
+            return table[method], (name, tail[0])
+        raise NotFound(f"No secret operation at /secrets/{'/'.join(rest)[:100]}.", code="NotFound")
+
+    def deleted_secrets(self, method: str, rest: list[str]) -> tuple[Handler, tuple[str, ...]]:
+        """Paths under /deletedsecrets."""
+        if not rest or rest == [""]:
+            return self._only(method, "GET", "GetDeletedSecrets", self.get_deleted_secrets), ()
+        name, tail = rest[0], rest[1:]
+        if not tail or tail == [""]:
+            table = {"GET": self.get_deleted_secret, "DELETE": self.purge_deleted_secret}
+            if method not in table:
+                raise method_not_allowed(method, "deleted secret")
+            return table[method], (name,)
+        if len(tail) == 1 and tail[0].lower() == "recover":
+            return self._only(method, "POST", "recover", self.recover_deleted_secret), (name,)
+        raise NotFound(f"No operation at /deletedsecrets/{'/'.join(rest)[:100]}.", code="NotFound")
+
+    @staticmethod
+    def _only(method: str, wanted: str, operation: str, handler: Handler) -> Handler:
+        if method != wanted:
+            raise method_not_allowed(method, operation)
+        return handler
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    async def set_secret(self, call: Call) -> Response:
+        (name, _) = call.args
+        data = wire.parse_object(await call.request.body())
+        secret = await self._s.set_secret(
+            call.record,
+            name,
+            wire.req_str(data, "value"),
+            content_type=wire.opt_str(data, "contentType"),
+            attributes=wire.attributes(data),
+            tags=wire.tags(data),
+        )
+        return _json(wire.secret_bundle(call.base, call.vault, secret, value=True))
+
+    async def get_secret(self, call: Call) -> Response:
+        name, version = call.args
+        secret = self._s.get_secret(call.record, name, version)
+        return _json(wire.secret_bundle(call.base, call.vault, secret, value=True))
+
+    async def update_secret(self, call: Call) -> Response:
+        name, version = call.args
+        data = wire.parse_object(await call.request.body())
+        secret = await self._s.update_secret(
+            call.record,
+            name,
+            version,
+            content_type=wire.opt_str(data, "contentType"),
+            attributes=wire.attributes(data),
+            tags=wire.tags(data),
+        )
+        # The service leaves the value out of an update's response.
+        return _json(wire.secret_bundle(call.base, call.vault, secret, value=False))
+
+    async def delete_secret(self, call: Call) -> Response:
+        (name, _) = call.args
+        secret, deletion = await self._s.delete_secret(call.record, name)
+        body = wire.secret_bundle(call.base, call.vault, secret, value=False)
+        return _json(wire.deleted(call.base, secret.name, body, deletion))
+
+    async def get_secrets(self, call: Call) -> Response:
+        page = self._s.get_secrets(
+            call.record, call.int_query("maxresults"), call.query.get("$skiptoken")
+        )
+        items = [wire.secret_item(call.base, call.vault, s, versioned=False) for s in page.items]
+        return _json({"value": items, "nextLink": _next_link(call, "/secrets", page)})
+
+    async def get_secret_versions(self, call: Call) -> Response:
+        (name,) = call.args
+        page = self._s.get_secret_versions(
+            call.record, name, call.int_query("maxresults"), call.query.get("$skiptoken")
+        )
+        items = [wire.secret_item(call.base, call.vault, s, versioned=True) for s in page.items]
+        link = _next_link(call, f"/secrets/{name}/versions", page)
+        return _json({"value": items, "nextLink": link})
+
+    async def get_deleted_secrets(self, call: Call) -> Response:
+        page = self._s.get_deleted_secrets(
+            call.record, call.int_query("maxresults"), call.query.get("$skiptoken")
+        )
+        items = [
+            wire.deleted(
+                call.base, s.name, wire.secret_item(call.base, call.vault, s, versioned=False), d
+            )
+            for s, d in page.items
+        ]
+        return _json({"value": items, "nextLink": _next_link(call, "/deletedsecrets", page)})
+
+    async def get_deleted_secret(self, call: Call) -> Response:
+        (name,) = call.args
+        secret, deletion = self._s.get_deleted_secret(call.record, name)
+        body = wire.secret_bundle(call.base, call.vault, secret, value=False)
+        return _json(wire.deleted(call.base, secret.name, body, deletion))
+
+    async def recover_deleted_secret(self, call: Call) -> Response:
+        (name,) = call.args
+        secret = await self._s.recover_deleted_secret(call.record, name)
+        return _json(wire.secret_bundle(call.base, call.vault, secret, value=False))
+
+    async def purge_deleted_secret(self, call: Call) -> Response:
+        (name,) = call.args
+        await self._s.purge_deleted_secret(call.record, name)
+        return Response(status_code=204)
+
+    async def backup_secret(self, call: Call) -> Response:
+        (name,) = call.args
+        blob = self._s.backup_secret(call.record, name)
+        return _json({"value": wire.b64url_encode(blob)})
+
+    async def restore_secret(self, call: Call) -> Response:
+        data = wire.parse_object(await call.request.body())
+        blob = wire.b64url_decode(wire.req_str(data, "value"))
+        secret = await self._s.restore_secret(call.record, blob)
+        return _json(wire.secret_bundle(call.base, call.vault, secret, value=False))

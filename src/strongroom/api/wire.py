@@ -1,0 +1,142 @@
+"""Wire shapes of Key Vault (secrets.json, 2025-07-01): parsing requests, rendering bundles."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from strongroom.errors import BadParameter
+from strongroom.models import Deletion, SecretVersion, Vault
+from strongroom.services.secrets import AttributeInput
+
+# -- requests -------------------------------------------------------------------------------
+
+
+def parse_object(body: bytes) -> dict[str, Any]:
+    if not body:
+        raise BadParameter("The request body is empty; send a JSON object.")
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise BadParameter(f"The request body is not valid JSON: {exc.args[0][:80]}.") from exc
+    if not isinstance(data, dict):
+        raise BadParameter("The request body must be a JSON object.")
+    return data
+
+
+def opt_str(data: dict[str, Any], field: str) -> str | None:
+    value = data.get(field)
+    if value is not None and not isinstance(value, str):
+        raise BadParameter(f"'{field}' must be a string.")
+    return value
+
+
+def req_str(data: dict[str, Any], field: str) -> str:
+    value = opt_str(data, field)
+    if value is None:
+        raise BadParameter(f"'{field}' is required.")
+    return value
+
+
+def tags(data: dict[str, Any]) -> dict[str, str] | None:
+    value = data.get("tags")
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise BadParameter("'tags' must be an object of string names to string values.")
+    return value
+
+
+def _unixtime(attrs: dict[str, Any], field: str) -> int | None:
+    value = attrs.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadParameter(f"'attributes.{field}' must be integer Unix seconds.")
+    return int(value)
+
+
+def attributes(data: dict[str, Any]) -> AttributeInput | None:
+    attrs = data.get("attributes")
+    if attrs is None:
+        return None
+    if not isinstance(attrs, dict):
+        raise BadParameter("'attributes' must be an object.")
+    enabled = attrs.get("enabled")
+    if enabled is not None and not isinstance(enabled, bool):
+        raise BadParameter("'attributes.enabled' must be true or false.")
+    return AttributeInput(enabled, _unixtime(attrs, "nbf"), _unixtime(attrs, "exp"))
+
+
+def b64url_decode(text: str, field: str = "value") -> bytes:
+    """Accepts base64url with or without padding, and standard base64 (the SDK sends both)."""
+    cleaned = text.strip().replace("+", "-").replace("/", "_").rstrip("=")
+    try:
+        return base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise BadParameter(
+            f"'{field}' is not valid base64url.", inner="BackupBlobMalformed"
+        ) from exc
+
+
+def b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+# -- responses ------------------------------------------------------------------------------
+
+
+def _attributes(secret: SecretVersion, vault: Vault) -> dict[str, Any]:
+    a = secret.attributes
+    out: dict[str, Any] = {"enabled": a.enabled}
+    if a.nbf is not None:
+        out["nbf"] = a.nbf
+    if a.exp is not None:
+        out["exp"] = a.exp
+    out.update(
+        created=a.created,
+        updated=a.updated,
+        recoveryLevel=vault.recovery_level,
+        recoverableDays=vault.retention_days,
+    )
+    return out
+
+
+def secret_bundle(base: str, vault: Vault, s: SecretVersion, *, value: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if value and s.value is not None:
+        out["value"] = s.value
+    out["id"] = f"{base}/secrets/{s.name}/{s.version}"
+    if s.content_type is not None:
+        out["contentType"] = s.content_type
+    out["attributes"] = _attributes(s, vault)
+    if s.tags is not None:
+        out["tags"] = s.tags
+    if s.managed:
+        out["managed"] = True
+    return out
+
+
+def secret_item(base: str, vault: Vault, s: SecretVersion, *, versioned: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": f"{base}/secrets/{s.name}/{s.version}" if versioned else f"{base}/secrets/{s.name}",
+        "attributes": _attributes(s, vault),
+    }
+    if s.content_type is not None:
+        out["contentType"] = s.content_type
+    if s.tags is not None:
+        out["tags"] = s.tags
+    if s.managed:
+        out["managed"] = True
+    return out
+
+
+def deleted(base: str, name: str, body: dict[str, Any], d: Deletion) -> dict[str, Any]:
+    body["recoveryId"] = f"{base}/deletedsecrets/{name}"
+    body["deletedDate"] = d.deleted_date
+    body["scheduledPurgeDate"] = d.scheduled_purge_date
+    return body

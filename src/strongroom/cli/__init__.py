@@ -1,0 +1,1 @@
+"""The ``strongroom`` command (Typer + Rich)."""

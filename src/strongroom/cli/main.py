@@ -1,0 +1,292 @@
+"""``strongroom``: serve, info, and administration of the local installation.
+
+Administration commands (``principal``, ``vault``) work on the installation in ``--data-dir``
+directly; object commands (``secret``) are clients of a running server through the Azure SDK.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from strongroom.cli import secret
+from strongroom.cli.output import Output, OutputOption, emit, errors, fail
+from strongroom.cli.profile import Profile, profile_path
+from strongroom.config import DEFAULT_PORT, DEFAULT_VAULT_SUFFIX, Settings, default_data_dir
+from strongroom.crypto.tls import ensure_local_tls
+from strongroom.models import Principal, Vault
+from strongroom.services.installation import Installation, open_installation
+
+app = typer.Typer(
+    help="Strongroom: a self-hosted key vault speaking the Azure Key Vault REST API.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+principal_app = typer.Typer(help="Service principals (client credentials).", no_args_is_help=True)
+vault_app = typer.Typer(help="Vaults of this installation.", no_args_is_help=True)
+app.add_typer(principal_app, name="principal")
+app.add_typer(vault_app, name="vault")
+app.add_typer(secret.app, name="secret")
+
+DataDir = typer.Option(None, "--data-dir", help="Data directory (default: per-user data dir).")
+Port = typer.Option(DEFAULT_PORT, "--port", help="HTTPS port of the server.")
+Suffix = typer.Option(DEFAULT_VAULT_SUFFIX, "--vault-suffix", help="DNS suffix of vault hosts.")
+
+
+def _settings(data_dir: Path | None, port: int, suffix: str = DEFAULT_VAULT_SUFFIX) -> Settings:
+    return Settings(data_dir=data_dir or default_data_dir(), port=port, vault_suffix=suffix)
+
+
+def _open(settings: Settings) -> Installation:
+    try:
+        return open_installation(settings)
+    except Exception as exc:
+        fail("InstallationError", f"Cannot open the installation in {settings.data_dir}: {exc}")
+
+
+def _ca_path(settings: Settings) -> Path:
+    return settings.tls_dir / "ca.pem"
+
+
+@app.command()
+def serve(
+    data_dir: Path | None = DataDir,
+    port: int = Port,
+    vault_suffix: str = Suffix,
+    tls_cert: Path | None = typer.Option(None, help="Your own certificate (PEM, with chain)."),
+    tls_key: Path | None = typer.Option(None, help="The key of --tls-cert (PEM)."),
+    log_level: str = typer.Option("warning", help="uvicorn log level."),
+) -> None:
+    """Start the HTTPS server (127.0.0.1 and ::1)."""
+    from strongroom import server
+    from strongroom.api.app import create_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    settings = _settings(data_dir, port, vault_suffix)
+    if (tls_cert is None) != (tls_key is None):
+        fail("BadParameter", "Pass --tls-cert and --tls-key together.")
+    inst = _open(settings)
+    if tls_cert is not None and tls_key is not None:
+        cert, key = tls_cert, tls_key
+        ca_note = f"Using your certificate {cert}."
+    else:
+        ca, cert, key = ensure_local_tls(
+            settings.tls_dir, [settings.host, f"*.{settings.vault_suffix}"]
+        )
+        ca_note = f"CA certificate: {ca}\n  export REQUESTS_CA_BUNDLE={ca} SSL_CERT_FILE={ca}"
+    typer.echo(
+        f"Strongroom listening on {settings.authority} (127.0.0.1 and ::1)\n"
+        f"  tenant {inst.tenant_id}\n  vaults at {settings.vault_url('<name>')}\n  {ca_note}",
+        err=True,
+    )
+    app_ = create_app(inst)
+    try:
+        server.run(
+            app_,
+            addresses=settings.bind,
+            port=port,
+            certfile=cert,
+            keyfile=key,
+            log_level=log_level,
+        )
+    finally:
+        inst.close()
+
+
+@app.command()
+def info(data_dir: Path | None = DataDir, port: int = Port, output: Output = OutputOption) -> None:
+    """Print the installation's tenant id, CA path, listen port and URLs."""
+    settings = _settings(data_dir, port)
+    inst = _open(settings)
+    try:
+        emit(
+            {
+                "tenantId": inst.tenant_id,
+                "instanceId": inst.instance_id,
+                "dataDir": str(settings.data_dir),
+                "caPath": str(_ca_path(settings)),
+                "port": port,
+                "authority": settings.authority,
+                "vaultUrlTemplate": settings.vault_url("{vault}"),
+                "challengeResource": settings.vault_resource,
+            },
+            output,
+        )
+    finally:
+        inst.close()
+
+
+def _principal_json(p: Principal, tenant: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": p.name, "clientId": p.client_id, "tenantId": tenant}
+    if p.certificate_thumbprint:
+        out["certificateThumbprint"] = p.certificate_thumbprint
+    return out
+
+
+@principal_app.command("create")
+def principal_create(
+    name: str,
+    certificate: Path | None = typer.Option(None, help="PEM certificate for assertion auth."),
+    save_profile: bool = typer.Option(
+        False, "--save-profile", help="Save the credentials for strongroom's object commands."
+    ),
+    data_dir: Path | None = DataDir,
+    port: int = Port,
+    output: Output = OutputOption,
+) -> None:
+    """Register a service principal; prints client id, tenant and (once) the secret."""
+    from strongroom.services.identity import IdentityService
+
+    settings = _settings(data_dir, port)
+    inst = _open(settings)
+    try:
+        with errors():
+            pem = certificate.read_bytes() if certificate else None
+            created = IdentityService(inst).create_principal(name, pem)
+        out = _principal_json(created.principal, inst.tenant_id)
+        out["authority"] = settings.authority
+        if created.client_secret is not None:
+            out["clientSecret"] = created.client_secret
+            if save_profile:
+                path = profile_path()
+                Profile(
+                    authority=settings.authority,
+                    tenantId=inst.tenant_id,
+                    clientId=created.principal.client_id,
+                    clientSecret=created.client_secret,
+                    vaultDnsSuffix=f"{settings.vault_suffix}:{port}",
+                    caPath=str(_ca_path(settings)),
+                ).save(path)
+                out["profile"] = str(path)
+        emit(out, output)
+    finally:
+        inst.close()
+
+
+@principal_app.command("list")
+def principal_list(
+    data_dir: Path | None = DataDir, port: int = Port, output: Output = OutputOption
+) -> None:
+    from strongroom.services.identity import IdentityService
+
+    inst = _open(_settings(data_dir, port))
+    try:
+        found = IdentityService(inst).list_principals()
+        emit([_principal_json(p, inst.tenant_id) for p in found], output)
+    finally:
+        inst.close()
+
+
+@principal_app.command("delete")
+def principal_delete(
+    name: str, data_dir: Path | None = DataDir, port: int = Port, output: Output = OutputOption
+) -> None:
+    from strongroom.services.identity import IdentityService
+
+    inst = _open(_settings(data_dir, port))
+    try:
+        with errors():
+            emit(
+                _principal_json(IdentityService(inst).delete_principal(name), inst.tenant_id),
+                output,
+            )
+    finally:
+        inst.close()
+
+
+def _vault_json(v: Vault, settings: Settings) -> dict[str, Any]:
+    return {
+        "name": v.name,
+        "vaultUri": settings.vault_url(v.name),
+        "id": v.id,
+        "securityDomain": v.domain_id,
+        "softDeleteRetentionInDays": v.retention_days,
+        "enablePurgeProtection": v.purge_protection,
+        "recoveryLevel": v.recovery_level,
+        "created": v.created,
+    }
+
+
+@vault_app.command("create")
+def vault_create(
+    name: str,
+    retention_days: int = typer.Option(90, help="Soft-delete retention, 7-90 days."),
+    purge_protection: bool = typer.Option(False, "--purge-protection"),
+    data_dir: Path | None = DataDir,
+    port: int = Port,
+    output: Output = OutputOption,
+) -> None:
+    from strongroom.services.vaults import VaultService
+
+    settings = _settings(data_dir, port)
+    inst = _open(settings)
+    try:
+        with errors():
+            vault = VaultService(inst).create(
+                name, retention_days=retention_days, purge_protection=purge_protection
+            )
+        emit(_vault_json(vault, settings), output)
+    finally:
+        inst.close()
+
+
+@vault_app.command("list")
+def vault_list(
+    data_dir: Path | None = DataDir, port: int = Port, output: Output = OutputOption
+) -> None:
+    from strongroom.services.vaults import VaultService
+
+    settings = _settings(data_dir, port)
+    inst = _open(settings)
+    try:
+        emit([_vault_json(v, settings) for v in VaultService(inst).list()], output)
+    finally:
+        inst.close()
+
+
+@vault_app.command("show")
+def vault_show(
+    name: str, data_dir: Path | None = DataDir, port: int = Port, output: Output = OutputOption
+) -> None:
+    from strongroom.services.vaults import VaultService
+
+    settings = _settings(data_dir, port)
+    inst = _open(settings)
+    try:
+        with errors():
+            emit(_vault_json(VaultService(inst).show(name), settings), output)
+    finally:
+        inst.close()
+
+
+@vault_app.command("delete")
+def vault_delete(
+    name: str,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm: every object goes with it."),
+    data_dir: Path | None = DataDir,
+    port: int = Port,
+    output: Output = OutputOption,
+) -> None:
+    """Delete a vault and every object in it, irrevocably."""
+    from strongroom.services.vaults import VaultService
+
+    if not yes:
+        fail("BadParameter", f"Deleting vault '{name}' destroys every object in it; add --yes.")
+    settings = _settings(data_dir, port)
+    inst = _open(settings)
+    try:
+        with errors():
+            emit(_vault_json(VaultService(inst).delete(name), settings), output)
+    finally:
+        inst.close()
+
+
+def main() -> None:
+    app(prog_name="strongroom")
+
+
+if __name__ == "__main__":
+    main()

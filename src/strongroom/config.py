@@ -1,0 +1,57 @@
+"""Settings, built once at the edge (CLI) and passed in. Nothing else reads the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+DEFAULT_PORT = 8443
+DEFAULT_HOST = "localhost"
+DEFAULT_VAULT_SUFFIX = "vault.localhost"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("strongroom", appauthor=False))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    port: int = DEFAULT_PORT
+    # Host of identity and administration, and DNS suffix under which vaults live.
+    host: str = DEFAULT_HOST
+    vault_suffix: str = DEFAULT_VAULT_SUFFIX
+    bind: tuple[str, ...] = ("127.0.0.1", "::1")
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    token_lifetime: int = 3600
+
+    def _netloc(self, host: str) -> str:
+        return host if self.port == 443 else f"{host}:{self.port}"
+
+    @property
+    def authority(self) -> str:
+        """Base URL of the token issuer, e.g. ``https://localhost:8443``."""
+        return f"https://{self._netloc(self.host)}"
+
+    @property
+    def vault_resource(self) -> str:
+        """The challenge ``resource``: a dot-suffix of every vault's host:port."""
+        return f"https://{self._netloc(self.vault_suffix)}"
+
+    def vault_url(self, name: str) -> str:
+        return f"https://{self._netloc(f'{name}.{self.vault_suffix}')}"
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "strongroom.db"
+
+    @property
+    def master_key_file(self) -> Path:
+        return self.data_dir / "master.key"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"

@@ -1,0 +1,1 @@
+"""Cryptography for Strongroom, all of it on pyca/cryptography."""

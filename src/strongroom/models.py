@@ -1,0 +1,75 @@
+"""Plain data types of the domain. No JSON, no HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Kind(StrEnum):
+    SECRET = "secret"  # noqa: S105 - a kind name, not a password
+    KEY = "key"
+    CERTIFICATE = "certificate"
+    STORAGE = "storage"
+
+
+@dataclass(frozen=True, slots=True)
+class Vault:
+    id: str
+    name: str
+    domain_id: str
+    retention_days: int
+    purge_protection: bool
+    created: int
+
+    @property
+    def recovery_level(self) -> str:
+        # Key Vault's DeletionRecoveryLevel values: "Customized" when retention < 90 days,
+        # "+Purgeable" unless purge protection is on.
+        base = "Recoverable" if self.retention_days == 90 else "CustomizedRecoverable"
+        return base if self.purge_protection else f"{base}+Purgeable"
+
+
+@dataclass(frozen=True, slots=True)
+class Attributes:
+    enabled: bool = True
+    nbf: int | None = None
+    exp: int | None = None
+    created: int = 0
+    updated: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SecretVersion:
+    """One version of a secret, value already unsealed (or None when not requested)."""
+
+    name: str
+    version: str
+    attributes: Attributes
+    content_type: str | None
+    tags: dict[str, str] | None
+    value: str | None = field(default=None, repr=False)
+    managed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    deleted_date: int
+    scheduled_purge_date: int
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    client_id: str
+    name: str
+    created: int
+    certificate_thumbprint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_token: str | None

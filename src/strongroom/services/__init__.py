@@ -1,0 +1,1 @@
+"""Domain logic. Never imports the web framework; raises ``strongroom.errors`` only."""

@@ -1,0 +1,104 @@
+"""Per-object backup blobs: what goes in the header and payload, and every refusal on restore.
+
+The blob format itself lives in ``crypto.backup``; this module decides which domain key seals
+it and checks, on restore, that this installation holds the blob's security domain and key
+version, that the target vault belongs to that domain, and that the blob is of the kind the
+restore route expects — each refusal with its own inner code.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from strongroom.crypto import backup as blobfmt
+from strongroom.errors import BackupRejected
+from strongroom.models import Kind
+from strongroom.services.installation import Installation
+from strongroom.store.base import VaultRecord
+
+DOMAIN_UNKNOWN = "BackupSecurityDomainUnknown"
+DOMAIN_MISMATCH = "BackupSecurityDomainMismatch"
+KEY_VERSION_UNKNOWN = "BackupKeyVersionUnknown"
+KIND_MISMATCH = "BackupKindMismatch"
+
+_COLLECTIONS = {
+    Kind.SECRET.value: "secrets",
+    Kind.KEY.value: "keys",
+    Kind.CERTIFICATE.value: "certificates",
+    Kind.STORAGE.value: "storage",
+}
+
+
+def make_blob(
+    inst: Installation, vault: VaultRecord, kind: Kind, name: str, versions: list[dict[str, Any]]
+) -> bytes:
+    key_record = inst.store.reads.current_domain_key(vault.domain_id)
+    assert key_record is not None, "every domain has a backup key from its creation"
+    header = {
+        "kind": kind.value,
+        "name": name,
+        "versions": len(versions),
+        "instance": inst.instance_id,
+        "vault": vault.name,
+        "domain": vault.domain_id,
+        "keyVersion": key_record.version,
+        "created": int(time.time()),
+    }
+    payload = json.dumps({"name": name, "versions": versions}, separators=(",", ":")).encode()
+    return blobfmt.seal(header, payload, inst.keyring.domain_key(key_record))
+
+
+def malformed_payload() -> BackupRejected:
+    return BackupRejected(
+        "The backup blob authenticated but its contents are not a valid object backup.",
+        inner=blobfmt.MALFORMED,
+    )
+
+
+def open_blob(
+    inst: Installation, vault: VaultRecord, kind: Kind, blob: bytes
+) -> tuple[str, list[dict[str, Any]]]:
+    """Returns (name, versions) from an authenticated blob, or raises ``BackupRejected``."""
+    envelope = blobfmt.parse(blob)
+    domain = str(envelope.header["domain"])
+    key_version = str(envelope.header["keyVersion"])
+    reads = inst.store.reads
+    key_record = reads.get_domain_key(domain, key_version)
+    if key_record is None:
+        if reads.current_domain_key(domain) is None:
+            raise BackupRejected(
+                f"The backup was sealed for security domain {domain}, which this installation "
+                "does not hold. Restore it on an installation of that domain, or import the "
+                "domain here first.",
+                inner=DOMAIN_UNKNOWN,
+            )
+        raise BackupRejected(
+            f"The backup was sealed under backup-key version {key_version} of security domain "
+            f"{domain}, which this installation does not hold (retired or never imported).",
+            inner=KEY_VERSION_UNKNOWN,
+        )
+    if domain != vault.domain_id:
+        raise BackupRejected(
+            f"The backup belongs to security domain {domain} but vault '{vault.name}' belongs to "
+            f"{vault.domain_id}; restore it into a vault of the backup's domain.",
+            inner=DOMAIN_MISMATCH,
+        )
+    payload = blobfmt.open_sealed(envelope, inst.keyring.domain_key(key_record))
+    found = str(envelope.header["kind"])
+    if found != kind.value:
+        collection = _COLLECTIONS.get(found, found)
+        raise BackupRejected(
+            f"This is a {found} backup, not a {kind.value} backup; restore it with "
+            f"POST /{collection}/restore.",
+            inner=KIND_MISMATCH,
+        )
+    try:
+        data = json.loads(payload)
+        name, versions = str(data["name"]), list(data["versions"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise malformed_payload() from exc
+    if name != envelope.header["name"] or len(versions) != envelope.header["versions"]:
+        raise malformed_payload()
+    return name, versions

@@ -1,0 +1,123 @@
+"""An installation: its data directory, master key, store, tenant, instance and domain.
+
+Opening one for the first time creates the master key (0600), the database, the tenant GUID,
+the instance id, the installation's first security domain with its first backup-key version,
+and the token-signing key. Every later open reads them back.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from strongroom.config import Settings
+from strongroom.crypto.envelope import Sealer, aad, load_or_create_master_key, new_key
+from strongroom.store.base import DomainKeyRecord, Store, Tx, VaultRecord
+from strongroom.store.sqlite import SqliteStore
+
+_TENANT = "tenant_id"
+_INSTANCE = "instance_id"
+_DOMAIN = "default_domain_id"
+_SIGNING_KEY = "token_signing_key"
+
+
+@dataclass
+class Keyring:
+    """Unwrapped per-vault data keys and domain backup keys, cached in memory."""
+
+    master: Sealer
+    _vault_keys: dict[tuple[str, bytes], Sealer] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wrap_vault_key(self, vault_id: str, key: bytes) -> bytes:
+        return self.master.seal(key, aad("vault-key", vault_id))
+
+    def vault_sealer(self, vault: VaultRecord) -> Sealer:
+        cache_key = (vault.id, vault.wrapped_key)
+        found = self._vault_keys.get(cache_key)
+        if found is None:
+            found = Sealer(self.master.open(vault.wrapped_key, aad("vault-key", vault.id)))
+            with self._lock:
+                self._vault_keys[cache_key] = found
+        return found
+
+    def wrap_domain_key(self, domain_id: str, version: str, key: bytes) -> bytes:
+        return self.master.seal(key, aad("domain-backup-key", domain_id, version))
+
+    def domain_key(self, record: DomainKeyRecord) -> bytes:
+        return self.master.open(
+            record.wrapped_key, aad("domain-backup-key", record.domain_id, record.version)
+        )
+
+
+@dataclass
+class Installation:
+    settings: Settings
+    store: Store
+    keyring: Keyring
+    tenant_id: str
+    instance_id: str
+    default_domain_id: str
+    signing_key_pem: bytes = field(repr=False)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _initialise(tx: Tx, keyring: Keyring) -> None:
+    """Fills in whatever a fresh database lacks; idempotent."""
+    if tx.get_meta(_TENANT) is None:
+        tx.set_meta(_TENANT, str(uuid.uuid4()))
+    if tx.get_meta(_INSTANCE) is None:
+        tx.set_meta(_INSTANCE, str(uuid.uuid4()))
+    domain_id = tx.get_meta(_DOMAIN)
+    if domain_id is None:
+        domain_id = str(uuid.uuid4())
+        tx.set_meta(_DOMAIN, domain_id)
+    if tx.current_domain_key(domain_id) is None:
+        version = uuid.uuid4().hex
+        tx.insert_domain_key(
+            DomainKeyRecord(
+                domain_id=domain_id,
+                version=version,
+                wrapped_key=keyring.wrap_domain_key(domain_id, version, new_key()),
+                created=int(time.time()),
+            )
+        )
+    if tx.get_meta(_SIGNING_KEY) is None:
+        pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        tx.set_meta(_SIGNING_KEY, keyring.master.seal(pem, aad("token-signing-key")).hex())
+
+
+def open_installation(settings: Settings) -> Installation:
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    keyring = Keyring(master=Sealer(load_or_create_master_key(settings.master_key_file)))
+    store = SqliteStore(settings.database)
+    store.transact(lambda tx: _initialise(tx, keyring)).result()
+    reads = store.reads
+
+    def meta(key: str) -> str:
+        value = reads.get_meta(key)
+        assert value is not None, f"installation metadata {key} missing after initialisation"
+        return value
+
+    return Installation(
+        settings=settings,
+        store=store,
+        keyring=keyring,
+        tenant_id=meta(_TENANT),
+        instance_id=meta(_INSTANCE),
+        default_domain_id=meta(_DOMAIN),
+        signing_key_pem=keyring.master.open(
+            bytes.fromhex(meta(_SIGNING_KEY)), aad("token-signing-key")
+        ),
+    )

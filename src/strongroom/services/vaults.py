@@ -1,0 +1,88 @@
+"""Vaults: create, list, show, delete; and lookup for the data plane."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from strongroom.crypto.envelope import new_key
+from strongroom.errors import BadParameter, Conflict, NotFound
+from strongroom.identifiers import check_vault_name
+from strongroom.models import Vault
+from strongroom.services.installation import Installation
+from strongroom.store.base import Tx, VaultRecord
+
+
+def to_vault(record: VaultRecord) -> Vault:
+    return Vault(
+        id=record.id,
+        name=record.name,
+        domain_id=record.domain_id,
+        retention_days=record.retention_days,
+        purge_protection=record.purge_protection,
+        created=record.created,
+    )
+
+
+def vault_not_found(name: str) -> NotFound:
+    return NotFound(
+        f"Vault '{name}' does not exist on this Strongroom server. "
+        f"Create it with: strongroom vault create {name}",
+        code="VaultNotFound",
+    )
+
+
+class VaultService:
+    def __init__(self, inst: Installation):
+        self._inst = inst
+
+    def get_record(self, name: str) -> VaultRecord:
+        record = self._inst.store.reads.get_vault(name)
+        if record is None:
+            raise vault_not_found(name)
+        return record
+
+    def show(self, name: str) -> Vault:
+        return to_vault(self.get_record(name))
+
+    def list(self) -> list[Vault]:
+        return [to_vault(r) for r in self._inst.store.reads.list_vaults()]
+
+    def create(
+        self, name: str, *, retention_days: int = 90, purge_protection: bool = False
+    ) -> Vault:
+        check_vault_name(name)
+        if not 7 <= retention_days <= 90:
+            raise BadParameter(
+                f"Retention of {retention_days} days is out of range: use 7 to 90 days."
+            )
+        vault_id = str(uuid.uuid4())
+        record = VaultRecord(
+            id=vault_id,
+            name=name,
+            domain_id=self._inst.default_domain_id,
+            retention_days=retention_days,
+            purge_protection=purge_protection,
+            wrapped_key=self._inst.keyring.wrap_vault_key(vault_id, new_key()),
+            created=int(time.time()),
+        )
+
+        def write(tx: Tx) -> None:
+            if tx.get_vault(name) is not None:
+                raise Conflict(f"A vault named '{name}' already exists.", code="VaultAlreadyExists")
+            tx.insert_vault(record)
+
+        self._inst.store.transact(write).result()
+        return to_vault(record)
+
+    def delete(self, name: str) -> Vault:
+        """Deletes the vault and, irrevocably, every object in it."""
+
+        def write(tx: Tx) -> VaultRecord:
+            record = tx.get_vault(name)
+            if record is None:
+                raise vault_not_found(name)
+            tx.delete_vault(record.id)
+            return record
+
+        return to_vault(self._inst.store.transact(write).result())

@@ -1,0 +1,1 @@
+"""Persistence behind one repository interface (``base``); SQLite is the default backend."""

@@ -1,0 +1,129 @@
+"""The repository interface every backend implements, and its records.
+
+Contract, for every backend:
+
+- The store is untrusted: it only ever sees sealed values (``sealed`` columns) and metadata.
+- Reads (``Reads``) see every transaction committed before they start.
+- ``transact(fn)`` runs ``fn`` in one transaction that commits completely or not at all, and
+  resolves its future only once the commit is durable. Backends may group several transactions
+  into one commit; a failing ``fn`` never affects the others grouped with it.
+- Object names are matched case-insensitively through ``lname`` (the lower-cased name) and
+  echoed as created through ``name``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class VaultRecord:
+    id: str
+    name: str
+    domain_id: str
+    retention_days: int
+    purge_protection: bool
+    wrapped_key: bytes
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalRecord:
+    client_id: str
+    name: str
+    secret_hash: str | None
+    certificate_pem: str | None
+    certificate_thumbprint: str | None
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class DomainKeyRecord:
+    domain_id: str
+    version: str
+    wrapped_key: bytes
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRecord:
+    vault_id: str
+    kind: str
+    lname: str
+    name: str
+    latest_version: str
+    deleted_date: int | None
+    scheduled_purge_date: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    vault_id: str
+    kind: str
+    lname: str
+    version: str
+    created: int
+    updated: int
+    enabled: bool
+    nbf: int | None
+    exp: int | None
+    content_type: str | None
+    tags: str | None  # JSON text, or None for no tags
+    sealed: bytes
+    managed: bool = False
+
+
+class Reads(Protocol):
+    def get_meta(self, key: str) -> str | None: ...
+    def get_vault(self, name: str) -> VaultRecord | None: ...
+    def get_vault_by_id(self, vault_id: str) -> VaultRecord | None: ...
+    def list_vaults(self) -> list[VaultRecord]: ...
+    def get_principal(self, client_id: str) -> PrincipalRecord | None: ...
+    def get_principal_by_name(self, name: str) -> PrincipalRecord | None: ...
+    def list_principals(self) -> list[PrincipalRecord]: ...
+    def get_domain_key(self, domain_id: str, version: str) -> DomainKeyRecord | None: ...
+    def current_domain_key(self, domain_id: str) -> DomainKeyRecord | None: ...
+    def get_object(self, vault_id: str, kind: str, lname: str) -> ObjectRecord | None: ...
+    def get_version(
+        self, vault_id: str, kind: str, lname: str, version: str
+    ) -> VersionRecord | None: ...
+    def list_objects(
+        self, vault_id: str, kind: str, *, deleted: bool, after: str | None, limit: int
+    ) -> list[tuple[ObjectRecord, VersionRecord]]: ...
+    def list_versions(
+        self, vault_id: str, kind: str, lname: str, *, after: int | None, limit: int
+    ) -> list[tuple[int, VersionRecord]]: ...
+    def all_versions(self, vault_id: str, kind: str, lname: str) -> list[VersionRecord]: ...
+    def count_objects(self, vault_id: str) -> int: ...
+
+
+class Tx(Reads, Protocol):
+    def set_meta(self, key: str, value: str) -> None: ...
+    def insert_vault(self, vault: VaultRecord) -> None: ...
+    def delete_vault(self, vault_id: str) -> None: ...
+    def insert_principal(self, principal: PrincipalRecord) -> None: ...
+    def delete_principal(self, client_id: str) -> None: ...
+    def insert_domain_key(self, key: DomainKeyRecord) -> None: ...
+    def insert_object(self, obj: ObjectRecord) -> None: ...
+    def set_latest(self, vault_id: str, kind: str, lname: str, version: str) -> None: ...
+    def insert_version(self, version: VersionRecord) -> None: ...
+    def update_version(self, version: VersionRecord) -> None: ...
+    def set_deleted(
+        self, vault_id: str, kind: str, lname: str, deleted: int | None, purge: int | None
+    ) -> None: ...
+    def purge_object(self, vault_id: str, kind: str, lname: str) -> None: ...
+    def expired_deletions(self, now: int, limit: int) -> list[ObjectRecord]: ...
+
+
+class Store(Protocol):
+    @property
+    def reads(self) -> Reads: ...
+    def transact(self, fn: Callable[[Tx], T]) -> Future[T]: ...
+    def close(self) -> None: ...
