@@ -56,6 +56,8 @@ def run(
         server_header=False,
         date_header=False,
         timeout_keep_alive=30,
+        # Idle TLS connections otherwise hold shutdown until the peer answers close_notify.
+        timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
     sockets = make_sockets(addresses, port)

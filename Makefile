@@ -1,0 +1,40 @@
+# The two commands a newcomer needs:   make run   (start the server)   make test   (run everything)
+VENV ?= .venv
+PORT ?= 8443
+PYTHON ?= python3
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test check lint bench resolve-localhost
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+# *.vault.localhost must resolve to loopback. On Debian/Ubuntu, libnss-myhostname does that for
+# every *.localhost name. Installed when missing and we are root; otherwise we say what to do.
+resolve-localhost:
+	@getent hosts probe.vault.localhost >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && apt-get install -y -qq libnss-myhostname) >/dev/null 2>&1 \
+	      || echo "note: could not install libnss-myhostname; tests resolve *.localhost themselves"; \
+	  else \
+	    echo "note: *.vault.localhost does not resolve here. Install libnss-myhostname" \
+	         "(sudo apt-get install libnss-myhostname) or add '127.0.0.1 myvault.vault.localhost'" \
+	         "to /etc/hosts for each vault."; \
+	  fi; }
+
+run: $(STAMP) resolve-localhost
+	$(VENV)/bin/strongroom serve --port $(PORT)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy src
+
+test: $(STAMP) resolve-localhost lint
+	$(VENV)/bin/pytest
+
+bench: $(STAMP) resolve-localhost
+	$(VENV)/bin/python bench/secrets_throughput.py

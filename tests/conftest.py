@@ -1,0 +1,190 @@
+"""Fixtures: a real Strongroom server over TLS in a subprocess, and credentials for it.
+
+``*.vault.localhost`` resolves through libnss-myhostname where it is installed (``make test``
+installs it on Debian); otherwise this process resolves ``*.localhost`` to loopback itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    if isinstance(host, str) and host.endswith(".localhost"):
+        host = "localhost"
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+try:
+    socket.getaddrinfo("probe.vault.localhost", 443)
+except socket.gaierror:
+    socket.getaddrinfo = _getaddrinfo
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(data_dir: Path, *args: str, port: int | None = None) -> Any:
+    """Runs an administration command on a data dir and returns its JSON output."""
+    cmd = [sys.executable, "-m", "strongroom.cli.main", *args, "--data-dir", str(data_dir)]
+    if port is not None:
+        cmd += ["--port", str(port)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60)
+    return json.loads(done.stdout)
+
+
+@dataclass
+class Server:
+    data_dir: Path
+    port: int
+    tenant_id: str = ""
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ca(self) -> Path:
+        return self.data_dir / "tls" / "ca.pem"
+
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
+    @property
+    def authority(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    @property
+    def resource(self) -> str:
+        return f"https://vault.localhost:{self.port}"
+
+    def vault_url(self, vault: str) -> str:
+        return f"https://{vault}.vault.localhost:{self.port}"
+
+    def start(self) -> None:
+        log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "strongroom.cli.main", "serve"),
+                *("--data-dir", str(self.data_dir), "--port", str(self.port)),
+            ],
+            stdout=log,
+            stderr=log,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}")
+            try:
+                if self.ca.exists():
+                    httpx.get(f"{self.authority}/health", verify=self.tls(), timeout=2)
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("server did not start in 30 s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    def credential(self) -> Any:
+        from azure.identity import ClientSecretCredential
+
+        return ClientSecretCredential(
+            self.tenant_id,
+            self.client_id,
+            self.client_secret,
+            authority=self.authority,
+            disable_instance_discovery=True,
+            connection_verify=str(self.ca),
+        )
+
+    def client(self, vault: str) -> Any:
+        from azure.keyvault.secrets import SecretClient
+
+        return SecretClient(
+            self.vault_url(vault), self.credential(), connection_verify=str(self.ca)
+        )
+
+    def token(self, scope: str | None = None) -> str:
+        response = httpx.post(
+            f"{self.authority}/{self.tenant_id}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+                "scope": scope or f"{self.resource}/.default",
+            },
+            verify=self.tls(),
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    def http(self, vault: str) -> httpx.Client:
+        """A raw HTTP client for one vault, authenticated, for protocol-level checks."""
+        return httpx.Client(
+            base_url=self.vault_url(vault),
+            verify=self.tls(),
+            headers={"Authorization": f"Bearer {self.token()}"},
+            params={"api-version": "7.6"},
+        )
+
+
+def make_server(root: Path, vaults: tuple[str, ...] = ("vault-a", "vault-b")) -> Server:
+    server = Server(data_dir=root / "data", port=free_port())
+    for name in vaults:
+        cli(server.data_dir, "vault", "create", name)
+    created = cli(server.data_dir, "principal", "create", "tests", port=server.port)
+    server.tenant_id = created["tenantId"]
+    server.client_id = created["clientId"]
+    server.client_secret = created["clientSecret"]
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = make_server(tmp_path_factory.mktemp("server"))
+    # Trust the server's CA the way a user would: through the environment.
+    saved = {k: os.environ.get(k) for k in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")}
+    os.environ["REQUESTS_CA_BUNDLE"] = os.environ["SSL_CERT_FILE"] = str(srv.ca)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def unique(request: pytest.FixtureRequest) -> str:
+    """A secret name unique to the test, so tests share one server without colliding."""
+    base = "".join(c if c.isalnum() else "-" for c in request.node.name)[:80].strip("-")
+    return f"{base}-{os.urandom(3).hex()}"

@@ -1,0 +1,49 @@
+"""The SQLite store's transaction contract: grouped commits, isolated failures, durability."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from strongroom.store.base import Tx
+from strongroom.store.sqlite import SqliteStore
+
+
+def test_a_failing_transaction_rolls_back_alone(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db")
+    gate = threading.Event()
+    # Hold the writer so the next three jobs are grouped into one commit.
+    blocker = store.transact(lambda tx: gate.wait(5))
+
+    def good(key: str) -> object:
+        return lambda tx: tx.set_meta(key, "yes")
+
+    def bad(tx: Tx) -> None:
+        tx.set_meta("half", "written")
+        raise ValueError("boom")
+
+    futures = [store.transact(good("a")), store.transact(bad), store.transact(good("b"))]
+    gate.set()
+    blocker.result()
+    futures[0].result()
+    futures[2].result()
+    with pytest.raises(ValueError, match="boom"):
+        futures[1].result()
+    assert store.reads.get_meta("a") == "yes"
+    assert store.reads.get_meta("b") == "yes"
+    assert store.reads.get_meta("half") is None
+    store.close()
+
+    reopened = SqliteStore(tmp_path / "db")
+    assert reopened.reads.get_meta("a") == "yes"
+    reopened.close()
+
+
+def test_schema_version_mismatch_refuses_to_open(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db")
+    store.transact(lambda tx: tx.set_meta("schema_version", "999")).result()
+    store.close()
+    with pytest.raises(Exception, match="schema version 999"):
+        SqliteStore(tmp_path / "db")
