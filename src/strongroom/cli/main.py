@@ -7,6 +7,7 @@ directly; object commands (``secret``) are clients of a running server through t
 from __future__ import annotations
 
 import logging
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +98,20 @@ def serve(
 
 
 @app.command()
-def info(data_dir: Path | None = DataDir, port: int = Port, output: Output = OutputOption) -> None:
+def info(
+    data_dir: Path | None = DataDir,
+    port: int = Port,
+    shell: bool = typer.Option(
+        False, "--shell", help="Print `export` lines that make clients trust the server's CA."
+    ),
+    output: Output = OutputOption,
+) -> None:
     """Print the installation's tenant id, CA path, listen port and URLs."""
     settings = _settings(data_dir, port)
+    if shell:
+        ca = shlex.quote(str(_ca_path(settings)))
+        typer.echo(f"export REQUESTS_CA_BUNDLE={ca} SSL_CERT_FILE={ca}")
+        return
     inst = _open(settings)
     try:
         emit(

@@ -1,0 +1,610 @@
+"""Throughput of Strongroom's secret GET and SET against a bare ASGI endpoint and raw SQLite.
+
+One run: make a throwaway installation (vault + principal through the CLI), start the real
+server, get a token, then drive with wrk (TLS, keep-alive):
+
+* a bare ASGI app on the same server stack (``strongroom.server.run``: uvicorn, uvloop,
+  httptools, TLS) as the ceiling for any request;
+* ``GET /secrets/s1/`` (target: at least 0.60 of the bare endpoint);
+* ``PUT /secrets/s2`` (a new durable version per request; target: at least the rate of raw
+  SQLite committing one row per transaction in WAL with synchronous=FULL, measured here too).
+
+Run with the project's venv: ``.venv/bin/python bench/secrets_throughput.py``. It exits 0 whether
+or not the targets are met, and non-zero when something fails (including any non-2xx response).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+VAULT = "benchvault"
+PRINCIPAL = "bench"
+API = "api-version=7.6"
+SET_BODY = '{"value":"benchmark-value"}'
+GET_TARGET = 0.60
+SET_TARGET = 1.0
+BARE_BODY = b'{"value":"x"}'
+WRK = "wrk"
+
+
+class BenchError(Exception):
+    """A failure that makes the figures worthless; the script exits non-zero."""
+
+
+# -- the bare endpoint (runs in its own process: ``--bare-server``) ------------------------------
+
+
+async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A minimal raw ASGI app: 200 with a small fixed JSON body; handles lifespan."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "http":
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(BARE_BODY)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": BARE_BODY})
+
+
+def serve_bare(port: int, certfile: str, keyfile: str) -> None:
+    from strongroom import server
+
+    server.run(
+        bare_app,
+        addresses=("127.0.0.1",),
+        port=port,
+        certfile=Path(certfile),
+        keyfile=Path(keyfile),
+    )
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+
+class Children:
+    """Every subprocess started here; ``stop_all`` ends them (SIGTERM, then SIGKILL)."""
+
+    def __init__(self) -> None:
+        self._children: list[Child] = []
+
+    def start(self, name: str, argv: list[str], log: Path) -> Child:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        child = Child(name, proc, log)
+        self._children.append(child)
+        return child
+
+    @staticmethod
+    def stop(child: Child) -> None:
+        if child.proc.poll() is None:
+            child.proc.terminate()
+            try:
+                child.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for child in reversed(self._children):
+            with contextlib.suppress(Exception):
+                self.stop(child)
+        self._children.clear()
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def cli_command() -> list[str]:
+    exe = Path(sys.executable).with_name("strongroom")
+    if exe.exists():
+        return [str(exe)]
+    return [sys.executable, "-m", "strongroom.cli.main"]
+
+
+def run_cli(args: list[str]) -> dict[str, Any]:
+    argv = [*cli_command(), *args]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise BenchError(
+            f"`{' '.join(args)}` failed ({done.returncode}):\n{done.stderr.strip()}"
+            f"\n{done.stdout.strip()}"
+        )
+    try:
+        data: dict[str, Any] = json.loads(done.stdout)
+    except ValueError as exc:
+        raise BenchError(f"`{' '.join(args)}` printed no JSON: {done.stdout[:300]!r}") from exc
+    return data
+
+
+def free_port() -> int:
+    """A port free on both 127.0.0.1 and ::1 (the server binds both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s4:
+            s4.bind(("127.0.0.1", 0))
+            port = int(s4.getsockname()[1])
+            try:
+                with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s6:
+                    s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    s6.bind(("::1", port))
+            except OSError:
+                continue
+            return port
+    raise BenchError("found no TCP port free on both 127.0.0.1 and ::1")
+
+
+def wait_ready(child: Child, url: str, ctx: ssl.SSLContext, host: str | None = None) -> None:
+    headers = {"Host": host} if host else {}
+    deadline = time.monotonic() + 30
+    last = "no attempt"
+    with httpx.Client(verify=ctx, timeout=2) as client:
+        while time.monotonic() < deadline:
+            if child.proc.poll() is not None:
+                raise BenchError(
+                    f"{child.name} exited with {child.proc.returncode} before answering:\n"
+                    f"{child.tail()}"
+                )
+            try:
+                r = client.get(url, headers=headers)
+                if r.status_code == 200:
+                    return
+                last = f"HTTP {r.status_code}: {r.text[:200]}"
+            except httpx.HTTPError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            time.sleep(0.1)
+    raise BenchError(f"{child.name} did not answer {url} within 30 s ({last}):\n{child.tail()}")
+
+
+# -- wrk ---------------------------------------------------------------------------------------
+
+
+def ensure_wrk() -> str:
+    found = shutil.which(WRK)
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise BenchError(
+            "wrk is not installed and this is not root; install it: sudo apt-get install -y wrk"
+        )
+    print("wrk not found; installing it with apt-get ...", file=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (["apt-get", "update"], ["apt-get", "install", "-y", "wrk"]):
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        if done.returncode != 0:
+            raise BenchError(f"`{' '.join(argv)}` failed:\n{done.stderr.strip()[-2000:]}")
+    found = shutil.which(WRK)
+    if not found:
+        raise BenchError("apt-get installed wrk, but it is not on PATH")
+    return found
+
+
+_LUA_SAFE = re.compile(r"[A-Za-z0-9_.:/{}\",\-= ]*")
+
+
+def lua_str(text: str) -> str:
+    if not _LUA_SAFE.fullmatch(text):
+        raise BenchError(f"unexpected characters for a Lua string: {text[:60]!r}")
+    return '"' + text.replace('"', '\\"') + '"'
+
+
+_LUA_COMMON = """
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  bad = 0
+  first_bad = 0
+  first_body = ""
+end
+
+function response(status, headers, body)
+  if status >= 300 then
+    bad = bad + 1
+    if first_bad == 0 then
+      first_bad = status
+      first_body = body or ""
+    end
+  end
+end
+
+function done(summary, latency, requests)
+  local total_bad, first, body = 0, 0, ""
+  for _, t in ipairs(threads) do
+    total_bad = total_bad + t:get("bad")
+    if first == 0 and t:get("first_bad") ~= 0 then
+      first = t:get("first_bad")
+      body = t:get("first_body")
+    end
+  end
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH requests=%d bad=%d first_bad=%d connect=%d read=%d write=%d timeout=%d status=%d"
+    .. " p50_us=%d p99_us=%d\\n",
+    summary.requests, total_bad, first, e.connect, e.read, e.write, e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99)))
+  if first ~= 0 then
+    io.write("BENCH-FIRST-BAD-BODY " .. string.sub(string.gsub(body, "%s+", " "), 1, 400) .. "\\n")
+  end
+end
+"""
+
+
+def lua_script(host: str, token: str | None, method: str, body: str | None) -> str:
+    lines = [f"wrk.method = {lua_str(method)}", f'wrk.headers["Host"] = {lua_str(host)}']
+    if token is not None:
+        lines.append(f'wrk.headers["Authorization"] = {lua_str("Bearer " + token)}')
+    if body is not None:
+        lines.append(f"wrk.body = {lua_str(body)}")
+        lines.append('wrk.headers["Content-Type"] = "application/json"')
+    return "\n".join(lines) + "\n" + _LUA_COMMON
+
+
+@dataclass
+class WrkResult:
+    label: str
+    rps: float
+    requests: int
+    p50_ms: float
+    p99_ms: float
+
+
+_BENCH_LINE = re.compile(r"^BENCH (.*)$", re.MULTILINE)
+
+
+def run_wrk(
+    wrk: str,
+    label: str,
+    url: str,
+    script: str,
+    workdir: Path,
+    *,
+    threads: int,
+    connections: int,
+    duration: float,
+) -> WrkResult:
+    lua = workdir / f"{re.sub(r'[^a-z0-9]+', '-', label.lower())}.lua"
+    lua.write_text(script)
+    argv = [
+        wrk,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(lua),
+        url,
+    ]
+    print(f"  wrk {label}: {' '.join(argv[1:])}", file=sys.stderr, flush=True)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, check=False)
+    out = done.stdout
+    if done.returncode != 0:
+        raise BenchError(f"wrk ({label}) failed ({done.returncode}):\n{done.stderr}\n{out}")
+    rps_match = re.search(r"^Requests/sec:\s*([0-9.]+)", out, re.MULTILINE)
+    stats_match = _BENCH_LINE.search(out)
+    if rps_match is None or stats_match is None:
+        raise BenchError(f"cannot read wrk's output ({label}):\n{out}\n{done.stderr}")
+    stats = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", stats_match.group(1))}
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
+    problems = []
+    if stats["bad"] or stats["status"] or non2xx:
+        body = re.search(r"^BENCH-FIRST-BAD-BODY (.*)$", out, re.MULTILINE)
+        problems.append(
+            f"{stats['bad']} responses with status >= 300 (first: {stats['first_bad']}"
+            f"{', body: ' + body.group(1) if body else ''})"
+        )
+    errors = {k: stats[k] for k in ("connect", "read", "write", "timeout") if stats[k]}
+    if errors:
+        problems.append(f"socket errors {errors}")
+    if stats["requests"] == 0:
+        problems.append("no request completed")
+    if problems:
+        raise BenchError(f"wrk ({label}): " + "; ".join(problems) + f"\n{out}")
+    return WrkResult(
+        label,
+        float(rps_match.group(1)),
+        stats["requests"],
+        stats["p50_us"] / 1000,
+        stats["p99_us"] / 1000,
+    )
+
+
+# -- SQLite baseline ---------------------------------------------------------------------------
+
+
+def sqlite_baseline(path: Path, seconds: float) -> tuple[float, int]:
+    """Commits/s of one single-row INSERT per transaction, WAL + synchronous=FULL."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(
+            "CREATE TABLE t (seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
+            "version TEXT NOT NULL, created INTEGER NOT NULL, sealed BLOB NOT NULL)"
+        )
+        blob = os.urandom(60)
+        commits = 0
+        start = time.perf_counter()
+        end = start + seconds
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT INTO t (name, version, created, sealed) VALUES (?, ?, ?, ?)",
+                ("s2", os.urandom(16).hex(), int(time.time()), blob),
+            )
+            conn.execute("COMMIT")
+            commits += 1
+            now = time.perf_counter()
+            if now >= end:
+                return commits / (now - start), commits
+    finally:
+        conn.close()
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+def filesystem_of(path: Path) -> str:
+    best, fstype = "", "?"
+    with contextlib.suppress(OSError), open("/proc/mounts") as mounts:
+        target = str(path.resolve())
+        for line in mounts:
+            parts = line.split()
+            if len(parts) >= 3:
+                mount = parts[1]
+                inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) > len(best):
+                    best, fstype = mount, parts[2]
+    return fstype
+
+
+def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
+    wrk = ensure_wrk()
+    data_dir = workdir / "data"
+    port = free_port()
+    print(f"temp dir {workdir} ({filesystem_of(workdir)}), server port {port}", file=sys.stderr)
+
+    print(f"SQLite baseline ({args.sqlite_seconds:g} s) ...", file=sys.stderr, flush=True)
+    base_rate, base_commits = sqlite_baseline(workdir / "baseline.db", args.sqlite_seconds)
+
+    run_cli(["vault", "create", VAULT, "--data-dir", str(data_dir), "--port", str(port)])
+    principal = run_cli(
+        ["principal", "create", PRINCIPAL, "--data-dir", str(data_dir), "--port", str(port)]
+    )
+    tenant, client_id = principal["tenantId"], principal["clientId"]
+    secret = principal["clientSecret"]
+
+    server = children.start(
+        "strongroom serve",
+        [*cli_command(), "serve", "--data-dir", str(data_dir), "--port", str(port)],
+        workdir / "server.log",
+    )
+    tls = data_dir / "tls"
+    ca, cert, key = tls / "ca.pem", tls / "server.pem", tls / "server-key.pem"
+    # The server writes the CA, then its certificate, then the key, before it listens.
+    deadline = time.monotonic() + 30
+    while not key.exists() and time.monotonic() < deadline and server.proc.poll() is None:
+        time.sleep(0.05)
+    if not key.exists():
+        raise BenchError(f"the server made no TLS key at {key}:\n{server.tail()}")
+    ctx = ssl.create_default_context(cafile=str(ca))
+    wait_ready(server, f"https://localhost:{port}/health", ctx)
+
+    with httpx.Client(verify=ctx, timeout=30) as client:
+        r = client.post(
+            f"https://localhost:{port}/{tenant}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secret,
+                "scope": f"https://vault.localhost:{port}/.default",
+            },
+        )
+        if r.status_code != 200:
+            raise BenchError(f"token request answered {r.status_code}: {r.text[:500]}")
+        token = r.json()["access_token"]
+        vault_host = f"{VAULT}.vault.localhost:{port}"
+        headers = {"Host": vault_host, "Authorization": f"Bearer {token}"}
+        base = f"https://127.0.0.1:{port}"
+        r = client.put(
+            f"{base}/secrets/s1?{API}", headers=headers, json={"value": "benchmark-read"}
+        )
+        if r.status_code != 200:
+            raise BenchError(f"creating secret s1 answered {r.status_code}: {r.text[:500]}")
+        r = client.get(f"{base}/secrets/s1/?{API}", headers=headers)
+        if r.status_code != 200 or r.json().get("value") != "benchmark-read":
+            raise BenchError(f"reading secret s1 answered {r.status_code}: {r.text[:500]}")
+
+    bare_port = free_port()
+    bare = children.start(
+        "bare ASGI server",
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--bare-server",
+            str(bare_port),
+            str(cert),
+            str(key),
+        ],
+        workdir / "bare.log",
+    )
+    wait_ready(bare, f"https://127.0.0.1:{bare_port}/", ctx)
+
+    opts = {"threads": args.threads, "connections": args.connections, "duration": args.duration}
+    print("measuring ...", file=sys.stderr, flush=True)
+    bare_result = run_wrk(
+        wrk,
+        "bare endpoint",
+        f"https://127.0.0.1:{bare_port}/",
+        lua_script(f"127.0.0.1:{bare_port}", None, "GET", None),
+        workdir,
+        **opts,
+    )
+    children.stop(bare)  # idle, but no reason to keep it
+    get_result = run_wrk(
+        wrk,
+        "GET secret",
+        f"{base}/secrets/s1/?{API}",
+        lua_script(vault_host, token, "GET", None),
+        workdir,
+        **opts,
+    )
+    set_result = run_wrk(
+        wrk,
+        "SET secret",
+        f"{base}/secrets/s2?{API}",
+        lua_script(vault_host, token, "PUT", SET_BODY),
+        workdir,
+        **opts,
+    )
+    if server.proc.poll() is not None:
+        raise BenchError(f"the server exited with {server.proc.returncode}:\n{server.tail()}")
+
+    get_ratio = get_result.rps / bare_result.rps
+    set_ratio = set_result.rps / base_rate
+    print()
+    print(
+        f"Strongroom secrets throughput: wrk -t{args.threads} -c{args.connections} "
+        f"-d{max(1, round(args.duration))}s, TLS keep-alive, {os.cpu_count()} CPUs, "
+        f"data on {filesystem_of(workdir)}"
+    )
+    rows = [
+        ("measurement", "rate", "p50 ms", "p99 ms", "ratio", "target", "met"),
+        (
+            "bare ASGI endpoint GET",
+            f"{bare_result.rps:,.0f} req/s",
+            f"{bare_result.p50_ms:.2f}",
+            f"{bare_result.p99_ms:.2f}",
+            "",
+            "",
+            "",
+        ),
+        (
+            "GET secret",
+            f"{get_result.rps:,.0f} req/s",
+            f"{get_result.p50_ms:.2f}",
+            f"{get_result.p99_ms:.2f}",
+            f"{get_ratio:.2f} x bare",
+            f">= {GET_TARGET:.2f}",
+            "yes" if get_ratio >= GET_TARGET else "NO",
+        ),
+        (
+            "SET secret (durable)",
+            f"{set_result.rps:,.0f} req/s",
+            f"{set_result.p50_ms:.2f}",
+            f"{set_result.p99_ms:.2f}",
+            f"{set_ratio:.2f} x SQLite",
+            f">= {SET_TARGET:.2f}",
+            "yes" if set_ratio >= SET_TARGET else "NO",
+        ),
+        (
+            "SQLite 1 commit/write (WAL, FULL)",
+            f"{base_rate:,.0f} commits/s",
+            "",
+            "",
+            "",
+            "",
+            "",
+        ),
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for n, row in enumerate(rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    print(
+        f"(requests: bare {bare_result.requests}, GET {get_result.requests}, "
+        f"SET {set_result.requests}; SQLite commits {base_commits} "
+        f"in {args.sqlite_seconds:g} s)"
+    )
+    met = get_ratio >= GET_TARGET and set_ratio >= SET_TARGET
+    print("all targets met" if met else "some targets NOT met")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=8, help="seconds per wrk run (8)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    parser.add_argument(
+        "--sqlite-seconds", type=float, default=3, help="length of the SQLite baseline (3)"
+    )
+    parser.add_argument(
+        "--tmp-root", type=Path, default=None, help="where to make the temp dir (default: TMPDIR)"
+    )
+    parser.add_argument("--bare-server", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare_server:
+        port, certfile, keyfile = args.bare_server
+        serve_bare(int(port), certfile, keyfile)
+        return 0
+    if args.connections < args.threads:
+        parser.error("--connections must be at least --threads")
+
+    signal.signal(signal.SIGTERM, _sigterm)
+    children = Children()
+    workdir = Path(tempfile.mkdtemp(prefix="strongroom-bench-", dir=args.tmp_root))
+    try:
+        return bench(args, workdir, children)
+    except BenchError as exc:
+        print(f"\nBENCHMARK FAILED: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        print(f"\ninterrupted {exc}".rstrip(), file=sys.stderr)
+        return 130
+    finally:
+        children.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
