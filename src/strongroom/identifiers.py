@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from strongroom.errors import BadParameter
 
@@ -41,7 +41,7 @@ def is_version(text: str) -> bool:
 
 
 def new_version() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def check_api_version(value: str | None) -> str:

@@ -58,6 +58,7 @@ def run(
         timeout_keep_alive=30,
         # Idle TLS connections otherwise hold shutdown until the peer answers close_notify.
         timeout_graceful_shutdown=2,
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     sockets = make_sockets(addresses, port)

@@ -7,40 +7,64 @@ request to a host is a bodiless copy of the real one.
 Routing is by path segments rather than patterns: Key Vault clients send empty segments
 (``GET /secrets/{name}/`` for "latest", ``POST /keys/{n}//release``) that pattern routers
 treat as different paths or redirect.
+
+This layer speaks raw ASGI rather than through a framework's request and response objects:
+the framework layer was most of the cost of a GET (design.md, "Costs"), and a data-plane
+request needs only its method, path, query, two headers and body.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
+from typing import Any
+from urllib.parse import parse_qsl, unquote
 
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from strongroom.api.errors import JSON, error_body, error_response
+from strongroom.api.errors import JSON, error_body, error_parts
 from strongroom.errors import BadParameter, NotFound, StrongroomError, Unauthorized
 from strongroom.identifiers import check_api_version
 from strongroom.models import Vault
 from strongroom.services.identity import Caller, IdentityService
-from strongroom.services.vaults import VaultService, to_vault
+from strongroom.services.vaults import VaultService
 from strongroom.store.base import VaultRecord
 
 _MISSING_TOKEN = "AKV10000: Request is missing a Bearer or PoP token."  # noqa: S105 - a message
+_JSON_HEADER = (b"content-type", JSON.encode())
+
+
+@dataclass(slots=True)
+class Reply:
+    status: int
+    body: bytes = b""
+
+
+def json_reply(body: Any, status: int = 200) -> Reply:
+    return Reply(status, json.dumps(body, separators=(",", ":")).encode())
 
 
 @dataclass(slots=True)
 class Call:
     """What a data-plane handler gets: the request, its vault, caller and parsed path."""
 
-    request: Request
+    method: str
     record: VaultRecord
     vault: Vault
     caller: Caller
     base: str  # https://{host as dialled}
     query: dict[str, str]
     args: tuple[str, ...]
+    receive: Receive
+
+    async def body(self) -> bytes:
+        chunks: list[bytes] = []
+        while True:
+            message = await self.receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
     def int_query(self, name: str) -> int | None:
         raw = self.query.get(name)
@@ -52,10 +76,18 @@ class Call:
             raise BadParameter(f"'{name}' must be an integer; got '{raw[:20]}'.") from exc
 
 
-Handler = Callable[[Call], Awaitable[Response]]
+Handler = Callable[[Call], Awaitable[Reply]]
 # A router maps (method, path segments after the collection) to a handler and its arguments;
 # it raises NotFound/BadParameter itself when nothing matches.
 Router = Callable[[str, list[str]], tuple[Handler, tuple[str, ...]]]
+
+
+async def _send(send: Send, status: int, body: bytes, extra: list[Any] | None = None) -> None:
+    headers = [_JSON_HEADER, (b"content-length", str(len(body)).encode())] if body else []
+    if extra:
+        headers += extra
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class DataPlane:
@@ -73,47 +105,54 @@ class DataPlane:
         self._audiences = [resource, resource + "/"]
         tenant_url = f"{authority}/{identity.tenant_id}"
         # No "," or "=" may appear inside values: the SDK splits on both.
-        self._challenge = f'Bearer authorization="{tenant_url}", resource="{resource}"'.encode()
-
-    def _unauthorized(self, message: str) -> Response:
-        response = Response(error_body("Unauthorized", message), status_code=401, media_type=JSON)
-        response.headers["WWW-Authenticate"] = self._challenge.decode()
-        return response
+        challenge = f'Bearer authorization="{tenant_url}", resource="{resource}"'
+        self._challenge = [(b"www-authenticate", challenge.encode())]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, vault_name: str) -> None:
-        request = Request(scope, receive)
-        auth = request.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            await self._unauthorized(_MISSING_TOKEN)(scope, receive, send)
+        auth = host = b""
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                auth = value
+            elif key == b"host":
+                host = value
+        scheme, _, token = auth.decode("latin-1").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            body = error_body("Unauthorized", _MISSING_TOKEN)
+            await _send(send, 401, body, self._challenge)
             return
         try:
-            caller = self._identity.verify(token.strip(), self._audiences)
+            caller = self._identity.verify(token, self._audiences)
         except Unauthorized as exc:
-            await self._unauthorized(exc.message)(scope, receive, send)
+            await _send(send, 401, error_body("Unauthorized", exc.message), self._challenge)
             return
         try:
-            response = await self._handle(request, vault_name, caller)
-        except Exception as exc:
-            response = error_response(exc)
-        await response(scope, receive, send)
+            reply = await self._handle(scope, receive, vault_name, caller, host)
+        except Exception as exc:  # every failure gets Key Vault's error shape
+            await _send(send, *error_parts(exc))
+            return
+        await _send(send, reply.status, reply.body)
 
-    async def _handle(self, request: Request, vault_name: str, caller: Caller) -> Response:
-        record = self._vaults.get_record(vault_name)
-        query = dict(parse_qsl(request.url.query, keep_blank_values=True))
+    async def _handle(
+        self, scope: Scope, receive: Receive, vault_name: str, caller: Caller, host: bytes
+    ) -> Reply:
+        record, vault = self._vaults.lookup(vault_name)
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        query = dict(parse_qsl(raw_query, keep_blank_values=True))
         check_api_version(query.get("api-version"))
-        segments = request.url.path.split("/")[1:]
+        path: str = scope["path"]
+        segments = path.split("/")[1:]
         collection = segments[0].lower() if segments else ""
         router = self._routers.get(collection)
         if router is None:
             raise NotFound(
-                f"'{request.url.path[:100]}' is not a Key Vault operation on this server.",
+                f"'{unquote(path)[:100]}' is not a Key Vault operation on this server.",
                 code="NotFound",
             )
-        handler, args = router(request.method, segments[1:])
-        host = request.headers.get("host", "")
-        call = Call(request, record, to_vault(record), caller, f"https://{host}", query, args)
-        return await handler(call)
+        method: str = scope["method"]
+        handler, args = router(method, segments[1:])
+        base = "https://" + host.decode("latin-1")
+        return await handler(Call(method, record, vault, caller, base, query, args, receive))
 
 
 def method_not_allowed(method: str, operation: str) -> StrongroomError:

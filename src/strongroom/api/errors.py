@@ -38,18 +38,22 @@ def error_body(code: str, message: str, inner: str | None = None) -> bytes:
     return json.dumps({"error": error}, separators=(",", ":")).encode()
 
 
-def error_response(exc: Exception) -> Response:
+def error_parts(exc: Exception) -> tuple[int, bytes]:
+    """Status and body for any exception; unexpected ones are logged and say nothing more."""
     if isinstance(exc, errors.OAuthError):
         body = {"error": exc.code, "error_description": exc.message}
-        return Response(json.dumps(body), status_code=exc.status, media_type=JSON)
+        return exc.status, json.dumps(body).encode()
     if isinstance(exc, errors.StrongroomError):
         status = status_of(exc)
         if status == 500:
             log.error("internal error: %s", exc.message)
-        return Response(error_body(exc.code, exc.message, exc.inner), status, media_type=JSON)
+        return status, error_body(exc.code, exc.message, exc.inner)
     log.exception("unhandled error", exc_info=exc)
-    return Response(
-        error_body("InternalError", "The server hit an unexpected error; it has been logged."),
-        500,
-        media_type=JSON,
+    return 500, error_body(
+        "InternalError", "The server hit an unexpected error; it has been logged."
     )
+
+
+def error_response(exc: Exception) -> Response:
+    status, body = error_parts(exc)
+    return Response(body, status, media_type=JSON)

@@ -136,12 +136,10 @@ class SecretService:
         return obj
 
     def get_secret(self, vault: VaultRecord, name: str, version: str = "") -> SecretVersion:
-        obj = self._active(vault, name)
-        record = self._store.reads.get_version(
-            vault.id, KIND, obj.lname, version or obj.latest_version
-        )
-        if record is None:
-            raise _not_found(f"{name}/{version}")
+        found = self._store.reads.get_current(vault.id, KIND, name.lower(), version)
+        if found is None or found[0].deleted_date is not None:
+            raise _not_found(f"{name}/{version}" if version else name)
+        obj, record = found
         if not record.enabled:
             raise Forbidden(
                 "Operation get is not allowed on a disabled secret.", inner="SecretDisabled"

@@ -33,8 +33,26 @@ def vault_not_found(name: str) -> NotFound:
 
 
 class VaultService:
+    # Vaults are created and deleted by administration commands, possibly in another process;
+    # the data plane looks one up on every request, so found vaults are kept this long.
+    CACHE_SECONDS = 2.0
+
     def __init__(self, inst: Installation):
         self._inst = inst
+        self._cache: dict[str, tuple[float, VaultRecord, Vault]] = {}
+
+    def lookup(self, name: str) -> tuple[VaultRecord, Vault]:
+        """The vault named ``name`` (any case), from a short-lived cache."""
+        now = time.monotonic()
+        hit = self._cache.get(name)
+        if hit is not None and hit[0] > now:
+            return hit[1], hit[2]
+        record = self.get_record(name)
+        vault = to_vault(record)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[name] = (now + self.CACHE_SECONDS, record, vault)
+        return record, vault
 
     def get_record(self, name: str) -> VaultRecord:
         record = self._inst.store.reads.get_vault(name)

@@ -94,6 +94,12 @@ class Reads(Protocol):
     def get_version(
         self, vault_id: str, kind: str, lname: str, version: str
     ) -> VersionRecord | None: ...
+    def get_current(
+        self, vault_id: str, kind: str, lname: str, version: str
+    ) -> tuple[ObjectRecord, VersionRecord] | None:
+        """An object with one of its versions ("" = the latest), deleted or not."""
+        ...
+
     def list_objects(
         self, vault_id: str, kind: str, *, deleted: bool, after: str | None, limit: int
     ) -> list[tuple[ObjectRecord, VersionRecord]]: ...

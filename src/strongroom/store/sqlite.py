@@ -90,6 +90,15 @@ def _domain_key(row: Any) -> DomainKeyRecord:
 
 
 _VAULT_COLS = "id, name, domain_id, retention_days, purge_protection, wrapped_key, created"
+_O_COLS = ", ".join(f"o.{c.strip()}" for c in _OBJECT_COLS.split(","))
+_V_COLS = ", ".join(f"v.{c.strip()}" for c in _VERSION_COLS.split(","))
+# One statement for the hottest read: an object and one version ("" = its latest).
+_CURRENT = (
+    f"SELECT {_O_COLS}, {_V_COLS} FROM objects o JOIN versions v "
+    "ON v.vault_id=o.vault_id AND v.kind=o.kind AND v.lname=o.lname "
+    "AND v.version=(CASE WHEN ?1='' THEN o.latest_version ELSE ?1 END) "
+    "WHERE o.vault_id=?2 AND o.kind=?3 AND o.lname=?4"
+)
 
 
 class _Reads:
@@ -172,13 +181,17 @@ class _Reads:
         ).fetchone()
         return None if row is None else _version(row)
 
+    def get_current(
+        self, vault_id: str, kind: str, lname: str, version: str
+    ) -> tuple[ObjectRecord, VersionRecord] | None:
+        row = self._c.execute(_CURRENT, (version, vault_id, kind, lname)).fetchone()
+        return None if row is None else (ObjectRecord(*row[:7]), _version(row[7:]))
+
     def list_objects(
         self, vault_id: str, kind: str, *, deleted: bool, after: str | None, limit: int
     ) -> list[tuple[ObjectRecord, VersionRecord]]:
-        cols = ", ".join(f"o.{c.strip()}" for c in _OBJECT_COLS.split(","))
-        vcols = ", ".join(f"v.{c.strip()}" for c in _VERSION_COLS.split(","))
         rows = self._c.execute(
-            f"SELECT {cols}, {vcols} FROM objects o JOIN versions v "
+            f"SELECT {_O_COLS}, {_V_COLS} FROM objects o JOIN versions v "
             "ON v.vault_id=o.vault_id AND v.kind=o.kind AND v.lname=o.lname "
             "AND v.version=o.latest_version "
             "WHERE o.vault_id=? AND o.kind=? AND (o.deleted_date IS NOT NULL)=? AND o.lname>? "

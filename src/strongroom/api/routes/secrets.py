@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
-from starlette.responses import Response
-
 from strongroom.api import wire
-from strongroom.api.dataplane import Call, Handler, method_not_allowed
-from strongroom.api.errors import JSON
+from strongroom.api.dataplane import Call, Handler, Reply, method_not_allowed
+from strongroom.api.dataplane import json_reply as _json
 from strongroom.errors import NotFound
 from strongroom.models import Page
 from strongroom.services.secrets import SecretService
-
-
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), status, media_type=JSON)
 
 
 def _next_link(call: Call, path: str, page: Page[Any]) -> str | None:
@@ -86,9 +79,9 @@ class SecretRoutes:
 
     # -- handlers ---------------------------------------------------------------------------
 
-    async def set_secret(self, call: Call) -> Response:
+    async def set_secret(self, call: Call) -> Reply:
         (name, _) = call.args
-        data = wire.parse_object(await call.request.body())
+        data = wire.parse_object(await call.body())
         secret = await self._s.set_secret(
             call.record,
             name,
@@ -99,14 +92,14 @@ class SecretRoutes:
         )
         return _json(wire.secret_bundle(call.base, call.vault, secret, value=True))
 
-    async def get_secret(self, call: Call) -> Response:
+    async def get_secret(self, call: Call) -> Reply:
         name, version = call.args
         secret = self._s.get_secret(call.record, name, version)
         return _json(wire.secret_bundle(call.base, call.vault, secret, value=True))
 
-    async def update_secret(self, call: Call) -> Response:
+    async def update_secret(self, call: Call) -> Reply:
         name, version = call.args
-        data = wire.parse_object(await call.request.body())
+        data = wire.parse_object(await call.body())
         secret = await self._s.update_secret(
             call.record,
             name,
@@ -118,20 +111,20 @@ class SecretRoutes:
         # The service leaves the value out of an update's response.
         return _json(wire.secret_bundle(call.base, call.vault, secret, value=False))
 
-    async def delete_secret(self, call: Call) -> Response:
+    async def delete_secret(self, call: Call) -> Reply:
         (name, _) = call.args
         secret, deletion = await self._s.delete_secret(call.record, name)
         body = wire.secret_bundle(call.base, call.vault, secret, value=False)
         return _json(wire.deleted(call.base, secret.name, body, deletion))
 
-    async def get_secrets(self, call: Call) -> Response:
+    async def get_secrets(self, call: Call) -> Reply:
         page = self._s.get_secrets(
             call.record, call.int_query("maxresults"), call.query.get("$skiptoken")
         )
         items = [wire.secret_item(call.base, call.vault, s, versioned=False) for s in page.items]
         return _json({"value": items, "nextLink": _next_link(call, "/secrets", page)})
 
-    async def get_secret_versions(self, call: Call) -> Response:
+    async def get_secret_versions(self, call: Call) -> Reply:
         (name,) = call.args
         page = self._s.get_secret_versions(
             call.record, name, call.int_query("maxresults"), call.query.get("$skiptoken")
@@ -140,7 +133,7 @@ class SecretRoutes:
         link = _next_link(call, f"/secrets/{name}/versions", page)
         return _json({"value": items, "nextLink": link})
 
-    async def get_deleted_secrets(self, call: Call) -> Response:
+    async def get_deleted_secrets(self, call: Call) -> Reply:
         page = self._s.get_deleted_secrets(
             call.record, call.int_query("maxresults"), call.query.get("$skiptoken")
         )
@@ -152,29 +145,29 @@ class SecretRoutes:
         ]
         return _json({"value": items, "nextLink": _next_link(call, "/deletedsecrets", page)})
 
-    async def get_deleted_secret(self, call: Call) -> Response:
+    async def get_deleted_secret(self, call: Call) -> Reply:
         (name,) = call.args
         secret, deletion = self._s.get_deleted_secret(call.record, name)
         body = wire.secret_bundle(call.base, call.vault, secret, value=False)
         return _json(wire.deleted(call.base, secret.name, body, deletion))
 
-    async def recover_deleted_secret(self, call: Call) -> Response:
+    async def recover_deleted_secret(self, call: Call) -> Reply:
         (name,) = call.args
         secret = await self._s.recover_deleted_secret(call.record, name)
         return _json(wire.secret_bundle(call.base, call.vault, secret, value=False))
 
-    async def purge_deleted_secret(self, call: Call) -> Response:
+    async def purge_deleted_secret(self, call: Call) -> Reply:
         (name,) = call.args
         await self._s.purge_deleted_secret(call.record, name)
-        return Response(status_code=204)
+        return Reply(204)
 
-    async def backup_secret(self, call: Call) -> Response:
+    async def backup_secret(self, call: Call) -> Reply:
         (name,) = call.args
         blob = self._s.backup_secret(call.record, name)
         return _json({"value": wire.b64url_encode(blob)})
 
-    async def restore_secret(self, call: Call) -> Response:
-        data = wire.parse_object(await call.request.body())
+    async def restore_secret(self, call: Call) -> Reply:
+        data = wire.parse_object(await call.body())
         blob = wire.b64url_decode(wire.req_str(data, "value"))
         secret = await self._s.restore_secret(call.record, blob)
         return _json(wire.secret_bundle(call.base, call.vault, secret, value=False))
