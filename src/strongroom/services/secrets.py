@@ -6,7 +6,6 @@ Writes run as one store transaction each (``transact``), so every check that dec
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -95,7 +94,7 @@ class SecretService:
         self._store = inst.store
 
     async def _write(self, fn: Callable[[Tx], T]) -> T:
-        return await asyncio.wrap_future(self._store.transact(fn))
+        return await self._store.transact_async(fn)
 
     # -- sealing ----------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ Contract, for every backend:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -132,4 +133,8 @@ class Store(Protocol):
     @property
     def reads(self) -> Reads: ...
     def transact(self, fn: Callable[[Tx], T]) -> Future[T]: ...
+    def transact_async(self, fn: Callable[[Tx], T]) -> asyncio.Future[T]:
+        """Like ``transact``, for callers on an event loop: resolves on the caller's loop."""
+        ...
+
     def close(self) -> None: ...
