@@ -88,13 +88,52 @@ def check_page_size(maxresults: int | None) -> int:
     return maxresults
 
 
+class _ReadCache:
+    """Recently read secret versions, so a hot GET skips the store and the unseal.
+
+    Correct because this process is the only writer of its store (SQLite: one server process)
+    and every write forgets the object's entries after its commit and before its caller is
+    answered; all of it happens on the event loop's thread. A GET served from here between a
+    write's commit and its acknowledgement returns the previous value, which is allowed: the
+    write has not completed yet. A backend shared by several processes must not use it.
+
+    Values are plaintext, as they are anyway while a response is built; the process already
+    holds every key that opens them.
+    """
+
+    MAX_OBJECTS = 10_000
+
+    def __init__(self) -> None:
+        self._objects: dict[tuple[str, str], dict[str, SecretVersion]] = {}
+
+    def get(self, vault_id: str, lname: str, version: str) -> SecretVersion | None:
+        versions = self._objects.get((vault_id, lname))
+        return None if versions is None else versions.get(version)
+
+    def put(self, vault_id: str, lname: str, version: str, secret: SecretVersion) -> None:
+        if len(self._objects) >= self.MAX_OBJECTS:
+            self._objects.clear()
+        self._objects.setdefault((vault_id, lname), {})[version] = secret
+
+    def forget(self, vault_id: str, lname: str) -> None:
+        self._objects.pop((vault_id, lname), None)
+
+    def clear(self) -> None:
+        self._objects.clear()
+
+
 class SecretService:
     def __init__(self, inst: Installation):
         self._inst = inst
         self._store = inst.store
+        self._cache = _ReadCache()
 
-    async def _write(self, fn: Callable[[Tx], T]) -> T:
-        return await self._store.transact_async(fn)
+    async def _write(self, fn: Callable[[Tx], T], vault: VaultRecord, lname: str) -> T:
+        try:
+            return await self._store.transact_async(fn)
+        finally:
+            # After the commit and before the caller hears of it (see ``_ReadCache``).
+            self._cache.forget(vault.id, lname)
 
     # -- sealing ----------------------------------------------------------------------------
 
@@ -135,6 +174,10 @@ class SecretService:
         return obj
 
     def get_secret(self, vault: VaultRecord, name: str, version: str = "") -> SecretVersion:
+        lname = name.lower()
+        hit = self._cache.get(vault.id, lname, version)
+        if hit is not None:
+            return hit
         found = self._store.reads.get_current(vault.id, KIND, name.lower(), version)
         if found is None or found[0].deleted_date is not None:
             raise _not_found(f"{name}/{version}" if version else name)
@@ -143,7 +186,9 @@ class SecretService:
             raise Forbidden(
                 "Operation get is not allowed on a disabled secret.", inner="SecretDisabled"
             )
-        return self._to_model(obj, record, self._open(vault, record))
+        secret = self._to_model(obj, record, self._open(vault, record))
+        self._cache.put(vault.id, lname, version, secret)
+        return secret
 
     def get_secrets(
         self, vault: VaultRecord, maxresults: int | None, skiptoken: str | None
@@ -246,7 +291,7 @@ class SecretService:
             tx.insert_version(record)
             return obj
 
-        obj = await self._write(write)
+        obj = await self._write(write, vault, lname)
         return self._to_model(obj, record, value)
 
     async def update_secret(
@@ -285,7 +330,7 @@ class SecretService:
             tx.update_version(updated)
             return obj, updated
 
-        obj, record = await self._write(write)
+        obj, record = await self._write(write, vault, lname)
         return self._to_model(obj, record)
 
     async def delete_secret(self, vault: VaultRecord, name: str) -> tuple[SecretVersion, Deletion]:
@@ -304,7 +349,7 @@ class SecretService:
             assert latest is not None
             return obj, latest
 
-        obj, latest = await self._write(write)
+        obj, latest = await self._write(write, vault, lname)
         return self._to_model(obj, latest), deletion
 
     async def recover_deleted_secret(self, vault: VaultRecord, name: str) -> SecretVersion:
@@ -319,7 +364,7 @@ class SecretService:
             assert latest is not None
             return obj, latest
 
-        obj, latest = await self._write(write)
+        obj, latest = await self._write(write, vault, lname)
         return self._to_model(obj, latest)
 
     async def purge_deleted_secret(self, vault: VaultRecord, name: str) -> None:
@@ -338,7 +383,7 @@ class SecretService:
                 raise _deleted_not_found(name)
             tx.purge_object(vault.id, KIND, lname)
 
-        await self._write(write)
+        await self._write(write, vault, lname)
 
     # -- backup and restore -----------------------------------------------------------------
 
@@ -399,7 +444,7 @@ class SecretService:
                 tx.insert_version(record)
             return obj
 
-        obj = await self._write(write)
+        obj = await self._write(write, vault, lname)
         return self._to_model(obj, records[-1])
 
     # -- housekeeping -----------------------------------------------------------------------
@@ -414,4 +459,7 @@ class SecretService:
                 tx.purge_object(obj.vault_id, obj.kind, obj.lname)
             return len(expired)
 
-        return await self._write(write)
+        try:
+            return await self._store.transact_async(write)
+        finally:
+            self._cache.clear()
