@@ -274,24 +274,24 @@ class SecretService:
             content_type=content_type, tags=tags_text, sealed=sealed,
         )  # fmt: skip
 
-        def write(tx: Tx) -> ObjectRecord:
-            obj = tx.get_object(vault.id, KIND, lname)
-            if obj is None:
-                obj = ObjectRecord(vault.id, KIND, lname, name, version, None, None)
-                tx.insert_object(obj)
-            elif obj.deleted_date is not None:
-                raise Conflict(
-                    f"Secret {obj.name} is currently in a deleted but recoverable state, and its "
-                    "name cannot be reused; in this state, the secret can only be recovered or "
-                    "purged.",
-                    inner="ObjectIsDeletedButRecoverable",
-                )
-            else:
-                tx.set_latest(vault.id, KIND, lname, version)
+        def write(tx: Tx) -> str:
+            shown = tx.set_latest(vault.id, KIND, lname, version)
+            if shown is None:
+                existing = tx.get_object(vault.id, KIND, lname)
+                if existing is not None:  # set_latest only skips deleted objects
+                    raise Conflict(
+                        f"Secret {existing.name} is currently in a deleted but recoverable "
+                        "state, and its name cannot be reused; in this state, the secret can "
+                        "only be recovered or purged.",
+                        inner="ObjectIsDeletedButRecoverable",
+                    )
+                tx.insert_object(ObjectRecord(vault.id, KIND, lname, name, version, None, None))
+                shown = name
             tx.insert_version(record)
-            return obj
+            return shown
 
-        obj = await self._write(write, vault, lname)
+        shown = await self._write(write, vault, lname)
+        obj = ObjectRecord(vault.id, KIND, lname, shown, version, None, None)
         return self._to_model(obj, record, value)
 
     async def update_secret(

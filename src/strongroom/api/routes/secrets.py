@@ -9,7 +9,7 @@ from strongroom.api import wire
 from strongroom.api.dataplane import Call, Handler, Reply, method_not_allowed
 from strongroom.api.dataplane import json_reply as _json
 from strongroom.errors import NotFound
-from strongroom.models import Page
+from strongroom.models import Page, SecretVersion, Vault
 from strongroom.services.secrets import SecretService
 
 
@@ -24,8 +24,13 @@ def _next_link(call: Call, path: str, page: Page[Any]) -> str | None:
 
 
 class SecretRoutes:
+    MAX_RENDERED = 10_000
+
     def __init__(self, service: SecretService):
         self._s = service
+        # Rendered GET bodies, reused while the service hands back the very same cached
+        # SecretVersion object (any write replaces it) for the same vault object and host.
+        self._rendered: dict[tuple[int, str], tuple[SecretVersion, Vault, bytes]] = {}
 
     # -- routers ----------------------------------------------------------------------------
 
@@ -95,7 +100,15 @@ class SecretRoutes:
     async def get_secret(self, call: Call) -> Reply:
         name, version = call.args
         secret = self._s.get_secret(call.record, name, version)
-        return _json(wire.secret_bundle(call.base, call.vault, secret, value=True))
+        key = (id(secret), call.base)
+        hit = self._rendered.get(key)
+        if hit is not None and hit[0] is secret and hit[1] is call.vault:
+            return Reply(200, hit[2])
+        reply = _json(wire.secret_bundle(call.base, call.vault, secret, value=True))
+        if len(self._rendered) >= self.MAX_RENDERED:
+            self._rendered.clear()
+        self._rendered[key] = (secret, call.vault, reply.body)
+        return reply
 
     async def update_secret(self, call: Call) -> Reply:
         name, version = call.args
