@@ -233,3 +233,19 @@ def test_purge_refused_under_purge_protection(tmp_path: object, server: Server) 
         error = _assert_error(http.delete("/deletedsecrets/keep"), 403, "Forbidden")
         assert "purge protection" in str(error["message"])
         assert http.get("/deletedsecrets/keep").status_code == 200
+
+
+def test_reads_see_every_acknowledged_write(server: Server) -> None:
+    """The server caches reads; every acknowledged write must be visible to the next read."""
+    with server.http("vault-b") as http:
+        for i in range(30):
+            assert http.put("/secrets/fresh", json={"value": f"v{i}"}).status_code == 200
+            assert http.get("/secrets/fresh/").json()["value"] == f"v{i}"
+        http.patch("/secrets/fresh/", json={"attributes": {"enabled": False}})
+        assert http.get("/secrets/fresh/").status_code == 403
+        http.patch("/secrets/fresh/", json={"attributes": {"enabled": True}})
+        assert http.get("/secrets/fresh/").json()["value"] == "v29"
+        http.delete("/secrets/fresh")
+        assert http.get("/secrets/fresh/").status_code == 404
+        http.post("/deletedsecrets/fresh/recover")
+        assert http.get("/secrets/fresh/").json()["value"] == "v29"

@@ -137,7 +137,9 @@ def test_admin_commands(server: Server) -> None:
     assert info["tenantId"] == server.tenant_id
     assert Path(info["caPath"]) == server.ca
     shell = run("info", "--shell", *data)
-    assert shell.stdout.strip() == f"export REQUESTS_CA_BUNDLE={server.ca} SSL_CERT_FILE={server.ca}"
+    assert (
+        shell.stdout.strip() == f"export REQUESTS_CA_BUNDLE={server.ca} SSL_CERT_FILE={server.ca}"
+    )
     made = ok("vault", "create", "cli-made", "--retention-days", "30", *data)
     assert made["softDeleteRetentionInDays"] == 30
     assert made["recoveryLevel"] == "CustomizedRecoverable+Purgeable"

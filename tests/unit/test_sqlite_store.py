@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
@@ -47,3 +48,26 @@ def test_schema_version_mismatch_refuses_to_open(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(Exception, match="schema version 999"):
         SqliteStore(tmp_path / "db")
+
+
+def test_event_loop_path_groups_writes_and_isolates_a_failure(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db")
+
+    def bad(tx: Tx) -> None:
+        tx.set_meta("half", "written")
+        raise ValueError("boom")
+
+    async def main() -> list[object]:
+        jobs = [
+            store.transact_async(lambda tx, i=i: tx.set_meta(f"k{i}", str(i))) for i in range(5)
+        ]
+        jobs.insert(2, store.transact_async(bad))
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    outcomes = asyncio.run(main())
+    assert [type(o).__name__ for o in outcomes] == ["NoneType"] * 2 + ["ValueError"] + [
+        "NoneType"
+    ] * 3
+    assert [store.reads.get_meta(f"k{i}") for i in range(5)] == ["0", "1", "2", "3", "4"]
+    assert store.reads.get_meta("half") is None
+    store.close()
