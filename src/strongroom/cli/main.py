@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,19 @@ def _open(settings: Settings) -> Installation:
         return open_installation(settings)
     except Exception as exc:
         fail("InstallationError", f"Cannot open the installation in {settings.data_dir}: {exc}")
+
+
+@contextmanager
+def _local(data_dir: Path | None, port: int) -> Iterator[tuple[Installation, Settings]]:
+    """The local installation for an administration command; domain errors print as
+    ``(Code) message``."""
+    settings = _settings(data_dir, port)
+    inst = _open(settings)
+    try:
+        with errors():
+            yield inst, settings
+    finally:
+        inst.close()
 
 
 def _ca_path(settings: Settings) -> Path:
@@ -112,8 +127,7 @@ def info(
         ca = shlex.quote(str(_ca_path(settings)))
         typer.echo(f"export REQUESTS_CA_BUNDLE={ca} SSL_CERT_FILE={ca}")
         return
-    inst = _open(settings)
-    try:
+    with _local(data_dir, port) as (inst, settings):
         emit(
             {
                 "tenantId": inst.tenant_id,
@@ -127,8 +141,6 @@ def info(
             },
             output,
         )
-    finally:
-        inst.close()
 
 
 def _principal_json(p: Principal, tenant: str) -> dict[str, Any]:
@@ -152,12 +164,9 @@ def principal_create(
     """Register a service principal; prints client id, tenant and (once) the secret."""
     from strongroom.services.identity import IdentityService
 
-    settings = _settings(data_dir, port)
-    inst = _open(settings)
-    try:
-        with errors():
-            pem = certificate.read_bytes() if certificate else None
-            created = IdentityService(inst).create_principal(name, pem)
+    with _local(data_dir, port) as (inst, settings):
+        pem = certificate.read_bytes() if certificate else None
+        created = IdentityService(inst).create_principal(name, pem)
         out = _principal_json(created.principal, inst.tenant_id)
         out["authority"] = settings.authority
         if created.client_secret is not None:
@@ -174,8 +183,6 @@ def principal_create(
                 ).save(path)
                 out["profile"] = str(path)
         emit(out, output)
-    finally:
-        inst.close()
 
 
 @principal_app.command("list")
@@ -184,12 +191,9 @@ def principal_list(
 ) -> None:
     from strongroom.services.identity import IdentityService
 
-    inst = _open(_settings(data_dir, port))
-    try:
+    with _local(data_dir, port) as (inst, _):
         found = IdentityService(inst).list_principals()
         emit([_principal_json(p, inst.tenant_id) for p in found], output)
-    finally:
-        inst.close()
 
 
 @principal_app.command("delete")
@@ -198,15 +202,9 @@ def principal_delete(
 ) -> None:
     from strongroom.services.identity import IdentityService
 
-    inst = _open(_settings(data_dir, port))
-    try:
-        with errors():
-            emit(
-                _principal_json(IdentityService(inst).delete_principal(name), inst.tenant_id),
-                output,
-            )
-    finally:
-        inst.close()
+    with _local(data_dir, port) as (inst, _):
+        deleted = IdentityService(inst).delete_principal(name)
+        emit(_principal_json(deleted, inst.tenant_id), output)
 
 
 def _vault_json(v: Vault, settings: Settings) -> dict[str, Any]:
@@ -233,16 +231,11 @@ def vault_create(
 ) -> None:
     from strongroom.services.vaults import VaultService
 
-    settings = _settings(data_dir, port)
-    inst = _open(settings)
-    try:
-        with errors():
-            vault = VaultService(inst).create(
-                name, retention_days=retention_days, purge_protection=purge_protection
-            )
+    with _local(data_dir, port) as (inst, settings):
+        vault = VaultService(inst).create(
+            name, retention_days=retention_days, purge_protection=purge_protection
+        )
         emit(_vault_json(vault, settings), output)
-    finally:
-        inst.close()
 
 
 @vault_app.command("list")
@@ -251,12 +244,8 @@ def vault_list(
 ) -> None:
     from strongroom.services.vaults import VaultService
 
-    settings = _settings(data_dir, port)
-    inst = _open(settings)
-    try:
+    with _local(data_dir, port) as (inst, settings):
         emit([_vault_json(v, settings) for v in VaultService(inst).list()], output)
-    finally:
-        inst.close()
 
 
 @vault_app.command("show")
@@ -265,13 +254,8 @@ def vault_show(
 ) -> None:
     from strongroom.services.vaults import VaultService
 
-    settings = _settings(data_dir, port)
-    inst = _open(settings)
-    try:
-        with errors():
-            emit(_vault_json(VaultService(inst).show(name), settings), output)
-    finally:
-        inst.close()
+    with _local(data_dir, port) as (inst, settings):
+        emit(_vault_json(VaultService(inst).show(name), settings), output)
 
 
 @vault_app.command("delete")
@@ -287,13 +271,8 @@ def vault_delete(
 
     if not yes:
         fail("BadParameter", f"Deleting vault '{name}' destroys every object in it; add --yes.")
-    settings = _settings(data_dir, port)
-    inst = _open(settings)
-    try:
-        with errors():
-            emit(_vault_json(VaultService(inst).delete(name), settings), output)
-    finally:
-        inst.close()
+    with _local(data_dir, port) as (inst, settings):
+        emit(_vault_json(VaultService(inst).delete(name), settings), output)
 
 
 def main() -> None:

@@ -90,6 +90,7 @@ def _domain_key(row: Any) -> DomainKeyRecord:
     return DomainKeyRecord(row[0], row[1], bytes(row[2]), row[3])
 
 
+_PRINCIPAL_COLS = "client_id, name, secret_hash, certificate_pem, certificate_thumbprint, created"
 _VAULT_COLS = "id, name, domain_id, retention_days, purge_protection, wrapped_key, created"
 _O_COLS = ", ".join(f"o.{c.strip()}" for c in _OBJECT_COLS.split(","))
 _V_COLS = ", ".join(f"v.{c.strip()}" for c in _VERSION_COLS.split(","))
@@ -128,25 +129,20 @@ class _Reads:
 
     def get_principal(self, client_id: str) -> PrincipalRecord | None:
         row = self._c.execute(
-            "SELECT client_id, name, secret_hash, certificate_pem, certificate_thumbprint, created "
-            "FROM principals WHERE client_id=?",
+            f"SELECT {_PRINCIPAL_COLS} FROM principals WHERE client_id=?",
             (client_id,),
         ).fetchone()
         return None if row is None else _principal(row)
 
     def get_principal_by_name(self, name: str) -> PrincipalRecord | None:
         row = self._c.execute(
-            "SELECT client_id, name, secret_hash, certificate_pem, certificate_thumbprint, created "
-            "FROM principals WHERE name=?",
+            f"SELECT {_PRINCIPAL_COLS} FROM principals WHERE name=?",
             (name,),
         ).fetchone()
         return None if row is None else _principal(row)
 
     def list_principals(self) -> list[PrincipalRecord]:
-        rows = self._c.execute(
-            "SELECT client_id, name, secret_hash, certificate_pem, certificate_thumbprint, created "
-            "FROM principals ORDER BY name"
-        ).fetchall()
+        rows = self._c.execute(f"SELECT {_PRINCIPAL_COLS} FROM principals ORDER BY name").fetchall()
         return [_principal(r) for r in rows]
 
     def get_domain_key(self, domain_id: str, version: str) -> DomainKeyRecord | None:
