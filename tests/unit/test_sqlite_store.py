@@ -50,6 +50,25 @@ def test_schema_version_mismatch_refuses_to_open(tmp_path: Path) -> None:
         SqliteStore(tmp_path / "db")
 
 
+def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "db")
+    conn.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES ('schema_version', '1');"
+        "CREATE TABLE versions (seq INTEGER PRIMARY KEY, vault_id TEXT);"
+    )
+    conn.close()
+    store = SqliteStore(tmp_path / "db")
+    assert store.reads.get_meta("schema_version") == "2"
+    store.close()
+    columns = [
+        r[1] for r in sqlite3.connect(tmp_path / "db").execute("PRAGMA table_info(versions)")
+    ]
+    assert "extra" in columns
+
+
 def test_event_loop_path_groups_writes_and_isolates_a_failure(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "db")
 

@@ -21,7 +21,7 @@ from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,7 @@ class VersionRecord:
     tags: str | None  # JSON text, or None for no tags
     sealed: bytes
     managed: bool = False
+    extra: str | None = None  # JSON: kind-specific public metadata (a key's kty, key_ops, JWK)
 
 
 class Reads(Protocol):

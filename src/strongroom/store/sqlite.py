@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS versions (
     vault_id TEXT NOT NULL, kind TEXT NOT NULL, lname TEXT NOT NULL, version TEXT NOT NULL,
     created INTEGER NOT NULL, updated INTEGER NOT NULL, enabled INTEGER NOT NULL,
     nbf INTEGER, exp INTEGER, content_type TEXT, tags TEXT, sealed BLOB NOT NULL,
-    managed INTEGER NOT NULL DEFAULT 0,
+    managed INTEGER NOT NULL DEFAULT 0, extra TEXT,
     UNIQUE (vault_id, kind, lname, version),
     FOREIGN KEY (vault_id, kind, lname) REFERENCES objects (vault_id, kind, lname)
         ON DELETE CASCADE);
@@ -66,15 +66,17 @@ CREATE INDEX IF NOT EXISTS versions_by_object ON versions (vault_id, kind, lname
 
 _VERSION_COLS = (
     "vault_id, kind, lname, version, created, updated, enabled, nbf, exp, "
-    "content_type, tags, sealed, managed"
+    "content_type, tags, sealed, managed, extra"
 )
+# Schema changes, by the version they lead to. A fresh database gets _SCHEMA at the newest.
+_MIGRATIONS = {2: ["ALTER TABLE versions ADD COLUMN extra TEXT"]}
 _OBJECT_COLS = "vault_id, kind, lname, name, latest_version, deleted_date, scheduled_purge_date"
 
 
 def _version(row: Any) -> VersionRecord:
     return VersionRecord(
         row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7], row[8],
-        row[9], row[10], bytes(row[11]), bool(row[12]),
+        row[9], row[10], bytes(row[11]), bool(row[12]), row[13],
     )  # fmt: skip
 
 
@@ -279,21 +281,22 @@ class _Tx(_Reads):
 
     def insert_version(self, version: VersionRecord) -> None:
         self._c.execute(
-            f"INSERT INTO versions ({_VERSION_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO versions ({_VERSION_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 version.vault_id, version.kind, version.lname, version.version, version.created,
                 version.updated, int(version.enabled), version.nbf, version.exp,
                 version.content_type, version.tags, version.sealed, int(version.managed),
+                version.extra,
             ),
         )  # fmt: skip
 
     def update_version(self, version: VersionRecord) -> None:
         self._c.execute(
-            "UPDATE versions SET updated=?, enabled=?, nbf=?, exp=?, content_type=?, tags=? "
-            "WHERE vault_id=? AND kind=? AND lname=? AND version=?",
+            "UPDATE versions SET updated=?, enabled=?, nbf=?, exp=?, content_type=?, tags=?, "
+            "extra=? WHERE vault_id=? AND kind=? AND lname=? AND version=?",
             (
                 version.updated, int(version.enabled), version.nbf, version.exp,
-                version.content_type, version.tags,
+                version.content_type, version.tags, version.extra,
                 version.vault_id, version.kind, version.lname, version.version,
             ),
         )  # fmt: skip
@@ -332,6 +335,36 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 class SchemaMismatch(Exception):
     pass
+
+
+def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+    """Creates a fresh schema, or brings an older one up to date; refuses a newer one."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        fresh = conn.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone() is None
+        if fresh:
+            for statement in _SCHEMA.split(";"):  # executescript would commit first
+                if statement.strip():
+                    conn.execute(statement)
+        found = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        current = SCHEMA_VERSION if found is None else int(found[0])
+        if current > SCHEMA_VERSION:
+            raise SchemaMismatch(
+                f"database {path} has schema version {current}; this Strongroom release "
+                f"knows versions up to {SCHEMA_VERSION}. Run a newer release."
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[version]:
+                conn.execute(statement)
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 _Outcome = tuple[bool, Any]
@@ -408,20 +441,10 @@ class SqliteStore:
     def __init__(self, path: Path):
         self._path = path
         setup = _connect(path)
-        with setup:
-            setup.executescript(_SCHEMA)
-            found = setup.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if found is None:
-                setup.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif int(found[0]) != SCHEMA_VERSION:
-                raise SchemaMismatch(
-                    f"database {path} has schema version {found[0]}; this Strongroom release "
-                    f"uses {SCHEMA_VERSION}. Run the matching release."
-                )
-        setup.close()
+        try:
+            _prepare(setup, path)
+        finally:
+            setup.close()
         self._read_conn = _connect(path)
         self._reads = _Reads(self._read_conn)
         # Thread path.
