@@ -9,7 +9,7 @@ from typing import Any
 
 from strongroom.errors import BadParameter
 from strongroom.models import Deletion, SecretVersion, Vault
-from strongroom.services.secrets import AttributeInput
+from strongroom.services.objects import AttributeInput
 
 # -- requests -------------------------------------------------------------------------------
 

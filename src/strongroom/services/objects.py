@@ -1,0 +1,436 @@
+"""What every Key Vault object kind shares: versions, paging, soft delete, recover, purge,
+backup and restore, and the read cache. ``SecretService`` and ``KeyService`` build on it.
+
+Writes run as one store transaction each, so every check that decides a write (is the name
+soft-deleted? does the version exist?) is made inside the transaction that performs it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from strongroom.crypto.envelope import SealBroken, aad
+from strongroom.errors import BadParameter, Conflict, Forbidden, NotFound, StrongroomError
+from strongroom.identifiers import check_object_name
+from strongroom.models import Attributes, Deletion, Kind, Page
+from strongroom.services import backup
+from strongroom.services.installation import Installation
+from strongroom.store.base import ObjectRecord, Tx, VaultRecord, VersionRecord
+
+T = TypeVar("T")
+M = TypeVar("M")
+MAX_TAGS = 15
+MAX_PAGE = 25
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeInput:
+    """Attributes as a request gives them: None means "not given"."""
+
+    enabled: bool | None = None
+    nbf: int | None = None
+    exp: int | None = None
+
+
+def check_tags(tags: dict[str, str] | None) -> str | None:
+    if tags is None:
+        return None
+    if len(tags) > MAX_TAGS:
+        raise BadParameter(f"An object can carry at most {MAX_TAGS} tags; {len(tags)} were given.")
+    for key, value in tags.items():
+        if len(key) > 512 or len(value) > 256:
+            raise BadParameter(
+                f"Tag '{key[:40]}' is too long: names may have 512 characters, values 256."
+            )
+    return json.dumps(tags, separators=(",", ":"))
+
+
+def check_window(nbf: int | None, exp: int | None) -> None:
+    if nbf is not None and exp is not None and exp < nbf:
+        raise BadParameter("attributes.exp must not be earlier than attributes.nbf.")
+
+
+def check_page_size(maxresults: int | None) -> int:
+    if maxresults is None:
+        return MAX_PAGE
+    if not 1 <= maxresults <= MAX_PAGE:
+        raise BadParameter(f"maxresults must be between 1 and {MAX_PAGE}; {maxresults} was given.")
+    return maxresults
+
+
+def _encode_token(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str | None) -> str | None:
+    if not token:
+        return None
+    try:
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadParameter("The $skiptoken is not one this server issued.") from exc
+
+
+def attributes_of(v: VersionRecord) -> Attributes:
+    return Attributes(v.enabled, v.nbf, v.exp, v.created, v.updated)
+
+
+def tags_of(v: VersionRecord) -> dict[str, str] | None:
+    return json.loads(v.tags) if v.tags is not None else None
+
+
+class ReadCache(Generic[M]):
+    """Recently read versions, so a hot GET skips the store and the unseal.
+
+    Correct because this process is the only writer of its store (SQLite: one server process)
+    and every write forgets the object's entries after its commit and before its caller is
+    answered; all of it happens on the event loop's thread. A GET served from here between a
+    write's commit and its acknowledgement returns the previous value, which is allowed: the
+    write has not completed yet. A backend shared by several processes must not use it.
+
+    Values may be plaintext, as they are anyway while a response is built; the process already
+    holds every key that opens them.
+    """
+
+    MAX_OBJECTS = 10_000
+
+    def __init__(self) -> None:
+        self._objects: dict[tuple[str, str], dict[str, M]] = {}
+
+    def get(self, vault_id: str, lname: str, version: str) -> M | None:
+        versions = self._objects.get((vault_id, lname))
+        return None if versions is None else versions.get(version)
+
+    def put(self, vault_id: str, lname: str, version: str, item: M) -> None:
+        if len(self._objects) >= self.MAX_OBJECTS:
+            self._objects.clear()
+        self._objects.setdefault((vault_id, lname), {})[version] = item
+
+    def forget(self, vault_id: str, lname: str) -> None:
+        self._objects.pop((vault_id, lname), None)
+
+    def clear(self) -> None:
+        self._objects.clear()
+
+
+class ObjectService(Generic[M]):
+    """Lifecycle shared by every kind. Subclasses set the names and build their model."""
+
+    KIND: Kind
+    NOUN: str  # "secret": in messages
+    TITLE: str  # "Secret": in messages that start with it
+    NOT_FOUND: str  # Key Vault's code, e.g. "SecretNotFound"
+
+    def __init__(self, inst: Installation):
+        self._inst = inst
+        self._store = inst.store
+        self._kind = self.KIND.value
+
+    def _model(self, obj: ObjectRecord, v: VersionRecord) -> M:
+        raise NotImplementedError
+
+    def _forget(self, vault_id: str, lname: str) -> None:
+        """Drops cached reads of one object (subclasses with a cache override this)."""
+
+    def _forget_all(self) -> None:
+        """Drops every cached read."""
+
+    async def _write(self, fn: Callable[[Tx], T], vault: VaultRecord, lname: str) -> T:
+        try:
+            return await self._store.transact_async(fn)
+        finally:
+            # After the commit and before the caller hears of it (see ``ReadCache``).
+            self._forget(vault.id, lname)
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def not_found(self, name: str) -> NotFound:
+        return NotFound(
+            f"A {self.NOUN} with (name/id) {name} was not found in this key vault. If you "
+            f"recently deleted this {self.NOUN} you may be able to recover it using the correct "
+            "recovery command.",
+            code=self.NOT_FOUND,
+        )
+
+    def deleted_not_found(self, name: str) -> NotFound:
+        return NotFound(f"Deleted {self.TITLE} not found: {name}", code=self.NOT_FOUND)
+
+    # -- sealing ----------------------------------------------------------------------------
+
+    def seal(self, vault: VaultRecord, lname: str, version: str, plain: bytes) -> bytes:
+        sealer = self._inst.keyring.vault_sealer(vault)
+        return sealer.seal(plain, aad(vault.id, self._kind, lname, version))
+
+    def unseal(self, vault: VaultRecord, record: VersionRecord) -> bytes:
+        sealer = self._inst.keyring.vault_sealer(vault)
+        try:
+            return sealer.open(
+                record.sealed, aad(vault.id, self._kind, record.lname, record.version)
+            )
+        except SealBroken as exc:
+            # The untrusted store handed back a value that is not the one sealed for this row.
+            raise StrongroomError(
+                f"Stored {self.NOUN} version {record.version} failed its integrity check.",
+                code="InternalError",
+            ) from exc
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def active(self, vault: VaultRecord, name: str) -> ObjectRecord:
+        obj = self._store.reads.get_object(vault.id, self._kind, name.lower())
+        if obj is None or obj.deleted_date is not None:
+            raise self.not_found(name)
+        return obj
+
+    def current(
+        self, vault: VaultRecord, name: str, version: str = ""
+    ) -> tuple[ObjectRecord, VersionRecord]:
+        """An active object and one version ("" = latest), or the kind's 404."""
+        found = self._store.reads.get_current(vault.id, self._kind, name.lower(), version)
+        if found is None or found[0].deleted_date is not None:
+            raise self.not_found(f"{name}/{version}" if version else name)
+        return found
+
+    def list_page(self, vault: VaultRecord, maxresults: int | None, skip: str | None) -> Page[M]:
+        limit = check_page_size(maxresults)
+        rows = self._store.reads.list_objects(
+            vault.id, self._kind, deleted=False, after=_decode_token(skip), limit=limit + 1
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [self._model(o, v) for o, v in rows]
+        return Page(items, _encode_token(rows[-1][0].lname) if more else None)
+
+    def versions_page(
+        self, vault: VaultRecord, name: str, maxresults: int | None, skip: str | None
+    ) -> Page[M]:
+        limit = check_page_size(maxresults)
+        obj = self.active(vault, name)
+        after_text = _decode_token(skip)
+        try:
+            after = int(after_text) if after_text else None
+        except ValueError as exc:
+            raise BadParameter("The $skiptoken is not one this server issued.") from exc
+        rows = self._store.reads.list_versions(
+            vault.id, self._kind, obj.lname, after=after, limit=limit + 1
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [self._model(obj, v) for _, v in rows]
+        return Page(items, _encode_token(str(rows[-1][0])) if more else None)
+
+    def get_deleted(self, vault: VaultRecord, name: str) -> tuple[M, Deletion]:
+        obj = self._store.reads.get_object(vault.id, self._kind, name.lower())
+        if obj is None or obj.deleted_date is None or obj.scheduled_purge_date is None:
+            raise self.deleted_not_found(name)
+        record = self._store.reads.get_version(vault.id, self._kind, obj.lname, obj.latest_version)
+        assert record is not None
+        return self._model(obj, record), Deletion(obj.deleted_date, obj.scheduled_purge_date)
+
+    def list_deleted(
+        self, vault: VaultRecord, maxresults: int | None, skip: str | None
+    ) -> Page[tuple[M, Deletion]]:
+        limit = check_page_size(maxresults)
+        rows = self._store.reads.list_objects(
+            vault.id, self._kind, deleted=True, after=_decode_token(skip), limit=limit + 1
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [
+            (self._model(o, v), Deletion(o.deleted_date or 0, o.scheduled_purge_date or 0))
+            for o, v in rows
+        ]
+        return Page(items, _encode_token(rows[-1][0].lname) if more else None)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def add_version(self, vault: VaultRecord, name: str, record: VersionRecord) -> M:
+        """Adds ``record`` as the new latest version, creating the object if needed."""
+        check_object_name(name, self.NOUN)
+        lname = record.lname
+
+        def write(tx: Tx) -> str:
+            shown = tx.set_latest(vault.id, self._kind, lname, record.version)
+            if shown is None:
+                existing = tx.get_object(vault.id, self._kind, lname)
+                if existing is not None:  # set_latest only skips deleted objects
+                    raise Conflict(
+                        f"{self.TITLE} {existing.name} is currently in a deleted but "
+                        f"recoverable state, and its name cannot be reused; in this state, the "
+                        f"{self.NOUN} can only be recovered or purged.",
+                        inner="ObjectIsDeletedButRecoverable",
+                    )
+                obj = ObjectRecord(vault.id, self._kind, lname, name, record.version, None, None)
+                tx.insert_object(obj)
+                shown = name
+            tx.insert_version(record)
+            return shown
+
+        shown = await self._write(write, vault, lname)
+        obj = ObjectRecord(vault.id, self._kind, lname, shown, record.version, None, None)
+        return self._model(obj, record)
+
+    async def change_version(
+        self,
+        vault: VaultRecord,
+        name: str,
+        version: str,
+        change: Callable[[VersionRecord], VersionRecord],
+    ) -> M:
+        """Applies ``change`` to one version ("" = latest) and stamps ``updated``."""
+        lname = name.lower()
+
+        def write(tx: Tx) -> tuple[ObjectRecord, VersionRecord]:
+            obj = tx.get_object(vault.id, self._kind, lname)
+            if obj is None or obj.deleted_date is not None:
+                raise self.not_found(name)
+            current = tx.get_version(vault.id, self._kind, lname, version or obj.latest_version)
+            if current is None:
+                raise self.not_found(f"{name}/{version}")
+            updated = change(current)
+            check_window(updated.nbf, updated.exp)
+            tx.update_version(updated)
+            return obj, updated
+
+        obj, record = await self._write(write, vault, lname)
+        return self._model(obj, record)
+
+    async def delete(self, vault: VaultRecord, name: str) -> tuple[M, Deletion]:
+        lname = name.lower()
+        now = int(time.time())
+        deletion = Deletion(now, now + vault.retention_days * 86400)
+
+        def write(tx: Tx) -> tuple[ObjectRecord, VersionRecord]:
+            obj = tx.get_object(vault.id, self._kind, lname)
+            if obj is None or obj.deleted_date is not None:
+                raise self.not_found(name)
+            tx.set_deleted(
+                vault.id, self._kind, lname, deletion.deleted_date, deletion.scheduled_purge_date
+            )
+            latest = tx.get_version(vault.id, self._kind, lname, obj.latest_version)
+            assert latest is not None
+            return obj, latest
+
+        obj, latest = await self._write(write, vault, lname)
+        return self._model(obj, latest), deletion
+
+    async def recover(self, vault: VaultRecord, name: str) -> M:
+        lname = name.lower()
+
+        def write(tx: Tx) -> tuple[ObjectRecord, VersionRecord]:
+            obj = tx.get_object(vault.id, self._kind, lname)
+            if obj is None or obj.deleted_date is None:
+                raise self.deleted_not_found(name)
+            tx.set_deleted(vault.id, self._kind, lname, None, None)
+            latest = tx.get_version(vault.id, self._kind, lname, obj.latest_version)
+            assert latest is not None
+            return obj, latest
+
+        obj, latest = await self._write(write, vault, lname)
+        return self._model(obj, latest)
+
+    async def purge(self, vault: VaultRecord, name: str) -> None:
+        lname = name.lower()
+        if vault.purge_protection:
+            raise Forbidden(
+                f"Operation 'Deleted{self.TITLE}Purge' is not allowed: purge protection is "
+                f"enabled on vault '{vault.name}'. The {self.NOUN} is purged automatically at "
+                "its scheduledPurgeDate.",
+                inner="PurgeProtectionEnabled",
+            )
+
+        def write(tx: Tx) -> None:
+            obj = tx.get_object(vault.id, self._kind, lname)
+            if obj is None or obj.deleted_date is None:
+                raise self.deleted_not_found(name)
+            tx.purge_object(vault.id, self._kind, lname)
+
+        await self._write(write, vault, lname)
+
+    async def purge_expired(self, now: int | None = None) -> int:
+        """Purges deleted objects of every kind whose scheduledPurgeDate has passed."""
+        when = int(time.time()) if now is None else now
+
+        def write(tx: Tx) -> int:
+            expired = tx.expired_deletions(when, 500)
+            for obj in expired:
+                tx.purge_object(obj.vault_id, obj.kind, obj.lname)
+            return len(expired)
+
+        try:
+            return await self._store.transact_async(write)
+        finally:
+            self._forget_all()
+
+    # -- backup and restore -----------------------------------------------------------------
+
+    def backup(
+        self, vault: VaultRecord, name: str, item: Callable[[VersionRecord], dict[str, Any]]
+    ) -> bytes:
+        """Seals every version of an active object; ``item`` adds the kind's material."""
+        obj = self.active(vault, name)
+        items = []
+        for v in self._store.reads.all_versions(vault.id, self._kind, obj.lname):
+            entry = {
+                "version": v.version, "created": v.created, "updated": v.updated,
+                "enabled": v.enabled, "nbf": v.nbf, "exp": v.exp, "contentType": v.content_type,
+                "tags": v.tags, "managed": v.managed, "extra": v.extra,
+            }  # fmt: skip
+            entry.update(item(v))
+            items.append(entry)
+        return backup.make_blob(self._inst, vault, self.KIND, obj.name, items)
+
+    async def restore(
+        self, vault: VaultRecord, blob: bytes, material: Callable[[dict[str, Any]], bytes]
+    ) -> M:
+        """Re-creates every version with its id and timestamps; ``material`` gives the
+        plaintext to seal for one backed-up version."""
+        name, items = backup.open_blob(self._inst, vault, self.KIND, blob)
+        try:
+            check_object_name(name, self.NOUN)
+            lname = name.lower()
+            records = [
+                VersionRecord(
+                    vault_id=vault.id,
+                    kind=self._kind,
+                    lname=lname,
+                    version=str(i["version"]),
+                    created=int(i["created"]),
+                    updated=int(i["updated"]),
+                    enabled=bool(i["enabled"]),
+                    nbf=i["nbf"],
+                    exp=i["exp"],
+                    content_type=i["contentType"],
+                    tags=i["tags"],
+                    managed=bool(i["managed"]),
+                    sealed=self.seal(vault, lname, str(i["version"]), material(i)),
+                    extra=i.get("extra"),
+                )
+                for i in items
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise backup.malformed_payload() from exc
+        if not records:
+            raise backup.malformed_payload()
+
+        def write(tx: Tx) -> ObjectRecord:
+            if tx.get_object(vault.id, self._kind, lname) is not None:
+                raise Conflict(
+                    f"There was a conflict restoring the {self.NOUN} '{name}'. This can happen "
+                    f"if either a {self.NOUN} with the same name exists in this vault (active or "
+                    "deleted but recoverable) or a purge of that name has not finished. "
+                    "Purge or rename it first.",
+                )
+            obj = ObjectRecord(vault.id, self._kind, lname, name, records[-1].version, None, None)
+            tx.insert_object(obj)
+            for record in records:
+                tx.insert_version(record)
+            return obj
+
+        obj = await self._write(write, vault, lname)
+        return self._model(obj, records[-1])
