@@ -73,3 +73,32 @@ class Principal:
 class Page(Generic[T]):
     items: list[T]
     next_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyVersion:
+    """One version of a key: public parts only. Material stays sealed in the service."""
+
+    name: str
+    version: str
+    kty: str
+    key_ops: list[str]
+    public: dict[str, str]  # JWK members n, e | crv, x, y
+    key_size: int
+    attributes: Attributes
+    tags: dict[str, str] | None
+    managed: bool = False
+    exportable: bool | None = None
+    release_policy: dict[str, object] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyResult:
+    """The outcome of a key operation: which version did it, and the bytes."""
+
+    kid_version: str
+    name: str
+    value: bytes
+    iv: bytes | None = None
+    tag: bytes | None = None
+    aad: bytes | None = None

@@ -18,9 +18,12 @@ from starlette.types import Receive, Scope, Send
 from strongroom.api.dataplane import DataPlane
 from strongroom.api.errors import JSON, error_body
 from strongroom.api.routes.identity import IdentityRoutes
+from strongroom.api.routes.keys import KeyRoutes
 from strongroom.api.routes.secrets import SecretRoutes
+from strongroom.crypto.pool import CpuPool
 from strongroom.services.identity import IdentityService
 from strongroom.services.installation import Installation
+from strongroom.services.keys import KeyService
 from strongroom.services.secrets import SecretService
 from strongroom.services.vaults import VaultService
 
@@ -37,6 +40,8 @@ class Services:
         self.identity = IdentityService(inst)
         self.vaults = VaultService(inst)
         self.secrets = SecretService(inst)
+        self.cpu = CpuPool()
+        self.keys = KeyService(inst, self.cpu)
 
 
 class StrongroomApp:
@@ -46,10 +51,17 @@ class StrongroomApp:
         self._suffix = "." + settings.vault_suffix.lower()
         self._identity_hosts = {settings.host.lower(), "127.0.0.1", "[::1]"}
         secret_routes = SecretRoutes(self.services.secrets)
+        key_routes = KeyRoutes(self.services.keys)
         self._data = DataPlane(
             self.services.identity,
             self.services.vaults,
-            {"secrets": secret_routes.secrets, "deletedsecrets": secret_routes.deleted_secrets},
+            {
+                "secrets": secret_routes.secrets,
+                "deletedsecrets": secret_routes.deleted_secrets,
+                "keys": key_routes.keys,
+                "deletedkeys": key_routes.deleted_keys,
+                "rng": key_routes.rng,
+            },
             settings.authority,
             settings.vault_resource,
         )
@@ -102,6 +114,7 @@ class StrongroomApp:
                     self._purger.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._purger
+                self.services.cpu.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -19,14 +19,14 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 from starlette.types import Receive, Scope, Send
 
 from strongroom.api.errors import JSON, error_body, error_parts
 from strongroom.errors import BadParameter, NotFound, StrongroomError, Unauthorized
 from strongroom.identifiers import check_api_version
-from strongroom.models import Vault
+from strongroom.models import Page, Vault
 from strongroom.services.identity import Caller, IdentityService
 from strongroom.services.vaults import VaultService
 from strongroom.store.base import VaultRecord
@@ -169,3 +169,21 @@ class DataPlane:
 
 def method_not_allowed(method: str, operation: str) -> StrongroomError:
     return BadParameter(f"Method {method} does not allow operation '{operation}'")
+
+
+def only(method: str, wanted: str, operation: str, handler: Handler) -> Handler:
+    """``handler`` if the request's method is ``wanted``; Key Vault's 400 otherwise."""
+    if method != wanted:
+        raise method_not_allowed(method, operation)
+    return handler
+
+
+def next_link(call: Call, path: str, page: Page[Any]) -> str | None:
+    """Absolute, on the host the client dialled (contract notes 1.11)."""
+    if page.next_token is None:
+        return None
+    link = f"{call.base}{path}?api-version={quote(call.query['api-version'])}"
+    link += f"&$skiptoken={quote(page.next_token, safe='')}"
+    if "maxresults" in call.query:
+        link += f"&maxresults={quote(call.query['maxresults'])}"
+    return link

@@ -8,7 +8,8 @@ import json
 from typing import Any
 
 from strongroom.errors import BadParameter
-from strongroom.models import Deletion, SecretVersion, Vault
+from strongroom.models import Deletion, KeyVersion, SecretVersion, Vault
+from strongroom.services.keys import KeyAttributeInput
 from strongroom.services.objects import AttributeInput
 
 # -- requests -------------------------------------------------------------------------------
@@ -137,6 +138,115 @@ def secret_item(base: str, vault: Vault, s: SecretVersion, *, versioned: bool) -
 
 def deleted(base: str, name: str, body: dict[str, Any], d: Deletion) -> dict[str, Any]:
     body["recoveryId"] = f"{base}/deletedsecrets/{name}"
+    body["deletedDate"] = d.deleted_date
+    body["scheduledPurgeDate"] = d.scheduled_purge_date
+    return body
+
+
+# -- keys -----------------------------------------------------------------------------------
+
+
+def key_attributes(data: dict[str, Any]) -> KeyAttributeInput | None:
+    base = attributes(data)
+    raw = data.get("attributes") or {}
+    exportable = raw.get("exportable")
+    if exportable is not None and not isinstance(exportable, bool):
+        raise BadParameter("'attributes.exportable' must be true or false.")
+    if base is None and exportable is None:
+        return None
+    base = base or AttributeInput()
+    return KeyAttributeInput(base.enabled, base.nbf, base.exp, exportable)
+
+
+def opt_int(data: dict[str, Any], field: str) -> int | None:
+    value = data.get(field)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise BadParameter(f"'{field}' must be an integer.")
+    return value
+
+
+def opt_str_list(data: dict[str, Any], field: str) -> list[str] | None:
+    value = data.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadParameter(f"'{field}' must be a list of strings.")
+    return value
+
+
+def opt_object(data: dict[str, Any], field: str) -> dict[str, Any] | None:
+    value = data.get(field)
+    if value is not None and not isinstance(value, dict):
+        raise BadParameter(f"'{field}' must be an object.")
+    return value
+
+
+def opt_b64(data: dict[str, Any], field: str) -> bytes | None:
+    value = data.get(field)
+    return None if value is None else b64url_decode_field(value, field)
+
+
+def req_b64(data: dict[str, Any], field: str) -> bytes:
+    value = opt_b64(data, field)
+    if value is None:
+        raise BadParameter(f"'{field}' is required.")
+    return value
+
+
+def b64url_decode_field(value: Any, field: str) -> bytes:
+    if not isinstance(value, str):
+        raise BadParameter(f"'{field}' must be a base64url string.")
+    cleaned = value.strip().replace("+", "-").replace("/", "_").rstrip("=")
+    try:
+        return base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise BadParameter(f"'{field}' is not valid base64url.") from exc
+
+
+def _key_attributes(k: KeyVersion, vault: Vault) -> dict[str, Any]:
+    a = k.attributes
+    out: dict[str, Any] = {"enabled": a.enabled}
+    if a.nbf is not None:
+        out["nbf"] = a.nbf
+    if a.exp is not None:
+        out["exp"] = a.exp
+    out.update(
+        created=a.created,
+        updated=a.updated,
+        recoveryLevel=vault.recovery_level,
+        recoverableDays=vault.retention_days,
+    )
+    if k.exportable is not None:
+        out["exportable"] = k.exportable
+    return out
+
+
+def key_bundle(base: str, vault: Vault, k: KeyVersion) -> dict[str, Any]:
+    jwk: dict[str, Any] = {"kid": f"{base}/keys/{k.name}/{k.version}", "kty": k.kty}
+    jwk["key_ops"] = k.key_ops
+    jwk.update(k.public)
+    out: dict[str, Any] = {"key": jwk, "attributes": _key_attributes(k, vault)}
+    if k.tags is not None:
+        out["tags"] = k.tags
+    if k.managed:
+        out["managed"] = True
+    if k.release_policy is not None:
+        out["release_policy"] = k.release_policy
+    return out
+
+
+def key_item(base: str, vault: Vault, k: KeyVersion, *, versioned: bool) -> dict[str, Any]:
+    kid = f"{base}/keys/{k.name}/{k.version}" if versioned else f"{base}/keys/{k.name}"
+    out: dict[str, Any] = {"kid": kid, "attributes": _key_attributes(k, vault)}
+    if k.tags is not None:
+        out["tags"] = k.tags
+    if k.managed:
+        out["managed"] = True
+    return out
+
+
+def deleted_key(base: str, name: str, body: dict[str, Any], d: Deletion) -> dict[str, Any]:
+    body["recoveryId"] = f"{base}/deletedkeys/{name}"
     body["deletedDate"] = d.deleted_date
     body["scheduledPurgeDate"] = d.scheduled_purge_date
     return body

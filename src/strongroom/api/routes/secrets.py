@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import quote
-
 from strongroom.api import wire
-from strongroom.api.dataplane import Call, Handler, Reply, method_not_allowed
+from strongroom.api.dataplane import Call, Handler, Reply, method_not_allowed, next_link, only
 from strongroom.api.dataplane import json_reply as _json
 from strongroom.errors import NotFound
-from strongroom.models import Page, SecretVersion, Vault
+from strongroom.models import SecretVersion, Vault
 from strongroom.services.secrets import SecretService
-
-
-def _next_link(call: Call, path: str, page: Page[Any]) -> str | None:
-    if page.next_token is None:
-        return None
-    link = f"{call.base}{path}?api-version={quote(call.query['api-version'])}"
-    link += f"&$skiptoken={quote(page.next_token, safe='')}"
-    if "maxresults" in call.query:
-        link += f"&maxresults={quote(call.query['maxresults'])}"
-    return link
 
 
 class SecretRoutes:
@@ -37,10 +24,10 @@ class SecretRoutes:
     def secrets(self, method: str, rest: list[str]) -> tuple[Handler, tuple[str, ...]]:
         """Paths under /secrets."""
         if not rest or rest == [""]:
-            return self._only(method, "GET", "GetSecrets", self.get_secrets), ()
+            return only(method, "GET", "GetSecrets", self.get_secrets), ()
         name, tail = rest[0], rest[1:]
         if name.lower() == "restore" and not tail:
-            return self._only(method, "POST", "restore", self.restore_secret), ()
+            return only(method, "POST", "restore", self.restore_secret), ()
         if not tail:
             table = {
                 "PUT": self.set_secret,
@@ -52,9 +39,9 @@ class SecretRoutes:
                 raise method_not_allowed(method, "secret")
             return table[method], (name, "")
         if len(tail) == 1 and tail[0].lower() == "backup":
-            return self._only(method, "POST", "backup", self.backup_secret), (name,)
+            return only(method, "POST", "backup", self.backup_secret), (name,)
         if tail in (["versions"], ["versions", ""]):
-            return self._only(method, "GET", "GetSecretVersions", self.get_secret_versions), (name,)
+            return only(method, "GET", "GetSecretVersions", self.get_secret_versions), (name,)
         if len(tail) == 1 or (len(tail) == 2 and tail[1] == ""):
             table = {"GET": self.get_secret, "PATCH": self.update_secret}
             if method not in table:
@@ -65,7 +52,7 @@ class SecretRoutes:
     def deleted_secrets(self, method: str, rest: list[str]) -> tuple[Handler, tuple[str, ...]]:
         """Paths under /deletedsecrets."""
         if not rest or rest == [""]:
-            return self._only(method, "GET", "GetDeletedSecrets", self.get_deleted_secrets), ()
+            return only(method, "GET", "GetDeletedSecrets", self.get_deleted_secrets), ()
         name, tail = rest[0], rest[1:]
         if not tail or tail == [""]:
             table = {"GET": self.get_deleted_secret, "DELETE": self.purge_deleted_secret}
@@ -73,14 +60,8 @@ class SecretRoutes:
                 raise method_not_allowed(method, "deleted secret")
             return table[method], (name,)
         if len(tail) == 1 and tail[0].lower() == "recover":
-            return self._only(method, "POST", "recover", self.recover_deleted_secret), (name,)
+            return only(method, "POST", "recover", self.recover_deleted_secret), (name,)
         raise NotFound(f"No operation at /deletedsecrets/{'/'.join(rest)[:100]}.", code="NotFound")
-
-    @staticmethod
-    def _only(method: str, wanted: str, operation: str, handler: Handler) -> Handler:
-        if method != wanted:
-            raise method_not_allowed(method, operation)
-        return handler
 
     # -- handlers ---------------------------------------------------------------------------
 
@@ -135,7 +116,7 @@ class SecretRoutes:
             call.record, call.int_query("maxresults"), call.query.get("$skiptoken")
         )
         items = [wire.secret_item(call.base, call.vault, s, versioned=False) for s in page.items]
-        return _json({"value": items, "nextLink": _next_link(call, "/secrets", page)})
+        return _json({"value": items, "nextLink": next_link(call, "/secrets", page)})
 
     async def get_secret_versions(self, call: Call) -> Reply:
         (name,) = call.args
@@ -143,7 +124,7 @@ class SecretRoutes:
             call.record, name, call.int_query("maxresults"), call.query.get("$skiptoken")
         )
         items = [wire.secret_item(call.base, call.vault, s, versioned=True) for s in page.items]
-        link = _next_link(call, f"/secrets/{name}/versions", page)
+        link = next_link(call, f"/secrets/{name}/versions", page)
         return _json({"value": items, "nextLink": link})
 
     async def get_deleted_secrets(self, call: Call) -> Reply:
@@ -156,7 +137,7 @@ class SecretRoutes:
             )
             for s, d in page.items
         ]
-        return _json({"value": items, "nextLink": _next_link(call, "/deletedsecrets", page)})
+        return _json({"value": items, "nextLink": next_link(call, "/deletedsecrets", page)})
 
     async def get_deleted_secret(self, call: Call) -> Reply:
         (name,) = call.args
