@@ -406,15 +406,19 @@ def filesystem_of(path: Path) -> str:
     return fstype
 
 
-def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
-    wrk = ensure_wrk()
+@dataclass
+class Started:
+    """A running throwaway Strongroom: its port, TLS trust and a bearer token for VAULT."""
+
+    server: Child
+    port: int
+    ctx: ssl.SSLContext
+    token: str
+    data_dir: Path
+
+
+def start_strongroom(workdir: Path, children: Children, port: int) -> Started:
     data_dir = workdir / "data"
-    port = free_port()
-    print(f"temp dir {workdir} ({filesystem_of(workdir)}), server port {port}", file=sys.stderr)
-
-    print(f"SQLite baseline ({args.sqlite_seconds:g} s) ...", file=sys.stderr, flush=True)
-    base_rate, base_commits = sqlite_baseline(workdir / "baseline.db", args.sqlite_seconds)
-
     run_cli(["vault", "create", VAULT, "--data-dir", str(data_dir), "--port", str(port)])
     principal = run_cli(
         ["principal", "create", PRINCIPAL, "--data-dir", str(data_dir), "--port", str(port)]
@@ -428,7 +432,7 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
         workdir / "server.log",
     )
     tls = data_dir / "tls"
-    ca, cert, key = tls / "ca.pem", tls / "server.pem", tls / "server-key.pem"
+    ca, key = tls / "ca.pem", tls / "server-key.pem"
     # The server writes the CA, then its certificate, then the key, before it listens.
     deadline = time.monotonic() + 30
     while not key.exists() and time.monotonic() < deadline and server.proc.poll() is None:
@@ -451,6 +455,22 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
         if r.status_code != 200:
             raise BenchError(f"token request answered {r.status_code}: {r.text[:500]}")
         token = r.json()["access_token"]
+    return Started(server, port, ctx, token, data_dir)
+
+
+def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
+    wrk = ensure_wrk()
+    port = free_port()
+    print(f"temp dir {workdir} ({filesystem_of(workdir)}), server port {port}", file=sys.stderr)
+
+    print(f"SQLite baseline ({args.sqlite_seconds:g} s) ...", file=sys.stderr, flush=True)
+    base_rate, base_commits = sqlite_baseline(workdir / "baseline.db", args.sqlite_seconds)
+
+    started = start_strongroom(workdir, children, port)
+    server, ctx, token = started.server, started.ctx, started.token
+    tls = started.data_dir / "tls"
+    cert, key = tls / "server.pem", tls / "server-key.pem"
+    with httpx.Client(verify=ctx, timeout=30) as client:
         vault_host = f"{VAULT}.vault.localhost:{port}"
         headers = {"Host": vault_host, "Authorization": f"Bearer {token}"}
         base = f"https://127.0.0.1:{port}"

@@ -1,0 +1,137 @@
+"""Throughput of key signing through Strongroom's API against raw pyca on the same cores.
+
+One run: a throwaway installation and server (as in ``secrets_throughput.py``), an RSA-2048
+and an EC P-256 key, then wrk drives ``POST /keys/{name}//sign`` (RS256 and ES256 over a
+32-byte digest) over TLS with an authenticated client, and the same signatures are made with
+pyca directly in one process per core for the same length of time.
+
+Target (issue 3): API RSA-2048 sign ≥ 0.85 of raw pyca throughput on all cores.
+
+Run with the project's venv: ``.venv/bin/python bench/keys_throughput.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from secrets_throughput import (
+    API,
+    VAULT,
+    BenchError,
+    Children,
+    _sigterm,
+    ensure_wrk,
+    free_port,
+    lua_script,
+    run_wrk,
+    start_strongroom,
+)
+
+RSA_TARGET = 0.85
+DIGEST = base64.urlsafe_b64encode(bytes(range(32))).decode().rstrip("=")
+
+
+def _raw_sign(kind: str, seconds: float) -> int:
+    """Signs for ``seconds`` in this process; returns how many signatures it made."""
+    digest = bytes(range(32))
+    if kind == "RSA":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+        def one() -> None:
+            key.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+    else:
+        eckey = ec.generate_private_key(ec.SECP256R1())
+
+        def one() -> None:
+            eckey.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+
+    count, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for _ in range(20):
+            one()
+        count += 20
+    return count
+
+
+def raw_rate(kind: str, seconds: float, workers: int) -> float:
+    with ProcessPoolExecutor(workers) as pool:
+        counts = list(pool.map(_raw_sign, [kind] * workers, [seconds] * workers))
+    return sum(counts) / seconds
+
+
+def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
+    wrk = ensure_wrk()
+    port = free_port()
+    started = start_strongroom(workdir, children, port)
+    host = f"{VAULT}.vault.localhost:{port}"
+    base = f"https://127.0.0.1:{port}"
+    headers = {"Host": host, "Authorization": f"Bearer {started.token}"}
+    with httpx.Client(verify=started.ctx, timeout=60) as client:
+        for name, body in (("rsa", {"kty": "RSA", "key_size": 2048}), ("ec", {"kty": "EC"})):
+            r = client.post(f"{base}/keys/{name}/create?{API}", headers=headers, json=body)
+            if r.status_code != 200:
+                raise BenchError(f"creating key {name} answered {r.status_code}: {r.text[:300]}")
+    workers = os.cpu_count() or 1
+    print(f"raw pyca, {workers} processes ...", file=sys.stderr, flush=True)
+    raw = {kind: raw_rate(kind, args.raw_seconds, workers) for kind in ("RSA", "EC")}
+    opts = {"threads": args.threads, "connections": args.connections, "duration": args.duration}
+    api = {}
+    for kind, name, alg in (("RSA", "rsa", "RS256"), ("EC", "ec", "ES256")):
+        body = json.dumps({"alg": alg, "value": DIGEST})
+        script = lua_script(host, started.token, "POST", body)
+        api[kind] = run_wrk(
+            wrk, f"{alg} sign", f"{base}/keys/{name}//sign?{API}", script, workdir, **opts
+        )
+    print(f"\nStrongroom key signing: wrk -t{args.threads} -c{args.connections} "
+          f"-d{args.duration:g}s, TLS keep-alive, {workers} CPUs")  # fmt: skip
+    print(f"{'measurement':<28} {'rate':>12}  {'p50 ms':>7}  {'ratio':>12}")
+    for kind, label in (("RSA", "RSA-2048 RS256"), ("EC", "EC P-256 ES256")):
+        result = api[kind]
+        print(f"{'raw pyca ' + label:<28} {raw[kind]:>10,.0f}/s")
+        ratio = result.rps / raw[kind]
+        print(f"{'API ' + label:<28} {result.rps:>10,.0f}/s  {result.p50_ms:>7.2f}  "
+              f"{ratio:>6.2f} x raw")  # fmt: skip
+    met = api["RSA"].rps / raw["RSA"] >= RSA_TARGET
+    print(
+        f"target: API RSA-2048 sign >= {RSA_TARGET:.2f} x raw pyca: {'met' if met else 'NOT met'}"
+    )
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=8, help="seconds per wrk run (8)")
+    parser.add_argument("--raw-seconds", type=float, default=4, help="seconds of raw pyca (4)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _sigterm)
+    children = Children()
+    workdir = Path(tempfile.mkdtemp(prefix="strongroom-keybench-"))
+    try:
+        return bench(args, workdir, children)
+    except BenchError as exc:
+        print(f"\nBENCHMARK FAILED: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        children.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
