@@ -59,6 +59,7 @@ class Server:
     client_id: str = ""
     client_secret: str = field(default="", repr=False)
     process: subprocess.Popen[bytes] | None = None
+    extra_args: tuple[str, ...] = ()
 
     @property
     def ca(self) -> Path:
@@ -84,10 +85,19 @@ class Server:
             [
                 *(sys.executable, "-m", "strongroom.cli.main", "serve"),
                 *("--data-dir", str(self.data_dir), "--port", str(self.port)),
+                *self.extra_args,
             ],
             stdout=log,
             stderr=log,
         )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -154,8 +164,10 @@ class Server:
         )
 
 
-def make_server(root: Path, vaults: tuple[str, ...] = ("vault-a", "vault-b")) -> Server:
-    server = Server(data_dir=root / "data", port=free_port())
+def make_server(
+    root: Path, vaults: tuple[str, ...] = ("vault-a", "vault-b"), *extra_args: str
+) -> Server:
+    server = Server(data_dir=root / "data", port=free_port(), extra_args=extra_args)
     for name in vaults:
         cli(server.data_dir, "vault", "create", name)
     created = cli(server.data_dir, "principal", "create", "tests", port=server.port)

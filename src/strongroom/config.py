@@ -27,6 +27,10 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     token_lifetime: int = 3600
+    # Seconds between passes of the scheduler (rotation by policy, purge after retention).
+    scheduler_interval: float = 60.0
+    # Test mode only: a clock that POST /admin/clock/advance moves forward.
+    test_clock: bool = False
 
     def _netloc(self, host: str) -> str:
         return host if self.port == 443 else f"{host}:{self.port}"

@@ -58,10 +58,11 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
         "INSERT INTO meta VALUES ('schema_version', '1');"
         "CREATE TABLE versions (seq INTEGER PRIMARY KEY, vault_id TEXT);"
+        "CREATE TABLE objects (vault_id TEXT, kind TEXT, lname TEXT);"
     )
     conn.close()
     store = SqliteStore(tmp_path / "db")
-    assert store.reads.get_meta("schema_version") == "2"
+    assert store.reads.get_meta("schema_version") == "3"
     store.close()
     columns = [
         r[1] for r in sqlite3.connect(tmp_path / "db").execute("PRAGMA table_info(versions)")

@@ -17,9 +17,11 @@ from starlette.types import Receive, Scope, Send
 
 from strongroom.api.dataplane import DataPlane
 from strongroom.api.errors import JSON, error_body
+from strongroom.api.routes.admin import AdminRoutes
 from strongroom.api.routes.identity import IdentityRoutes
 from strongroom.api.routes.keys import KeyRoutes
 from strongroom.api.routes.secrets import SecretRoutes
+from strongroom.clock import ManualClock
 from strongroom.crypto.pool import CpuPool
 from strongroom.services.identity import IdentityService
 from strongroom.services.installation import Installation
@@ -28,8 +30,6 @@ from strongroom.services.secrets import SecretService
 from strongroom.services.vaults import VaultService
 
 log = logging.getLogger(__name__)
-
-PURGE_INTERVAL = 60.0
 
 
 class Services:
@@ -65,9 +65,12 @@ class StrongroomApp:
             settings.authority,
             settings.vault_resource,
         )
-        self._identity = Starlette(
-            routes=IdentityRoutes(self.services.identity, settings.authority).routes()
-        )
+        routes = IdentityRoutes(self.services.identity, settings.authority).routes()
+        if isinstance(inst.clock, ManualClock):
+            admin = AdminRoutes(self.services.identity, inst.clock, self.scheduler_pass, settings)
+            routes += admin.routes()
+        self._identity = Starlette(routes=routes)
+        self._interval = settings.scheduler_interval
         self._purger: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -107,7 +110,7 @@ class StrongroomApp:
         while True:
             message: Any = await receive()
             if message["type"] == "lifespan.startup":
-                self._purger = asyncio.create_task(self._purge_loop())
+                self._purger = asyncio.create_task(self._scheduler())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._purger is not None:
@@ -118,16 +121,21 @@ class StrongroomApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _purge_loop(self) -> None:
-        """Purges soft-deleted objects once their scheduledPurgeDate has passed."""
+    async def scheduler_pass(self) -> dict[str, int]:
+        """Rotates keys whose policy is due and purges objects past their purge date."""
+        rotated = await self.services.keys.rotate_due_keys()
+        purged = await self.services.secrets.purge_expired()
+        if rotated or purged:
+            log.info("scheduler: rotated %d keys, purged %d objects", rotated, purged)
+        return {"rotated": rotated, "purged": purged}
+
+    async def _scheduler(self) -> None:
         while True:
             try:
-                count = await self.services.secrets.purge_expired()
-                if count:
-                    log.info("purged %d objects past their scheduled purge date", count)
+                await self.scheduler_pass()
             except Exception:
-                log.exception("scheduled purge failed")
-            await asyncio.sleep(PURGE_INTERVAL)
+                log.exception("scheduler pass failed")
+            await asyncio.sleep(self._interval)
 
 
 def create_app(inst: Installation) -> StrongroomApp:

@@ -10,6 +10,7 @@ import logging
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import typer
 from strongroom.cli import secret
 from strongroom.cli.output import Output, OutputOption, emit, errors, fail
 from strongroom.cli.profile import Profile, profile_path
+from strongroom.clock import Clock, ManualClock
 from strongroom.config import DEFAULT_PORT, DEFAULT_VAULT_SUFFIX, Settings, default_data_dir
 from strongroom.crypto.tls import ensure_local_tls
 from strongroom.models import Principal, Vault
@@ -43,9 +45,9 @@ def _settings(data_dir: Path | None, port: int, suffix: str = DEFAULT_VAULT_SUFF
     return Settings(data_dir=data_dir or default_data_dir(), port=port, vault_suffix=suffix)
 
 
-def _open(settings: Settings) -> Installation:
+def _open(settings: Settings, clock: Clock | None = None) -> Installation:
     try:
-        return open_installation(settings)
+        return open_installation(settings, clock)
     except Exception as exc:
         fail("InstallationError", f"Cannot open the installation in {settings.data_dir}: {exc}")
 
@@ -75,16 +77,21 @@ def serve(
     tls_cert: Path | None = typer.Option(None, help="Your own certificate (PEM, with chain)."),
     tls_key: Path | None = typer.Option(None, help="The key of --tls-cert (PEM)."),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
+    test_clock: bool = typer.Option(
+        False, "--test-clock", help="Tests only: a clock moved by POST /admin/clock/advance."
+    ),
 ) -> None:
     """Start the HTTPS server (127.0.0.1 and ::1)."""
     from strongroom import server
     from strongroom.api.app import create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    settings = _settings(data_dir, port, vault_suffix)
+    settings = replace(_settings(data_dir, port, vault_suffix), test_clock=test_clock)
     if (tls_cert is None) != (tls_key is None):
         fail("BadParameter", "Pass --tls-cert and --tls-key together.")
-    inst = _open(settings)
+    if test_clock:
+        typer.echo("WARNING: --test-clock lets any principal move this server's time.", err=True)
+    inst = _open(settings, ManualClock() if test_clock else None)
     if tls_cert is not None and tls_key is not None:
         cert, key = tls_cert, tls_key
         ca_note = f"Using your certificate {cert}."

@@ -32,8 +32,14 @@ _COLLECTIONS = {
 
 
 def make_blob(
-    inst: Installation, vault: VaultRecord, kind: Kind, name: str, versions: list[dict[str, Any]]
+    inst: Installation,
+    vault: VaultRecord,
+    kind: Kind,
+    name: str,
+    versions: list[dict[str, Any]],
+    extras: dict[str, Any] | None = None,
 ) -> bytes:
+    """``extras``: object-level state beside the versions (a key's rotation policy)."""
     key_record = inst.store.reads.current_domain_key(vault.domain_id)
     assert key_record is not None, "every domain has a backup key from its creation"
     header = {
@@ -46,7 +52,8 @@ def make_blob(
         "keyVersion": key_record.version,
         "created": int(time.time()),
     }
-    payload = json.dumps({"name": name, "versions": versions}, separators=(",", ":")).encode()
+    body = {"name": name, "versions": versions, **(extras or {})}
+    payload = json.dumps(body, separators=(",", ":")).encode()
     return blobfmt.seal(header, payload, inst.keyring.domain_key(key_record))
 
 
@@ -59,8 +66,8 @@ def malformed_payload() -> BackupRejected:
 
 def open_blob(
     inst: Installation, vault: VaultRecord, kind: Kind, blob: bytes
-) -> tuple[str, list[dict[str, Any]]]:
-    """Returns (name, versions) from an authenticated blob, or raises ``BackupRejected``."""
+) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+    """(name, versions, whole payload) from an authenticated blob, or ``BackupRejected``."""
     envelope = blobfmt.parse(blob)
     domain = str(envelope.header["domain"])
     key_version = str(envelope.header["keyVersion"])
@@ -101,4 +108,4 @@ def open_blob(
         raise malformed_payload() from exc
     if name != envelope.header["name"] or len(versions) != envelope.header["versions"]:
         raise malformed_payload()
-    return name, versions
+    return name, versions, data

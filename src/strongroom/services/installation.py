@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from strongroom.clock import Clock, SystemClock
 from strongroom.config import Settings
 from strongroom.crypto.envelope import Sealer, aad, load_or_create_master_key, new_key
 from strongroom.store.base import DomainKeyRecord, Store, Tx, VaultRecord
@@ -64,6 +65,7 @@ class Installation:
     instance_id: str
     default_domain_id: str
     signing_key_pem: bytes = field(repr=False)
+    clock: Clock = field(default_factory=SystemClock)
 
     def close(self) -> None:
         self.store.close()
@@ -98,7 +100,7 @@ def _initialise(tx: Tx, keyring: Keyring) -> None:
         tx.set_meta(_SIGNING_KEY, keyring.master.seal(pem, aad("token-signing-key")).hex())
 
 
-def open_installation(settings: Settings) -> Installation:
+def open_installation(settings: Settings, clock: Clock | None = None) -> Installation:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     keyring = Keyring(master=Sealer(load_or_create_master_key(settings.master_key_file)))
     store = SqliteStore(settings.database)
@@ -120,4 +122,5 @@ def open_installation(settings: Settings) -> Installation:
         signing_key_pem=keyring.master.open(
             bytes.fromhex(meta(_SIGNING_KEY)), aad("token-signing-key")
         ),
+        clock=clock or SystemClock(),
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,6 +17,7 @@ from strongroom.crypto.pool import CpuPool
 from strongroom.errors import BadParameter, Forbidden
 from strongroom.identifiers import check_object_name, new_version
 from strongroom.models import Deletion, KeyResult, KeyVersion, Kind, Page
+from strongroom.services import rotation
 from strongroom.services.installation import Installation
 from strongroom.services.objects import (
     AttributeInput,
@@ -27,7 +27,7 @@ from strongroom.services.objects import (
     check_window,
     tags_of,
 )
-from strongroom.store.base import ObjectRecord, VaultRecord, VersionRecord
+from strongroom.store.base import ObjectRecord, Tx, VaultRecord, VersionRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +100,7 @@ class KeyService(ObjectService[KeyVersion]):
             "exportable": attrs.exportable,
             "release_policy": release_policy,
         }
-        lname, version, now = name.lower(), version or new_version(), int(time.time())
+        lname, version, now = name.lower(), version or new_version(), self._inst.clock.now()
         return VersionRecord(
             vault_id=vault.id, kind=self._kind, lname=lname, version=version, created=now,
             updated=now, enabled=True if attrs.enabled is None else attrs.enabled,
@@ -174,12 +174,73 @@ class KeyService(ObjectService[KeyVersion]):
             material = await self._pool.run(kc.generate, kty, size, None, None)
         else:
             material = kc.generate(kty, size, crv, None)
-        attrs = KeyAttributeInput(exportable=meta.get("exportable"))
+        expiry = rotation.expiry_seconds(self._policy(vault, name.lower()))
+        now = self._inst.clock.now()
+        attrs = KeyAttributeInput(
+            exp=None if expiry is None else now + expiry, exportable=meta.get("exportable")
+        )
         record = self._record(
             vault, name, kty, material, meta["key_ops"], attrs, tags_of(latest),
             meta.get("release_policy"),
         )  # fmt: skip
         return await self.add_version(vault, name, record)
+
+    # -- rotation policy --------------------------------------------------------------------
+
+    def _policy(self, vault: VaultRecord, lname: str) -> dict[str, Any] | None:
+        body = self._store.reads.get_policy(vault.id, self._kind, lname)
+        return None if body is None else dict(json.loads(body))
+
+    def get_key_rotation_policy(self, vault: VaultRecord, name: str) -> dict[str, Any]:
+        obj = self.active(vault, name)
+        return self._policy(vault, obj.lname) or rotation.DEFAULT_POLICY
+
+    async def update_key_rotation_policy(
+        self, vault: VaultRecord, name: str, requested: dict[str, Any]
+    ) -> dict[str, Any]:
+        policy = rotation.validate(requested)
+        lname = name.lower()
+        now = self._inst.clock.now()
+
+        def write(tx: Tx) -> dict[str, Any]:
+            obj = tx.get_object(vault.id, self._kind, lname)
+            if obj is None or obj.deleted_date is not None:
+                raise self.not_found(name)
+            old = tx.get_policy(vault.id, self._kind, lname)
+            created = json.loads(old)["attributes"].get("created", now) if old else now
+            policy["attributes"].update(created=created, updated=now)
+            tx.set_policy(vault.id, self._kind, lname, json.dumps(policy))
+            return policy
+
+        return await self._write(write, vault, lname)
+
+    async def rotate_due_keys(self) -> int:
+        """One pass of the scheduler: rotates every key whose policy says it is time."""
+        now = self._inst.clock.now()
+        rotated = 0
+        for vault_id, lname, body in self._store.reads.list_policies(self._kind):
+            vault = self._store.reads.get_vault_by_id(vault_id)
+            found = self._store.reads.get_current(vault_id, self._kind, lname, "")
+            if vault is None or found is None:
+                continue
+            latest = found[1]
+            if rotation.rotation_due(json.loads(body), latest.created, latest.exp, now):
+                await self.rotate_key(vault, found[0].name)
+                rotated += 1
+        return rotated
+
+    def _backup_extras(self, vault: VaultRecord, obj: ObjectRecord) -> dict[str, Any]:
+        policy = self._store.reads.get_policy(vault.id, self._kind, obj.lname)
+        return {} if policy is None else {"rotationPolicy": json.loads(policy)}
+
+    def _restore_extras(
+        self, tx: Tx, vault: VaultRecord, lname: str, payload: dict[str, Any]
+    ) -> None:
+        policy = payload.get("rotationPolicy")
+        if policy is not None:
+            tx.set_policy(vault.id, self._kind, lname, json.dumps(policy))
+
+    # -- reads ------------------------------------------------------------------------------
 
     def get_key(self, vault: VaultRecord, name: str, version: str = "") -> KeyVersion:
         return self._model(*self.current(vault, name, version))
@@ -239,7 +300,7 @@ class KeyService(ObjectService[KeyVersion]):
                 exp=current.exp if attrs.exp is None else attrs.exp,
                 tags=current.tags if tags is None else tags_text,
                 extra=json.dumps(meta, separators=(",", ":")),
-                updated=int(time.time()),
+                updated=self._inst.clock.now(),
             )
 
         return await self.change_version(vault, name, version, change)
@@ -279,7 +340,7 @@ class KeyService(ObjectService[KeyVersion]):
             raise Forbidden(
                 f"Operation {operation} is not allowed on a disabled key.", inner="KeyDisabled"
             )
-        now = int(time.time())
+        now = self._inst.clock.now()
         if record.nbf is not None and now < record.nbf:
             raise Forbidden(
                 f"Operation {operation} is not allowed: the key is not valid before "

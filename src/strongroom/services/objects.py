@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -302,7 +301,7 @@ class ObjectService(Generic[M]):
 
     async def delete(self, vault: VaultRecord, name: str) -> tuple[M, Deletion]:
         lname = name.lower()
-        now = int(time.time())
+        now = self._inst.clock.now()
         deletion = Deletion(now, now + vault.retention_days * 86400)
 
         def write(tx: Tx) -> tuple[ObjectRecord, VersionRecord]:
@@ -354,7 +353,7 @@ class ObjectService(Generic[M]):
 
     async def purge_expired(self, now: int | None = None) -> int:
         """Purges deleted objects of every kind whose scheduledPurgeDate has passed."""
-        when = int(time.time()) if now is None else now
+        when = self._inst.clock.now() if now is None else now
 
         def write(tx: Tx) -> int:
             expired = tx.expired_deletions(when, 500)
@@ -383,14 +382,24 @@ class ObjectService(Generic[M]):
             }  # fmt: skip
             entry.update(item(v))
             items.append(entry)
-        return backup.make_blob(self._inst, vault, self.KIND, obj.name, items)
+        extras = self._backup_extras(vault, obj)
+        return backup.make_blob(self._inst, vault, self.KIND, obj.name, items, extras)
+
+    def _backup_extras(self, vault: VaultRecord, obj: ObjectRecord) -> dict[str, Any]:
+        """Object-level state to carry beside the versions; restored by ``_restore_extras``."""
+        return {}
+
+    def _restore_extras(
+        self, tx: Tx, vault: VaultRecord, lname: str, payload: dict[str, Any]
+    ) -> None:
+        """Writes back what ``_backup_extras`` carried, inside the restore's transaction."""
 
     async def restore(
         self, vault: VaultRecord, blob: bytes, material: Callable[[dict[str, Any]], bytes]
     ) -> M:
         """Re-creates every version with its id and timestamps; ``material`` gives the
         plaintext to seal for one backed-up version."""
-        name, items = backup.open_blob(self._inst, vault, self.KIND, blob)
+        name, items, payload = backup.open_blob(self._inst, vault, self.KIND, blob)
         try:
             check_object_name(name, self.NOUN)
             lname = name.lower()
@@ -430,6 +439,7 @@ class ObjectService(Generic[M]):
             tx.insert_object(obj)
             for record in records:
                 tx.insert_version(record)
+            self._restore_extras(tx, vault, lname, payload)
             return obj
 
         obj = await self._write(write, vault, lname)

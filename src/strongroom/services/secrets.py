@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 from strongroom.errors import BadParameter, Forbidden
@@ -106,7 +105,7 @@ class SecretService(ObjectService[SecretVersion]):
             )
         attrs = attributes or AttributeInput()
         check_window(attrs.nbf, attrs.exp)
-        lname, version, now = name.lower(), new_version(), int(time.time())
+        lname, version, now = name.lower(), new_version(), self._inst.clock.now()
         record = VersionRecord(
             vault_id=vault.id, kind=self._kind, lname=lname, version=version, created=now,
             updated=now, enabled=True if attrs.enabled is None else attrs.enabled,
@@ -137,7 +136,7 @@ class SecretService(ObjectService[SecretVersion]):
                 exp=current.exp if attrs.exp is None else attrs.exp,
                 content_type=current.content_type if content_type is None else content_type,
                 tags=current.tags if tags is None else tags_text,
-                updated=int(time.time()),
+                updated=self._inst.clock.now(),
             )
 
         return await self.change_version(vault, name, version, change)

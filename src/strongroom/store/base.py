@@ -21,7 +21,7 @@ from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +109,14 @@ class Reads(Protocol):
         self, vault_id: str, kind: str, lname: str, *, after: int | None, limit: int
     ) -> list[tuple[int, VersionRecord]]: ...
     def all_versions(self, vault_id: str, kind: str, lname: str) -> list[VersionRecord]: ...
+    def get_policy(self, vault_id: str, kind: str, lname: str) -> str | None:
+        """An object's policy (a key's rotation policy) as JSON text, or None."""
+        ...
+
+    def list_policies(self, kind: str) -> list[tuple[str, str, str]]:
+        """(vault_id, lname, body) of every policy of an active object of ``kind``."""
+        ...
+
     def count_objects(self, vault_id: str) -> int: ...
 
 
@@ -129,7 +137,11 @@ class Tx(Reads, Protocol):
     def set_deleted(
         self, vault_id: str, kind: str, lname: str, deleted: int | None, purge: int | None
     ) -> None: ...
-    def purge_object(self, vault_id: str, kind: str, lname: str) -> None: ...
+    def set_policy(self, vault_id: str, kind: str, lname: str, body: str) -> None: ...
+    def purge_object(self, vault_id: str, kind: str, lname: str) -> None:
+        """Removes the object, its versions and its policy."""
+        ...
+
     def expired_deletions(self, now: int, limit: int) -> list[ObjectRecord]: ...
 
 

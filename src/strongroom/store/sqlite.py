@@ -62,6 +62,11 @@ CREATE TABLE IF NOT EXISTS versions (
     FOREIGN KEY (vault_id, kind, lname) REFERENCES objects (vault_id, kind, lname)
         ON DELETE CASCADE);
 CREATE INDEX IF NOT EXISTS versions_by_object ON versions (vault_id, kind, lname, seq);
+CREATE TABLE IF NOT EXISTS policies (
+    vault_id TEXT NOT NULL, kind TEXT NOT NULL, lname TEXT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (vault_id, kind, lname),
+    FOREIGN KEY (vault_id, kind, lname) REFERENCES objects (vault_id, kind, lname)
+        ON DELETE CASCADE);
 """
 
 _VERSION_COLS = (
@@ -69,7 +74,15 @@ _VERSION_COLS = (
     "content_type, tags, sealed, managed, extra"
 )
 # Schema changes, by the version they lead to. A fresh database gets _SCHEMA at the newest.
-_MIGRATIONS = {2: ["ALTER TABLE versions ADD COLUMN extra TEXT"]}
+_MIGRATIONS = {
+    2: ["ALTER TABLE versions ADD COLUMN extra TEXT"],
+    3: [
+        "CREATE TABLE policies (vault_id TEXT NOT NULL, kind TEXT NOT NULL, lname TEXT NOT NULL,"
+        " body TEXT NOT NULL, PRIMARY KEY (vault_id, kind, lname),"
+        " FOREIGN KEY (vault_id, kind, lname) REFERENCES objects (vault_id, kind, lname)"
+        " ON DELETE CASCADE)"
+    ],
+}
 _OBJECT_COLS = "vault_id, kind, lname, name, latest_version, deleted_date, scheduled_purge_date"
 
 
@@ -217,6 +230,22 @@ class _Reads:
         ).fetchall()
         return [_version(r) for r in rows]
 
+    def get_policy(self, vault_id: str, kind: str, lname: str) -> str | None:
+        row = self._c.execute(
+            "SELECT body FROM policies WHERE vault_id=? AND kind=? AND lname=?",
+            (vault_id, kind, lname),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def list_policies(self, kind: str) -> list[tuple[str, str, str]]:
+        rows = self._c.execute(
+            "SELECT p.vault_id, p.lname, p.body FROM policies p JOIN objects o "
+            "ON o.vault_id=p.vault_id AND o.kind=p.kind AND o.lname=p.lname "
+            "WHERE p.kind=? AND o.deleted_date IS NULL",
+            (kind,),
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
     def count_objects(self, vault_id: str) -> int:
         row = self._c.execute("SELECT count(*) FROM objects WHERE vault_id=?", (vault_id,))
         return int(row.fetchone()[0])
@@ -310,8 +339,16 @@ class _Tx(_Reads):
             (deleted, purge, vault_id, kind, lname),
         )
 
+    def set_policy(self, vault_id: str, kind: str, lname: str, body: str) -> None:
+        self._c.execute(
+            "INSERT INTO policies (vault_id, kind, lname, body) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (vault_id, kind, lname) DO UPDATE SET body=excluded.body",
+            (vault_id, kind, lname, body),
+        )
+
     def purge_object(self, vault_id: str, kind: str, lname: str) -> None:
         args = (vault_id, kind, lname)
+        self._c.execute("DELETE FROM policies WHERE vault_id=? AND kind=? AND lname=?", args)
         self._c.execute("DELETE FROM versions WHERE vault_id=? AND kind=? AND lname=?", args)
         self._c.execute("DELETE FROM objects WHERE vault_id=? AND kind=? AND lname=?", args)
 

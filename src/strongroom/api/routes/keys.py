@@ -68,10 +68,10 @@ class KeyRoutes:
                 wanted, handler = named[word]
                 return only(method, wanted, word, handler), (name,)
             if word == "rotationpolicy":
-                raise NotFound(
-                    "Key rotation policies are not supported by this Strongroom release yet.",
-                    code="NotFound",
-                )
+                table = {"GET": self.get_rotation_policy, "PUT": self.update_rotation_policy}
+                if method not in table:
+                    raise method_not_allowed(method, "rotationpolicy")
+                return table[method], (name,)
         if tail == ["versions", ""]:
             return only(method, "GET", "versions", self.get_key_versions), (name,)
         version = tail[0]
@@ -255,6 +255,19 @@ class KeyRoutes:
         if op == "wrapkey":
             return _result(call, await self._k.wrap_key(vault, name, version, alg, value))
         return _result(call, await self._k.unwrap_key(vault, name, version, alg, value))
+
+    def _policy(self, call: Call, name: str, policy: dict[str, object]) -> Reply:
+        return json_reply({"id": f"{call.base}/keys/{name}/rotationpolicy", **policy})
+
+    async def get_rotation_policy(self, call: Call) -> Reply:
+        (name,) = call.args
+        return self._policy(call, name, self._k.get_key_rotation_policy(call.record, name))
+
+    async def update_rotation_policy(self, call: Call) -> Reply:
+        (name,) = call.args
+        data = wire.parse_object(await call.body())
+        policy = await self._k.update_key_rotation_policy(call.record, name, data)
+        return self._policy(call, name, policy)
 
     async def get_random_bytes(self, call: Call) -> Reply:
         data = wire.parse_object(await call.body())

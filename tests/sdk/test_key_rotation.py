@@ -1,0 +1,202 @@
+"""Rotation policies through KeyClient, and rotation by policy with the server's clock advanced."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.keyvault.keys import (
+    KeyClient,
+    KeyRotationLifetimeAction,
+    KeyRotationPolicy,
+    KeyRotationPolicyAction,
+)
+
+from tests.conftest import Server, make_server
+
+DAY = 86400
+
+
+@pytest.fixture(scope="module")
+def clocked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = make_server(tmp_path_factory.mktemp("clocked"), ("rotating",), "--test-clock")
+    yield srv
+    srv.stop()
+
+
+def _keys(srv: Server) -> KeyClient:
+    return KeyClient(srv.vault_url("rotating"), srv.credential(), connection_verify=str(srv.ca))
+
+
+def _advance(srv: Server, seconds: int) -> dict[str, Any]:
+    response = httpx.post(
+        f"{srv.authority}/admin/clock/advance",
+        json={"seconds": seconds},
+        headers={"Authorization": f"Bearer {srv.token()}"},
+        verify=srv.tls(),
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def test_default_policy_and_round_trip(clocked: Server) -> None:
+    keys = _keys(clocked)
+    keys.create_ec_key("policy-shape")
+    default = keys.get_key_rotation_policy("policy-shape")
+    assert default.id == f"{clocked.vault_url('rotating')}/keys/policy-shape/rotationpolicy"
+    assert [(a.action, a.time_before_expiry) for a in default.lifetime_actions] == [
+        (KeyRotationPolicyAction.notify, "P30D")
+    ]
+    wanted = KeyRotationPolicy(
+        lifetime_actions=[
+            KeyRotationLifetimeAction(KeyRotationPolicyAction.rotate, time_after_create="P90D"),
+            KeyRotationLifetimeAction(KeyRotationPolicyAction.notify, time_before_expiry="P30D"),
+        ],
+        expires_in="P2Y",
+    )
+    stored = keys.update_key_rotation_policy("policy-shape", wanted)
+    assert stored.expires_in == "P2Y"
+    assert stored.created_on is not None
+    again = keys.get_key_rotation_policy("policy-shape")
+    assert [
+        (a.action, a.time_after_create, a.time_before_expiry) for a in again.lifetime_actions
+    ] == [
+        (KeyRotationPolicyAction.rotate, "P90D", None),
+        (KeyRotationPolicyAction.notify, None, "P30D"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"attributes": {"expiryTime": "P7D"}}, "28 days"),
+        (
+            {
+                "lifetimeActions": [
+                    {"trigger": {"timeAfterCreate": "90 days"}, "action": {"type": "Rotate"}}
+                ]
+            },
+            "ISO 8601",
+        ),
+        ({"lifetimeActions": [{"trigger": {}, "action": {"type": "Rotate"}}]}, "exactly one"),
+        (
+            {
+                "lifetimeActions": [
+                    {"trigger": {"timeAfterCreate": "P1D"}, "action": {"type": "Explode"}}
+                ]
+            },
+            "Rotate or Notify",
+        ),
+    ],
+)
+def test_invalid_policies_are_400(clocked: Server, body: dict[str, Any], says: str) -> None:
+    _keys(clocked).create_ec_key("bad-policy")
+    with httpx.Client(
+        base_url=clocked.vault_url("rotating"), verify=clocked.tls(),
+        headers={"Authorization": f"Bearer {clocked.token()}"}, params={"api-version": "7.6"},
+    ) as http:  # fmt: skip
+        response = http.put("/keys/bad-policy/rotationpolicy", json=body)
+    assert response.status_code == 400, response.text
+    assert says in response.json()["error"]["message"]
+
+
+def test_rotates_after_create_and_sets_expiry(clocked: Server) -> None:
+    keys = _keys(clocked)
+    first = keys.create_rsa_key("by-age", key_operations=["sign", "verify"], tags={"t": "1"})
+    policy = KeyRotationPolicy(
+        lifetime_actions=[
+            KeyRotationLifetimeAction(KeyRotationPolicyAction.rotate, time_after_create="P30D")
+        ],
+        expires_in="P60D",
+    )
+    keys.update_key_rotation_policy("by-age", policy)
+    assert _advance(clocked, 29 * DAY)["rotated"] == 0
+    assert len(list(keys.list_properties_of_key_versions("by-age"))) == 1
+    now = _advance(clocked, 2 * DAY)["now"]
+    latest = keys.get_key("by-age")
+    assert latest.properties.version != first.properties.version
+    assert latest.key_type == "RSA" and len(latest.key.n) == 256
+    assert latest.key_operations == ["sign", "verify"]
+    assert latest.properties.tags == {"t": "1"}
+    assert latest.properties.expires_on is not None
+    assert abs(latest.properties.expires_on.timestamp() - (now + 60 * DAY)) <= 5
+    assert _advance(clocked, DAY)["rotated"] == 0  # the new version is one day old
+
+
+def test_rotates_before_expiry(clocked: Server) -> None:
+    keys = _keys(clocked)
+    now = _advance(clocked, 0)["now"]
+    import datetime as dt
+
+    expires = dt.datetime.fromtimestamp(now + 20 * DAY, dt.UTC)
+    keys.create_ec_key("by-expiry", expires_on=expires)
+    keys.update_key_rotation_policy(
+        "by-expiry",
+        KeyRotationPolicy(
+            lifetime_actions=[
+                KeyRotationLifetimeAction(KeyRotationPolicyAction.rotate, time_before_expiry="P10D")
+            ],
+            expires_in="P30D",
+        ),
+    )
+    _advance(clocked, 9 * DAY)
+    assert len(list(keys.list_properties_of_key_versions("by-expiry"))) == 1
+    later = _advance(clocked, 2 * DAY)["now"]
+    assert len(list(keys.list_properties_of_key_versions("by-expiry"))) == 2
+    rotated = keys.get_key("by-expiry").properties.expires_on
+    assert rotated is not None and abs(rotated.timestamp() - (later + 30 * DAY)) <= 5
+
+
+def test_backup_carries_the_policy(clocked: Server) -> None:
+    keys = _keys(clocked)
+    keys.create_ec_key("carried")
+    keys.update_key_rotation_policy(
+        "carried",
+        KeyRotationPolicy(
+            lifetime_actions=[
+                KeyRotationLifetimeAction(KeyRotationPolicyAction.rotate, time_after_create="P45D")
+            ]
+        ),
+    )
+    blob = keys.backup_key("carried")
+    keys.begin_delete_key("carried").wait()
+    keys.purge_deleted_key("carried")
+    keys.restore_key_backup(blob)
+    actions = keys.get_key_rotation_policy("carried").lifetime_actions
+    assert [(a.action, a.time_after_create) for a in actions] == [
+        (KeyRotationPolicyAction.rotate, "P45D")
+    ]
+
+
+def test_clock_endpoint_needs_a_token_and_test_mode(clocked: Server, server: Server) -> None:
+    unauthenticated = httpx.post(
+        f"{clocked.authority}/admin/clock/advance", json={"seconds": 1}, verify=clocked.tls()
+    )
+    assert unauthenticated.status_code == 401
+    normal = httpx.post(
+        f"{server.authority}/admin/clock/advance",
+        json={"seconds": 1},
+        headers={"Authorization": f"Bearer {server.token()}"},
+        verify=server.tls(),
+    )
+    assert normal.status_code == 404
+
+
+def test_expiry_is_enforced_on_the_servers_clock(clocked: Server) -> None:
+    keys = _keys(clocked)
+    now = _advance(clocked, 0)["now"]
+    import datetime as dt
+
+    keys.create_ec_key("short-lived", expires_on=dt.datetime.fromtimestamp(now + DAY, dt.UTC))
+    from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
+
+    key = keys.get_key("short-lived")
+    crypto = CryptographyClient(key.id, clocked.credential(), connection_verify=str(clocked.ca))
+    crypto.sign(SignatureAlgorithm.es256, bytes(32))
+    _advance(clocked, 2 * DAY)
+    with pytest.raises(HttpResponseError) as info:
+        crypto.sign(SignatureAlgorithm.es256, bytes(32))
+    assert "KeyExpired" in str(info.value)
