@@ -102,3 +102,17 @@ class KeyResult:
     iv: bytes | None = None
     tag: bytes | None = None
     aad: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateVersion:
+    """One version of a certificate; ``cer`` is None while issuance is pending."""
+
+    name: str
+    version: str
+    cer: bytes | None
+    x5t: str | None
+    attributes: Attributes
+    tags: dict[str, str] | None
+    content_type: str
+    pending: bool = False

@@ -18,11 +18,13 @@ from starlette.types import Receive, Scope, Send
 from strongroom.api.dataplane import DataPlane
 from strongroom.api.errors import JSON, error_body
 from strongroom.api.routes.admin import AdminRoutes
+from strongroom.api.routes.certificates import CertificateRoutes
 from strongroom.api.routes.identity import IdentityRoutes
 from strongroom.api.routes.keys import KeyRoutes
 from strongroom.api.routes.secrets import SecretRoutes
 from strongroom.clock import ManualClock
 from strongroom.crypto.pool import CpuPool
+from strongroom.services.certificates import CertificateService
 from strongroom.services.identity import IdentityService
 from strongroom.services.installation import Installation
 from strongroom.services.keys import KeyService
@@ -42,6 +44,7 @@ class Services:
         self.secrets = SecretService(inst)
         self.cpu = CpuPool()
         self.keys = KeyService(inst, self.cpu)
+        self.certificates = CertificateService(inst, self.cpu, self.keys, self.secrets)
 
 
 class StrongroomApp:
@@ -52,6 +55,7 @@ class StrongroomApp:
         self._identity_hosts = {settings.host.lower(), "127.0.0.1", "[::1]"}
         secret_routes = SecretRoutes(self.services.secrets)
         key_routes = KeyRoutes(self.services.keys)
+        cert_routes = CertificateRoutes(self.services.certificates)
         self._data = DataPlane(
             self.services.identity,
             self.services.vaults,
@@ -61,6 +65,8 @@ class StrongroomApp:
                 "keys": key_routes.keys,
                 "deletedkeys": key_routes.deleted_keys,
                 "rng": key_routes.rng,
+                "certificates": cert_routes.certificates,
+                "deletedcertificates": cert_routes.deleted_certificates,
             },
             settings.authority,
             settings.vault_resource,

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from strongroom.errors import BadParameter
-from strongroom.models import Deletion, KeyVersion, SecretVersion, Vault
+from strongroom.models import CertificateVersion, Deletion, KeyVersion, SecretVersion, Vault
 from strongroom.services.keys import KeyAttributeInput
 from strongroom.services.objects import AttributeInput
 
@@ -119,6 +119,7 @@ def secret_bundle(base: str, vault: Vault, s: SecretVersion, *, value: bool) -> 
         out["tags"] = s.tags
     if s.managed:
         out["managed"] = True
+        out["kid"] = f"{base}/keys/{s.name}/{s.version}"  # the certificate's key
     return out
 
 
@@ -250,3 +251,85 @@ def deleted_key(base: str, name: str, body: dict[str, Any], d: Deletion) -> dict
     body["deletedDate"] = d.deleted_date
     body["scheduledPurgeDate"] = d.scheduled_purge_date
     return body
+
+
+# -- certificates ---------------------------------------------------------------------------
+
+
+def _cert_attributes(c: CertificateVersion, vault: Vault) -> dict[str, Any]:
+    a = c.attributes
+    out: dict[str, Any] = {"enabled": a.enabled}
+    if a.nbf is not None:
+        out["nbf"] = a.nbf
+    if a.exp is not None:
+        out["exp"] = a.exp
+    out.update(
+        created=a.created,
+        updated=a.updated,
+        recoveryLevel=vault.recovery_level,
+        recoverableDays=vault.retention_days,
+    )
+    return out
+
+
+def certificate_policy(base: str, name: str, policy: dict[str, Any]) -> dict[str, Any]:
+    return {"id": f"{base}/certificates/{name}/policy", **policy}
+
+
+def certificate_bundle(
+    base: str, vault: Vault, c: CertificateVersion, policy: dict[str, Any] | None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": f"{base}/certificates/{c.name}/{c.version}"}
+    if c.cer is not None:
+        out["kid"] = f"{base}/keys/{c.name}/{c.version}"
+        out["sid"] = f"{base}/secrets/{c.name}/{c.version}"
+        out["x5t"] = c.x5t
+        out["cer"] = base64.b64encode(c.cer).decode()  # standard base64 (spec format "byte")
+    else:
+        out["pending"] = {"id": f"{base}/certificates/{c.name}/pending"}
+    out["contentType"] = c.content_type
+    out["attributes"] = _cert_attributes(c, vault)
+    if c.tags is not None:
+        out["tags"] = c.tags
+    if policy is not None:
+        out["policy"] = certificate_policy(base, c.name, policy)
+    return out
+
+
+def certificate_item(
+    base: str, vault: Vault, c: CertificateVersion, *, versioned: bool
+) -> dict[str, Any]:
+    cid = f"{base}/certificates/{c.name}"
+    out: dict[str, Any] = {
+        "id": f"{cid}/{c.version}" if versioned else cid,
+        "attributes": _cert_attributes(c, vault),
+    }
+    if c.x5t is not None:
+        out["x5t"] = c.x5t
+    if c.tags is not None:
+        out["tags"] = c.tags
+    return out
+
+
+def certificate_operation(base: str, name: str, op: dict[str, Any]) -> dict[str, Any]:
+    out = {"id": f"{base}/certificates/{name}/pending", **op}
+    if "target" in op:
+        out["target"] = f"{base}/certificates/{name}"
+    return out
+
+
+def deleted_certificate(base: str, name: str, body: dict[str, Any], d: Deletion) -> dict[str, Any]:
+    body["recoveryId"] = f"{base}/deletedcertificates/{name}"
+    body["deletedDate"] = d.deleted_date
+    body["scheduledPurgeDate"] = d.scheduled_purge_date
+    return body
+
+
+def std_b64_list(data: dict[str, Any], field: str) -> list[bytes]:
+    value = data.get(field)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadParameter(f"'{field}' must be a list of standard base64 strings.")
+    try:
+        return [base64.b64decode(v, validate=True) for v in value]
+    except (binascii.Error, ValueError) as exc:
+        raise BadParameter(f"'{field}' items must be standard base64.") from exc

@@ -90,7 +90,7 @@ _LOADED: dict[bytes, Any] = {}
 _MAX_LOADED = 4096
 
 
-def _private(material: bytes) -> Any:
+def load_private(material: bytes) -> Any:
     key = _LOADED.get(material)
     if key is None:
         key = serialization.load_der_private_key(
@@ -200,7 +200,7 @@ def public_info(kty: str, material: bytes) -> PublicInfo:
     kind = family(kty)
     if kind == "oct":
         return PublicInfo({}, len(material) * 8)
-    key = _private(material)
+    key = load_private(material)
     if kind == "RSA":
         nums = key.public_key().public_numbers()
         return PublicInfo({"n": b64u(_bytes(nums.n)), "e": b64u(_bytes(nums.e))}, key.key_size)
@@ -268,7 +268,7 @@ def sign(kty: str, material: bytes, alg: str, digest: bytes) -> bytes:
     kind = family(kty)
     scheme, hash_ = _sign_scheme(kind, alg)
     _check_digest(alg, digest, hash_)
-    key = _private(material)
+    key = load_private(material)
     if scheme == "RS":
         return bytes(key.sign(digest, asym.PKCS1v15(), Prehashed(hash_)))
     if scheme == "PS":
@@ -284,7 +284,7 @@ def verify(kty: str, material: bytes, alg: str, digest: bytes, signature: bytes)
     kind = family(kty)
     scheme, hash_ = _sign_scheme(kind, alg)
     _check_digest(alg, digest, hash_)
-    public = _private(material).public_key()
+    public = load_private(material).public_key()
     try:
         if scheme == "RS":
             public.verify(signature, digest, asym.PKCS1v15(), Prehashed(hash_))
@@ -339,7 +339,7 @@ def encrypt(
     if kind == "RSA" and alg in _RSA_PADDINGS:
         try:
             return Encrypted(
-                _private(material).public_key().encrypt(plaintext, _RSA_PADDINGS[alg]())
+                load_private(material).public_key().encrypt(plaintext, _RSA_PADDINGS[alg]())
             )
         except ValueError as exc:
             raise BadParameter(f"{alg} cannot encrypt this plaintext: {exc}.") from exc
@@ -376,7 +376,7 @@ def decrypt(
     kind = family(kty)
     if kind == "RSA" and alg in _RSA_PADDINGS:
         try:
-            return bytes(_private(material).decrypt(ciphertext, _RSA_PADDINGS[alg]()))
+            return bytes(load_private(material).decrypt(ciphertext, _RSA_PADDINGS[alg]()))
         except ValueError as exc:
             raise BadParameter(
                 f"The ciphertext cannot be decrypted with this key and {alg}."

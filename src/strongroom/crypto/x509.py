@@ -1,0 +1,282 @@
+"""X.509 for certificates: self-signed issuance, CSRs, merge checks, PFX and PEM, imports.
+
+Every pyca failure becomes ``BadParameter`` with a message that says which input is wrong.
+Policies arrive already completed by ``services.certificates`` (snake_case, as on the wire).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ObjectIdentifier
+
+from strongroom.crypto.keys import load_private
+from strongroom.errors import BadParameter
+
+PFX = "application/x-pkcs12"
+PEM = "application/x-pem-file"
+_UPN = ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")  # Microsoft UPN otherName
+_USAGES = {
+    "digitalSignature": "digital_signature",
+    "nonRepudiation": "content_commitment",
+    "keyEncipherment": "key_encipherment",
+    "dataEncipherment": "data_encipherment",
+    "keyAgreement": "key_agreement",
+    "keyCertSign": "key_cert_sign",
+    "cRLSign": "crl_sign",
+    "encipherOnly": "encipher_only",
+    "decipherOnly": "decipher_only",
+}
+
+
+def x5t(der: bytes) -> str:
+    """base64url SHA-1 thumbprint, as Key Vault's ``x5t``."""
+    digest = hashlib.sha1(der).digest()  # noqa: S324 - x5t is SHA-1 by definition (RFC 7515 4.1.7)
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _add_months(when: dt.datetime, months: int) -> dt.datetime:
+    month = when.month - 1 + months
+    year, month = when.year + month // 12, month % 12 + 1
+    day = min(
+        when.day,
+        [31, 29 if year % 4 == 0 else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1],
+    )
+    return when.replace(year=year, month=month, day=day)
+
+
+def _name(subject: str) -> x509.Name:
+    try:
+        return x509.Name.from_rfc4514_string(subject.replace(", ", ","))
+    except ValueError as exc:
+        raise BadParameter(
+            f"x509_props.subject '{subject[:80]}' is not a distinguished name such as CN=example."
+        ) from exc
+
+
+def _sans(sans: dict[str, Any]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = [x509.DNSName(d) for d in sans.get("dns_names") or []]
+    names += [x509.RFC822Name(e) for e in sans.get("emails") or []]
+    names += [
+        x509.OtherName(_UPN, b"\x0c" + bytes([len(u.encode())]) + u.encode())
+        for u in sans.get("upns") or []
+    ]
+    names += [x509.UniformResourceIdentifier(u) for u in sans.get("uris") or []]
+    try:
+        names += [x509.IPAddress(ipaddress.ip_address(a)) for a in sans.get("ipAddresses") or []]
+    except ValueError as exc:
+        raise BadParameter(f"x509_props.sans.ipAddresses: {exc}.") from exc
+    return names
+
+
+def _extensions(builder: Any, x509_props: dict[str, Any], *, ca: bool = False) -> Any:
+    sans = _sans(x509_props.get("sans") or {})
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    ekus = x509_props.get("ekus") or []
+    if ekus:
+        try:
+            oids = [ObjectIdentifier(e) for e in ekus]
+        except ValueError as exc:
+            raise BadParameter(f"x509_props.ekus: {exc}.") from exc
+        builder = builder.add_extension(x509.ExtendedKeyUsage(oids), critical=False)
+    usages = x509_props.get("key_usage") or []
+    if usages:
+        unknown = [u for u in usages if u not in _USAGES]
+        if unknown:
+            raise BadParameter(f"x509_props.key_usage: unknown usage {unknown[0]!r:.40}.")
+        flags = {v: False for v in _USAGES.values()}
+        flags.update({_USAGES[u]: True for u in usages})
+        builder = builder.add_extension(x509.KeyUsage(**flags), critical=True)
+    builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    return builder
+
+
+def self_signed(material: bytes, x509_props: dict[str, Any], now: int) -> bytes:
+    """A self-signed certificate (DER); valid from 10 minutes before ``now``."""
+    key = load_private(material)
+    subject = _name(x509_props["subject"])
+    start = dt.datetime.fromtimestamp(now, dt.UTC) - dt.timedelta(minutes=10)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(_add_months(start, int(x509_props.get("validity_months") or 12)))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    builder = _extensions(builder, x509_props)
+    return bytes(builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+
+
+def csr(material: bytes, x509_props: dict[str, Any]) -> bytes:
+    """A PKCS#10 request (DER) for the pending key, for an external issuer to sign."""
+    key = load_private(material)
+    builder = x509.CertificateSigningRequestBuilder().subject_name(_name(x509_props["subject"]))
+    sans = _sans(x509_props.get("sans") or {})
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def _same_key(material: bytes, cert: x509.Certificate) -> bool:
+    fmt = serialization.PublicFormat.SubjectPublicKeyInfo
+    mine = load_private(material).public_key().public_bytes(serialization.Encoding.DER, fmt)
+    return bool(mine == cert.public_key().public_bytes(serialization.Encoding.DER, fmt))
+
+
+def check_merge(material: bytes, chain: list[bytes]) -> list[bytes]:
+    """The leaf of a signed chain must carry the pending key; returns the chain as DER."""
+    if not chain:
+        raise BadParameter("'x5c' must hold the signed certificate (and its chain).")
+    try:
+        certs = [x509.load_der_x509_certificate(c) for c in chain]
+    except ValueError as exc:
+        raise BadParameter("'x5c' items must be standard base64 DER certificates.") from exc
+    if not _same_key(material, certs[0]):
+        raise BadParameter(
+            "The merged certificate's public key does not match the pending request's key."
+        )
+    return chain
+
+
+@dataclass(frozen=True, slots=True)
+class Validity:
+    nbf: int
+    exp: int
+
+
+def validity(der: bytes) -> Validity:
+    cert = x509.load_der_x509_certificate(der)
+    return Validity(
+        int(cert.not_valid_before_utc.timestamp()), int(cert.not_valid_after_utc.timestamp())
+    )
+
+
+def kty_of(material: bytes) -> tuple[str, int, str | None]:
+    """(kty, size, crv) of a private key."""
+    key = load_private(material)
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RSA", key.key_size, None
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        crv = {
+            "secp256r1": "P-256",
+            "secp256k1": "P-256K",
+            "secp384r1": "P-384",
+            "secp521r1": "P-521",
+        }
+        return "EC", key.curve.key_size, crv.get(key.curve.name)
+    raise BadParameter("Certificates need an RSA or EC key.")
+
+
+def secret_value(material: bytes, chain: list[bytes], content_type: str) -> str:
+    """The managed secret: standard base64 PFX, or PEM text (private key, then chain)."""
+    key = load_private(material)
+    certs = [x509.load_der_x509_certificate(c) for c in chain]
+    if content_type == PEM:
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        return str(pem) + "".join(
+            c.public_bytes(serialization.Encoding.PEM).decode() for c in certs
+        )
+    pfx = pkcs12.serialize_key_and_certificates(
+        None, key, certs[0], certs[1:] or None, serialization.NoEncryption()
+    )
+    return base64.b64encode(pfx).decode()
+
+
+def _pkcs8(key: Any) -> bytes:
+    return bytes(
+        key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+def parse_import(
+    value: str, password: str | None, content_type: str | None
+) -> tuple[bytes, list[bytes], str]:
+    """(key material, chain DER, content type) from an import's ``value`` (standard base64
+    of PFX bytes or of PEM text). Names what is wrong."""
+    try:
+        raw = base64.b64decode(value, validate=False)
+    except (binascii.Error, ValueError) as exc:
+        raise BadParameter("'value' must be standard base64 of a PFX file or PEM text.") from exc
+    if b"-----BEGIN" in raw:
+        try:
+            certs = x509.load_pem_x509_certificates(raw)
+        except ValueError as exc:
+            raise BadParameter("The PEM holds no readable certificate.") from exc
+        start = raw.find(b"-----BEGIN", raw.find(b"PRIVATE KEY-----") - 40)
+        if b"PRIVATE KEY-----" not in raw:
+            raise BadParameter("The PEM holds no private key; import needs the key and chain.")
+        try:
+            key = serialization.load_pem_private_key(
+                raw[start:], password.encode() if password else None
+            )
+        except (ValueError, TypeError) as exc:
+            raise BadParameter(
+                "The PEM private key cannot be read (wrong password or damaged key)."
+            ) from exc
+        kind = PEM
+    else:
+        try:
+            loaded, cert, extra = pkcs12.load_key_and_certificates(
+                raw, password.encode() if password else None
+            )
+        except ValueError as exc:
+            raise BadParameter(
+                "The PFX cannot be read: the password is wrong or the data is not PKCS#12."
+            ) from exc
+        if loaded is None or cert is None:
+            raise BadParameter("The PFX must hold a private key and its certificate.")
+        key = loaded
+        certs = [cert, *extra]
+        kind = PFX
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise BadParameter("Certificates need an RSA or EC key.")
+    material = _pkcs8(key)
+    leaf = next((c for c in certs if _same_key(material, c)), None)
+    if leaf is None:
+        raise BadParameter("The private key does not match any certificate in the import.")
+    chain = [leaf, *(c for c in certs if c is not leaf)]
+    return (
+        material,
+        [c.public_bytes(serialization.Encoding.DER) for c in chain],
+        content_type or kind,
+    )
+
+
+def describe(der: bytes) -> dict[str, Any]:
+    """Subject, SANs, EKUs and key usage of a certificate, as a policy's x509_props."""
+    cert = x509.load_der_x509_certificate(der)
+    out: dict[str, Any] = {"subject": cert.subject.rfc4514_string()}
+    try:
+        ekus = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        out["ekus"] = [o.dotted_string for o in ekus]
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sans = {"dns_names": san.get_values_for_type(x509.DNSName)}
+        out["sans"] = {k: v for k, v in sans.items() if v}
+    except x509.ExtensionNotFound:
+        pass
+    return out

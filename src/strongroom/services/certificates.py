@@ -1,0 +1,659 @@
+"""Certificates (certificates.json): policies, self-signed and external (CSR + merge) issuance,
+import, and the managed key and secret every certificate version owns.
+
+A certificate version ``v`` of ``name`` comes with key ``name/v`` and secret ``name/v``, both
+``managed``; they are written, soft-deleted, recovered, purged, backed up and restored together
+with the certificate, in one transaction each. The certificate's policy and its pending
+operation are object-level state, kept as one JSON body in the store's policies table.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from strongroom.crypto import keys as kc
+from strongroom.crypto import x509 as cx
+from strongroom.crypto.pool import CpuPool
+from strongroom.errors import BadParameter, Conflict, NotFound
+from strongroom.identifiers import check_object_name, new_version
+from strongroom.models import CertificateVersion, Deletion, Kind, Page
+from strongroom.services import backup
+from strongroom.services.installation import Installation
+from strongroom.services.keys import KeyService
+from strongroom.services.objects import (
+    AttributeInput,
+    ObjectService,
+    attributes_of,
+    check_tags,
+    tags_of,
+)
+from strongroom.services.secrets import SecretService
+from strongroom.store.base import ObjectRecord, Tx, VaultRecord, VersionRecord
+
+SERVER_AUTH, CLIENT_AUTH = "1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"
+KEY, SECRET, CERT = Kind.KEY.value, Kind.SECRET.value, Kind.CERTIFICATE.value
+MERGE_TEXT = "Pending certificate created. Please Perform Merge to complete the request."
+
+
+def complete_policy(given: dict[str, Any] | None, now: int) -> dict[str, Any]:
+    """The policy with the service's defaults filled in where the request left gaps."""
+    policy = copy.deepcopy(given or {})
+    key_props = policy.setdefault("key_props", {})
+    key_props.setdefault("exportable", True)
+    key_props.setdefault("kty", "RSA")
+    if kc.family(key_props["kty"]) == "EC":
+        key_props.setdefault("crv", "P-256")
+    else:
+        key_props.setdefault("key_size", 2048)
+    key_props.setdefault("reuse_key", False)
+    if key_props["kty"] not in ("RSA", "RSA-HSM", "EC", "EC-HSM"):
+        raise BadParameter("key_props.kty must be RSA, RSA-HSM, EC or EC-HSM for a certificate.")
+    secret_props = policy.setdefault("secret_props", {})
+    secret_props.setdefault("contentType", cx.PFX)
+    if secret_props["contentType"] not in (cx.PFX, cx.PEM):
+        raise BadParameter(f"secret_props.contentType must be {cx.PFX} or {cx.PEM}.")
+    x509_props = policy.setdefault("x509_props", {})
+    if not x509_props.get("subject") and not any((x509_props.get("sans") or {}).values()):
+        raise BadParameter("The policy needs x509_props.subject or at least one SAN.")
+    x509_props.setdefault("subject", "")
+    x509_props.setdefault("ekus", [SERVER_AUTH, CLIENT_AUTH])
+    x509_props.setdefault("key_usage", ["digitalSignature", "keyEncipherment"])
+    x509_props.setdefault("validity_months", 12)
+    x509_props.setdefault("sans", {})
+    policy.setdefault(
+        "lifetime_actions",
+        [{"trigger": {"lifetime_percentage": 80}, "action": {"action_type": "AutoRenew"}}],
+    )
+    issuer = policy.setdefault("issuer", {})
+    issuer.setdefault("name", "Unknown")
+    attributes = policy.setdefault("attributes", {})
+    attributes.setdefault("enabled", True)
+    attributes.setdefault("created", now)
+    attributes["updated"] = now
+    return policy
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class CertificateService(ObjectService[CertificateVersion]):
+    KIND = Kind.CERTIFICATE
+    NOUN = "certificate"
+    TITLE = "Certificate"
+    NOT_FOUND = "CertificateNotFound"
+
+    def __init__(self, inst: Installation, pool: CpuPool, keys: KeyService, secrets: SecretService):
+        super().__init__(inst)
+        self._pool = pool
+        self._keys = keys
+        self._secrets = secrets
+
+    def _model(self, obj: ObjectRecord, v: VersionRecord) -> CertificateVersion:
+        meta = json.loads(v.extra or "{}")
+        cer = base64.b64decode(meta["cer"]) if meta.get("cer") else None
+        return CertificateVersion(
+            name=obj.name,
+            version=v.version,
+            cer=cer,
+            x5t=cx.x5t(cer) if cer else None,
+            attributes=attributes_of(v),
+            tags=tags_of(v),
+            content_type=meta.get("contentType", cx.PFX),
+            pending=cer is None,
+        )
+
+    def _forget(self, vault_id: str, lname: str) -> None:
+        self._secrets._forget(vault_id, lname)
+
+    def _forget_all(self) -> None:
+        self._secrets._forget_all()
+
+    # -- object-level state -----------------------------------------------------------------
+
+    def _state(self, reads: Any, vault: VaultRecord, lname: str) -> dict[str, Any]:
+        body = reads.get_policy(vault.id, CERT, lname)
+        return {"policy": None, "operation": None} if body is None else dict(json.loads(body))
+
+    def get_certificate_policy(self, vault: VaultRecord, name: str) -> dict[str, Any]:
+        obj = self.active(vault, name)
+        policy = self._state(self._store.reads, vault, obj.lname)["policy"]
+        if policy is None:
+            raise self.not_found(name)
+        return dict(policy)
+
+    def get_certificate_operation(self, vault: VaultRecord, name: str) -> dict[str, Any]:
+        obj = self.active(vault, name)
+        op = self._state(self._store.reads, vault, obj.lname)["operation"]
+        if op is None:
+            raise NotFound(
+                f"Pending certificate not found: {name}", code="PendingCertificateNotFound"
+            )
+        return dict(op)
+
+    # -- writing the three objects ----------------------------------------------------------
+
+    def _put(self, tx: Tx, vault: VaultRecord, name: str, record: VersionRecord) -> str:
+        """Adds ``record`` as the latest version of its kind's object ``name``."""
+        shown = tx.set_latest(vault.id, record.kind, record.lname, record.version)
+        if shown is not None:
+            tx.insert_version(record)
+            return shown
+        existing = tx.get_object(vault.id, record.kind, record.lname)
+        if existing is not None:
+            raise Conflict(
+                f"{record.kind.title()} {existing.name} is currently in a deleted but "
+                "recoverable state, and its name cannot be reused; in this state, it can only "
+                "be recovered or purged.",
+                inner="ObjectIsDeletedButRecoverable",
+            )
+        tx.insert_object(
+            ObjectRecord(vault.id, record.kind, record.lname, name, record.version, None, None)
+        )
+        tx.insert_version(record)
+        return name
+
+    def _check_free(self, tx: Tx, vault: VaultRecord, name: str) -> None:
+        """A certificate's key and secret names must be free or already the certificate's."""
+        for kind in (KEY, SECRET):
+            obj = tx.get_object(vault.id, kind, name.lower())
+            if obj is None:
+                continue
+            latest = tx.get_version(vault.id, kind, obj.lname, obj.latest_version)
+            if latest is not None and not latest.managed:
+                raise Conflict(
+                    f"A {kind} named '{obj.name}' exists and is not managed by a certificate; "
+                    "choose another certificate name.",
+                )
+
+    def _records(
+        self,
+        vault: VaultRecord,
+        name: str,
+        version: str,
+        material: bytes,
+        chain: list[bytes],
+        policy: dict[str, Any],
+        attrs: AttributeInput,
+        tags: dict[str, str] | None,
+    ) -> list[VersionRecord]:
+        """The managed key and secret versions for one issued certificate version."""
+        lname, now = name.lower(), self._inst.clock.now()
+        valid = cx.validity(chain[0])
+        tags_text = check_tags(tags)
+        kty = policy["key_props"].get("kty") or cx.kty_of(material)[0]
+        info = kc.public_info(kty, material)
+        ops = ["sign", "verify"] + (
+            ["encrypt", "decrypt", "wrapKey", "unwrapKey"] if kc.family(kty) == "RSA" else []
+        )
+        key_meta = {
+            "kty": kty,
+            "key_ops": ops,
+            "jwk": info.jwk,
+            "key_size": info.key_size,
+            "exportable": policy["key_props"].get("exportable"),
+            "release_policy": None,
+        }
+        enabled = True if attrs.enabled is None else attrs.enabled
+        content_type = policy["secret_props"]["contentType"]
+        value = cx.secret_value(material, chain, content_type).encode()
+
+        def record(kind: str, sealed: bytes, ct: str | None, extra: str | None) -> VersionRecord:
+            return VersionRecord(
+                vault_id=vault.id, kind=kind, lname=lname, version=version, created=now,
+                updated=now, enabled=enabled, nbf=valid.nbf, exp=valid.exp, content_type=ct,
+                tags=tags_text, sealed=sealed, managed=True, extra=extra,
+            )  # fmt: skip
+
+        return [
+            record(
+                KEY, self._keys.seal(vault, lname, version, material), None, json.dumps(key_meta)
+            ),
+            record(SECRET, self._secrets.seal(vault, lname, version, value), content_type, None),
+        ]
+
+    def _cert_record(
+        self,
+        vault: VaultRecord,
+        name: str,
+        version: str,
+        material: bytes,
+        chain: list[bytes] | None,
+        policy: dict[str, Any],
+        attrs: AttributeInput,
+        tags: dict[str, str] | None,
+    ) -> VersionRecord:
+        lname, now = name.lower(), self._inst.clock.now()
+        valid = cx.validity(chain[0]) if chain else None
+        meta = {
+            "cer": _b64(chain[0]) if chain else None,
+            "chain": [_b64(c) for c in chain or []],
+            "contentType": policy["secret_props"]["contentType"],
+        }
+        enabled = (True if attrs.enabled is None else attrs.enabled) and chain is not None
+        return VersionRecord(
+            vault_id=vault.id, kind=CERT, lname=lname, version=version, created=now, updated=now,
+            enabled=enabled, nbf=valid.nbf if valid else None, exp=valid.exp if valid else None,
+            content_type=None, tags=check_tags(tags),
+            sealed=self.seal(vault, lname, version, material), extra=json.dumps(meta),
+        )  # fmt: skip
+
+    async def _material(self, vault: VaultRecord, name: str, policy: dict[str, Any]) -> bytes:
+        props = policy["key_props"]
+        if props.get("reuse_key"):
+            found = self._store.reads.get_current(vault.id, CERT, name.lower(), "")
+            if found is not None:
+                return self.unseal(vault, found[1])
+        kty = props["kty"]
+        args = (kty, props.get("key_size"), props.get("crv"), None)
+        if kc.family(kty) == "RSA":
+            return await self._pool.run(kc.generate, *args)
+        return kc.generate(*args)
+
+    # -- issuance ---------------------------------------------------------------------------
+
+    async def create_certificate(
+        self,
+        vault: VaultRecord,
+        name: str,
+        policy_in: dict[str, Any] | None,
+        attributes: AttributeInput | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Self: issued now, the operation already completed. Any other issuer: a CSR and an
+        operation in progress until merge (this server reaches no external CA)."""
+        check_object_name(name, self.NOUN)
+        now = self._inst.clock.now()
+        policy = complete_policy(policy_in, now)
+        attrs = attributes or AttributeInput()
+        check_tags(tags)
+        material = await self._material(vault, name, policy)
+        version = new_version()
+        issuer = policy["issuer"]["name"]
+        self_signed = issuer.lower() == "self"
+        chain = [cx.self_signed(material, policy["x509_props"], now)] if self_signed else None
+        cert = self._cert_record(vault, name, version, material, chain, policy, attrs, tags)
+        extra = (
+            self._records(vault, name, version, material, chain, policy, attrs, tags)
+            if chain
+            else []
+        )
+        operation: dict[str, Any] = {
+            "issuer": {"name": issuer},
+            "csr": _b64(cx.csr(material, policy["x509_props"])),
+            "cancellation_requested": False,
+            "request_id": new_version(),
+        }
+        if self_signed:
+            operation.update(status="completed", target=name)
+        else:
+            operation.update(status="inProgress", status_details=MERGE_TEXT)
+        lname = name.lower()
+
+        def write(tx: Tx) -> None:
+            state = self._state(tx, vault, lname)
+            op = state.get("operation")
+            if op is not None and op.get("status") == "inProgress":
+                raise Conflict(
+                    f"Certificate {name} has an operation in progress; merge, cancel or delete "
+                    "it (DELETE /certificates/{name}/pending) first."
+                )
+            self._check_free(tx, vault, name)
+            self._put(tx, vault, name, cert)
+            for record in extra:
+                self._put(tx, vault, name, record)
+            tx.set_policy(
+                vault.id, CERT, lname, json.dumps({"policy": policy, "operation": operation})
+            )
+
+        await self._write(write, vault, lname)
+        if self_signed:
+            # Issued already, but the 202 must say inProgress: azure-core's LROPoller never runs
+            # a polling method that is finished from the start, so a "completed" 202 leaves
+            # begin_create_certificate().result() None. The SDK's first poll of /pending reads
+            # "completed" and fetches the certificate without sleeping.
+            return dict(operation, status="inProgress", status_details="Issuing the certificate.")
+        return operation
+
+    async def merge_certificate(
+        self,
+        vault: VaultRecord,
+        name: str,
+        x5c: list[bytes],
+        attributes: AttributeInput | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> CertificateVersion:
+        obj, pending = self.current(vault, name)
+        state = self._state(self._store.reads, vault, obj.lname)
+        op = state.get("operation")
+        if (
+            op is None
+            or op.get("status") != "inProgress"
+            or json.loads(pending.extra or "{}").get("cer")
+        ):
+            raise NotFound(
+                f"Pending certificate not found: {name}", code="PendingCertificateNotFound"
+            )
+        material = self.unseal(vault, pending)
+        chain = cx.check_merge(material, x5c)
+        policy = state["policy"]
+        attrs = attributes or AttributeInput()
+        cert = self._cert_record(vault, name, pending.version, material, chain, policy, attrs, tags)
+        extra = self._records(vault, name, pending.version, material, chain, policy, attrs, tags)
+        op = dict(op, status="completed", target=name)
+        op.pop("status_details", None)
+
+        def write(tx: Tx) -> None:
+            self._check_free(tx, vault, name)
+            tx.update_version(cert)
+            tx.set_policy(
+                vault.id, CERT, obj.lname, json.dumps({"policy": policy, "operation": op})
+            )
+            for record in extra:
+                self._put(tx, vault, name, record)
+
+        await self._write(write, vault, obj.lname)
+        return self._model(obj, cert)
+
+    async def import_certificate(
+        self,
+        vault: VaultRecord,
+        name: str,
+        value: str,
+        password: str | None,
+        policy_in: dict[str, Any] | None,
+        attributes: AttributeInput | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> CertificateVersion:
+        check_object_name(name, self.NOUN)
+        requested_type = ((policy_in or {}).get("secret_props") or {}).get("contentType")
+        material, chain, content_type = cx.parse_import(value, password, requested_type)
+        kty, size, crv = cx.kty_of(material)
+        given = copy.deepcopy(policy_in or {})
+        given.setdefault("x509_props", {}).update(
+            {k: v for k, v in cx.describe(chain[0]).items() if k not in given["x509_props"]}
+        )
+        key_props = given.setdefault("key_props", {})
+        key_props.setdefault("kty", kty)
+        key_props.setdefault("key_size" if kty == "RSA" else "crv", size if kty == "RSA" else crv)
+        given.setdefault("secret_props", {})["contentType"] = content_type
+        policy = complete_policy(given, self._inst.clock.now())
+        attrs = attributes or AttributeInput()
+        version = new_version()
+        cert = self._cert_record(vault, name, version, material, chain, policy, attrs, tags)
+        extra = self._records(vault, name, version, material, chain, policy, attrs, tags)
+        lname = name.lower()
+
+        def write(tx: Tx) -> str:
+            self._check_free(tx, vault, name)
+            shown = self._put(tx, vault, name, cert)
+            for record in extra:
+                self._put(tx, vault, name, record)
+            tx.set_policy(vault.id, CERT, lname, json.dumps({"policy": policy, "operation": None}))
+            return shown
+
+        shown = await self._write(write, vault, lname)
+        return self._model(ObjectRecord(vault.id, CERT, lname, shown, version, None, None), cert)
+
+    async def update_certificate_operation(
+        self, vault: VaultRecord, name: str, cancel: bool
+    ) -> dict[str, Any]:
+        return await self._change_operation(vault, name, lambda op: dict(
+            op, cancellation_requested=cancel,
+            **({"status": "cancelled", "status_details": "Cancelled by the user."}
+               if cancel and op.get("status") == "inProgress" else {}),
+        ))  # fmt: skip
+
+    async def delete_certificate_operation(self, vault: VaultRecord, name: str) -> dict[str, Any]:
+        return await self._change_operation(vault, name, lambda op: None)
+
+    async def _change_operation(
+        self,
+        vault: VaultRecord,
+        name: str,
+        change: Callable[[dict[str, Any]], dict[str, Any] | None],
+    ) -> dict[str, Any]:
+        lname = name.lower()
+
+        def write(tx: Tx) -> dict[str, Any]:
+            obj = tx.get_object(vault.id, CERT, lname)
+            state = self._state(tx, vault, lname)
+            op = state.get("operation")
+            if obj is None or obj.deleted_date is not None or op is None:
+                raise NotFound(
+                    f"Pending certificate not found: {name}", code="PendingCertificateNotFound"
+                )
+            state["operation"] = change(op)
+            tx.set_policy(vault.id, CERT, lname, json.dumps(state))
+            return dict(state["operation"] or op)
+
+        return await self._write(write, vault, lname)
+
+    async def update_certificate_policy(
+        self, vault: VaultRecord, name: str, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        lname = name.lower()
+        now = self._inst.clock.now()
+
+        def write(tx: Tx) -> dict[str, Any]:
+            obj = tx.get_object(vault.id, CERT, lname)
+            if obj is None or obj.deleted_date is not None:
+                raise self.not_found(name)
+            state = self._state(tx, vault, lname)
+            merged = copy.deepcopy(state.get("policy") or {})
+            for section, value in changes.items():
+                if isinstance(value, dict) and isinstance(merged.get(section), dict):
+                    merged[section].update(value)
+                else:
+                    merged[section] = value
+            state["policy"] = complete_policy(merged, now)
+            tx.set_policy(vault.id, CERT, lname, json.dumps(state))
+            return dict(state["policy"])
+
+        return await self._write(write, vault, lname)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get_certificate(
+        self, vault: VaultRecord, name: str, version: str = ""
+    ) -> CertificateVersion:
+        return self._model(*self.current(vault, name, version))
+
+    def policy_of(self, vault: VaultRecord, name: str) -> dict[str, Any] | None:
+        state = self._state(self._store.reads, vault, name.lower())
+        return state.get("policy")
+
+    def get_certificates(
+        self, vault: VaultRecord, maxresults: int | None, skip: str | None, include_pending: bool
+    ) -> Page[CertificateVersion]:
+        page = self.list_page(vault, maxresults, skip)
+        if include_pending:
+            return page
+        return Page([c for c in page.items if not c.pending], page.next_token)
+
+    def get_certificate_versions(
+        self, vault: VaultRecord, name: str, maxresults: int | None, skip: str | None
+    ) -> Page[CertificateVersion]:
+        return self.versions_page(vault, name, maxresults, skip)
+
+    def get_deleted_certificates(
+        self, vault: VaultRecord, maxresults: int | None, skip: str | None
+    ) -> Page[tuple[CertificateVersion, Deletion]]:
+        return self.list_deleted(vault, maxresults, skip)
+
+    def get_deleted_certificate(
+        self, vault: VaultRecord, name: str
+    ) -> tuple[CertificateVersion, Deletion]:
+        return self.get_deleted(vault, name)
+
+    async def update_certificate(
+        self,
+        vault: VaultRecord,
+        name: str,
+        version: str = "",
+        attributes: AttributeInput | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> CertificateVersion:
+        attrs = attributes or AttributeInput()
+        tags_text = check_tags(tags)
+
+        def change(current: VersionRecord) -> VersionRecord:
+            return replace(
+                current,
+                enabled=current.enabled if attrs.enabled is None else attrs.enabled,
+                tags=current.tags if tags is None else tags_text,
+                updated=self._inst.clock.now(),
+            )
+
+        return await self.change_version(vault, name, version, change)
+
+    # -- soft delete, recover, purge: all three together ------------------------------------
+
+    async def delete_certificate(
+        self, vault: VaultRecord, name: str
+    ) -> tuple[CertificateVersion, Deletion]:
+        now = self._inst.clock.now()
+        deletion = Deletion(now, now + vault.retention_days * 86400)
+        lname = name.lower()
+
+        def write(tx: Tx) -> tuple[ObjectRecord, VersionRecord]:
+            obj = tx.get_object(vault.id, CERT, lname)
+            if obj is None or obj.deleted_date is not None:
+                raise self.not_found(name)
+            for kind in (CERT, KEY, SECRET):
+                if tx.get_object(vault.id, kind, lname) is not None:
+                    tx.set_deleted(
+                        vault.id, kind, lname, deletion.deleted_date, deletion.scheduled_purge_date
+                    )
+            latest = tx.get_version(vault.id, CERT, lname, obj.latest_version)
+            assert latest is not None
+            return obj, latest
+
+        obj, latest = await self._write(write, vault, lname)
+        return self._model(obj, latest), deletion
+
+    async def recover_deleted_certificate(
+        self, vault: VaultRecord, name: str
+    ) -> CertificateVersion:
+        lname = name.lower()
+
+        def write(tx: Tx) -> tuple[ObjectRecord, VersionRecord]:
+            obj = tx.get_object(vault.id, CERT, lname)
+            if obj is None or obj.deleted_date is None:
+                raise self.deleted_not_found(name)
+            for kind in (CERT, KEY, SECRET):
+                other = tx.get_object(vault.id, kind, lname)
+                if other is not None and other.deleted_date == obj.deleted_date:
+                    tx.set_deleted(vault.id, kind, lname, None, None)
+            latest = tx.get_version(vault.id, CERT, lname, obj.latest_version)
+            assert latest is not None
+            return obj, latest
+
+        obj, latest = await self._write(write, vault, lname)
+        return self._model(obj, latest)
+
+    async def purge_deleted_certificate(self, vault: VaultRecord, name: str) -> None:
+        await self.purge(vault, name)  # refuses under purge protection, 404s when absent
+        lname = name.lower()
+
+        def write(tx: Tx) -> None:
+            for kind in (KEY, SECRET):
+                other = tx.get_object(vault.id, kind, lname)
+                if other is not None and other.deleted_date is not None:
+                    tx.purge_object(vault.id, kind, lname)
+
+        await self._write(write, vault, lname)
+
+    # -- backup and restore -----------------------------------------------------------------
+
+    def backup_certificate(self, vault: VaultRecord, name: str) -> bytes:
+        obj = self.active(vault, name)
+
+        def dump(kind: str, service: ObjectService[Any]) -> list[dict[str, Any]]:
+            out = []
+            for v in self._store.reads.all_versions(vault.id, kind, obj.lname):
+                out.append({
+                    "version": v.version, "created": v.created, "updated": v.updated,
+                    "enabled": v.enabled, "nbf": v.nbf, "exp": v.exp, "contentType": v.content_type,
+                    "tags": v.tags, "managed": v.managed, "extra": v.extra,
+                    "material": _b64(service.unseal(vault, v)),
+                })  # fmt: skip
+            return out
+
+        versions = dump(CERT, self)
+        extras = {
+            "keys": dump(KEY, self._keys),
+            "secrets": dump(SECRET, self._secrets),
+            "state": self._state(self._store.reads, vault, obj.lname),
+        }
+        return backup.make_blob(self._inst, vault, self.KIND, obj.name, versions, extras)
+
+    async def restore_certificate(self, vault: VaultRecord, blob: bytes) -> CertificateVersion:
+        name, items, payload = backup.open_blob(self._inst, vault, self.KIND, blob)
+        try:
+            check_object_name(name, self.NOUN)
+            lname = name.lower()
+
+            def load(
+                kind: str, service: ObjectService[Any], entries: list[dict[str, Any]]
+            ) -> list[VersionRecord]:
+                return [
+                    VersionRecord(
+                        vault_id=vault.id,
+                        kind=kind,
+                        lname=lname,
+                        version=str(i["version"]),
+                        created=int(i["created"]),
+                        updated=int(i["updated"]),
+                        enabled=bool(i["enabled"]),
+                        nbf=i["nbf"],
+                        exp=i["exp"],
+                        content_type=i["contentType"],
+                        tags=i["tags"],
+                        managed=bool(i["managed"]),
+                        sealed=service.seal(
+                            vault, lname, str(i["version"]), base64.b64decode(i["material"])
+                        ),
+                        extra=i.get("extra"),
+                    )
+                    for i in entries
+                ]
+
+            groups = [
+                load(CERT, self, items),
+                load(KEY, self._keys, payload.get("keys", [])),
+                load(SECRET, self._secrets, payload.get("secrets", [])),
+            ]
+            state = payload.get("state") or {"policy": None, "operation": None}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise backup.malformed_payload() from exc
+        if not groups[0]:
+            raise backup.malformed_payload()
+
+        def write(tx: Tx) -> ObjectRecord:
+            for records in groups:
+                if records and tx.get_object(vault.id, records[0].kind, lname) is not None:
+                    raise Conflict(
+                        f"There was a conflict restoring the certificate '{name}': a "
+                        f"{records[0].kind} with that name exists in this vault (active or "
+                        "deleted but recoverable). Purge or rename it first."
+                    )
+            for records in groups:
+                if not records:
+                    continue
+                obj = ObjectRecord(
+                    vault.id, records[0].kind, lname, name, records[-1].version, None, None
+                )
+                tx.insert_object(obj)
+                for record in records:
+                    tx.insert_version(record)
+            tx.set_policy(vault.id, CERT, lname, json.dumps(state))
+            return ObjectRecord(vault.id, CERT, lname, name, groups[0][-1].version, None, None)
+
+        obj = await self._write(write, vault, lname)
+        return self._model(obj, groups[0][-1])
