@@ -11,6 +11,7 @@ import binascii
 import datetime as dt
 import hashlib
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from strongroom.errors import BadParameter
 
 PFX = "application/x-pkcs12"
 PEM = "application/x-pem-file"
+_PEM_KEY = re.compile(rb"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.+?-----END \1PRIVATE KEY-----", re.S)
 _UPN = ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")  # Microsoft UPN otherName
 _USAGES = {
     "digitalSignature": "digital_signature",
@@ -224,12 +226,12 @@ def parse_import(
             certs = x509.load_pem_x509_certificates(raw)
         except ValueError as exc:
             raise BadParameter("The PEM holds no readable certificate.") from exc
-        start = raw.find(b"-----BEGIN", raw.find(b"PRIVATE KEY-----") - 40)
-        if b"PRIVATE KEY-----" not in raw:
+        block = _PEM_KEY.search(raw)
+        if block is None:
             raise BadParameter("The PEM holds no private key; import needs the key and chain.")
         try:
             key = serialization.load_pem_private_key(
-                raw[start:], password.encode() if password else None
+                block.group(0), password.encode() if password else None
             )
         except (ValueError, TypeError) as exc:
             raise BadParameter(
