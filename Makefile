@@ -4,7 +4,7 @@ PORT ?= 8443
 PYTHON ?= python3
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test check lint bench resolve-localhost
+.PHONY: run test check lint bench conformance resolve-localhost
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,12 +29,17 @@ run: $(STAMP) resolve-localhost
 	$(VENV)/bin/strongroom serve --port $(PORT)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff format --check src tests bench
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench conformance
+	$(VENV)/bin/ruff check src tests bench conformance
 	$(VENV)/bin/mypy src
 
 test: $(STAMP) resolve-localhost lint
 	$(VENV)/bin/pytest
+	$(VENV)/bin/python conformance/run.py
+
+# The Azure SDK's own keyvault test suites, live against a fresh server (docs/conformance.md).
+conformance: $(STAMP) resolve-localhost
+	$(VENV)/bin/python conformance/run.py
 
 bench: $(STAMP) resolve-localhost
 	$(VENV)/bin/python bench/secrets_throughput.py

@@ -173,3 +173,8 @@ def test_restore_conflicts_with_active_and_deleted_names(server: Server, unique:
 def test_backup_of_missing_secret_is_404(server: Server) -> None:
     with pytest.raises(ResourceNotFoundError):
         server.client("vault-a").backup_secret("no-such-secret-anywhere")
+
+
+def test_versions_of_an_unknown_name_are_an_empty_list(server: Server) -> None:
+    # As the real service answers (the SDK's recorded sample test_example_secret_list_operations).
+    assert list(server.client("vault-a").list_properties_of_secret_versions("never-made")) == []
