@@ -313,3 +313,38 @@ def test_versions_update_and_policy(server: Server, unique: str) -> None:
     policy = certs.update_certificate_policy(unique, CertificatePolicy(validity_in_months=6))
     assert policy.validity_in_months == 6
     assert certs.get_certificate_policy(unique).validity_in_months == 6
+
+
+def test_issuers_crud_never_return_the_password(server: Server) -> None:
+    from azure.keyvault.certificates import AdministratorContact
+
+    certs = _certs(server, "vault-b")
+    admin = AdministratorContact(first_name="Ada", last_name="L", email="ada@example.com")
+    made = certs.create_issuer(
+        "digi", "Test", account_id="acct", password="pa55", organization_id="org",
+        admin_contacts=[admin],
+    )  # fmt: skip
+    assert made.provider == "Test"
+    assert made.account_id == "acct"
+    assert made.password is None
+    assert made.admin_contacts[0].email == "ada@example.com"
+    with server.http("vault-b") as http:
+        assert "pa55" not in http.get("/certificates/issuers/digi").text
+    updated = certs.update_issuer("digi", provider="Other", enabled=False)
+    assert (updated.provider, updated.enabled, updated.account_id) == ("Other", False, "acct")
+    assert "digi" in [i.name for i in certs.list_properties_of_issuers()]
+    assert certs.delete_issuer("digi").provider == "Other"
+    with pytest.raises(ResourceNotFoundError):
+        certs.get_issuer("digi")
+
+
+def test_contacts_set_get_delete(server: Server) -> None:
+    from azure.keyvault.certificates import CertificateContact
+
+    certs = _certs(server, "vault-b")
+    wanted = [CertificateContact(email="a@example.com", name="A", phone="1")]
+    assert [c.email for c in certs.set_contacts(wanted)] == ["a@example.com"]
+    assert [c.name for c in certs.get_contacts()] == ["A"]
+    assert [c.phone for c in certs.delete_contacts()] == ["1"]
+    with pytest.raises(ResourceNotFoundError):
+        certs.get_contacts()

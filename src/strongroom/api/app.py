@@ -27,6 +27,7 @@ from strongroom.crypto.pool import CpuPool
 from strongroom.services.certificates import CertificateService
 from strongroom.services.identity import IdentityService
 from strongroom.services.installation import Installation
+from strongroom.services.issuers import IssuerService
 from strongroom.services.keys import KeyService
 from strongroom.services.secrets import SecretService
 from strongroom.services.vaults import VaultService
@@ -45,6 +46,7 @@ class Services:
         self.cpu = CpuPool()
         self.keys = KeyService(inst, self.cpu)
         self.certificates = CertificateService(inst, self.cpu, self.keys, self.secrets)
+        self.issuers = IssuerService(inst)
 
 
 class StrongroomApp:
@@ -55,7 +57,7 @@ class StrongroomApp:
         self._identity_hosts = {settings.host.lower(), "127.0.0.1", "[::1]"}
         secret_routes = SecretRoutes(self.services.secrets)
         key_routes = KeyRoutes(self.services.keys)
-        cert_routes = CertificateRoutes(self.services.certificates)
+        cert_routes = CertificateRoutes(self.services.certificates, self.services.issuers)
         self._data = DataPlane(
             self.services.identity,
             self.services.vaults,

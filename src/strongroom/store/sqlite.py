@@ -126,6 +126,13 @@ class _Reads:
         row = self._c.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def list_meta(self, prefix: str) -> list[tuple[str, str]]:
+        rows = self._c.execute(
+            "SELECT key, value FROM meta WHERE substr(key, 1, ?)=? ORDER BY key",
+            (len(prefix), prefix),
+        ).fetchall()
+        return [(str(r[0]), str(r[1])) for r in rows]
+
     def get_vault(self, name: str) -> VaultRecord | None:
         row = self._c.execute(
             f"SELECT {_VAULT_COLS} FROM vaults WHERE lname=?", (name.lower(),)
@@ -259,6 +266,9 @@ class _Tx(_Reads):
             (key, value),
         )
 
+    def delete_meta(self, key: str) -> None:
+        self._c.execute("DELETE FROM meta WHERE key=?", (key,))
+
     def insert_vault(self, vault: VaultRecord) -> None:
         self._c.execute(
             "INSERT INTO vaults (id, name, lname, domain_id, retention_days, purge_protection, "
@@ -270,6 +280,8 @@ class _Tx(_Reads):
         )  # fmt: skip
 
     def delete_vault(self, vault_id: str) -> None:
+        prefix = f"vault/{vault_id}/"
+        self._c.execute("DELETE FROM meta WHERE substr(key, 1, ?)=?", (len(prefix), prefix))
         self._c.execute("DELETE FROM vaults WHERE id=?", (vault_id,))
 
     def insert_principal(self, principal: PrincipalRecord) -> None:

@@ -15,11 +15,13 @@ from strongroom.api.dataplane import (
 from strongroom.errors import BadParameter, NotFound
 from strongroom.models import CertificateVersion
 from strongroom.services.certificates import CertificateService
+from strongroom.services.issuers import IssuerService
 
 
 class CertificateRoutes:
-    def __init__(self, service: CertificateService):
+    def __init__(self, service: CertificateService, issuers: IssuerService):
         self._c = service
+        self._i = issuers
 
     # -- routers ----------------------------------------------------------------------------
 
@@ -30,11 +32,28 @@ class CertificateRoutes:
         name, tail = rest[0], rest[1:]
         if name.lower() == "restore" and not tail:
             return only(method, "POST", "restore", self.restore_certificate), ()
-        if name.lower() in ("issuers", "contacts"):
-            raise NotFound(
-                f"Certificate {name.lower()} are not supported by this Strongroom release yet.",
-                code="NotFound",
-            )
+        if name.lower() == "contacts" and not tail:
+            table = {
+                "GET": self.get_contacts,
+                "PUT": self.set_contacts,
+                "DELETE": self.delete_contacts,
+            }
+            if method not in table:
+                raise method_not_allowed(method, "contacts")
+            return table[method], ()
+        if name.lower() == "issuers":
+            if not tail or tail == [""]:
+                return only(method, "GET", "GetCertificateIssuers", self.get_issuers), ()
+            if len(tail) == 1:
+                table = {
+                    "GET": self.get_issuer,
+                    "PUT": self.set_issuer,
+                    "PATCH": self.update_issuer,
+                    "DELETE": self.delete_issuer,
+                }
+                if method not in table:
+                    raise method_not_allowed(method, "issuer")
+                return table[method], (tail[0],)
         if not tail:
             table = {
                 "GET": self.get_certificate,
@@ -212,6 +231,56 @@ class CertificateRoutes:
         (name,) = call.args
         op = await self._c.delete_certificate_operation(call.record, name)
         return json_reply(wire.certificate_operation(call.base, name, op))
+
+    # -- issuers and contacts ---------------------------------------------------------------
+
+    def _issuer(self, call: Call, issuer: dict[str, object]) -> Reply:
+        body: dict[str, object] = {"id": f"{call.base}/certificates/issuers/{issuer['name']}"}
+        body.update({k: v for k, v in issuer.items() if k != "name"})
+        return json_reply(body)
+
+    async def get_issuers(self, call: Call) -> Reply:
+        items = [
+            {"id": f"{call.base}/certificates/issuers/{i['name']}", "provider": i.get("provider")}
+            for i in self._i.get_certificate_issuers(call.record)
+        ]
+        return json_reply({"value": items, "nextLink": None})
+
+    async def get_issuer(self, call: Call) -> Reply:
+        (name,) = call.args
+        return self._issuer(call, self._i.get_certificate_issuer(call.record, name))
+
+    async def set_issuer(self, call: Call) -> Reply:
+        (name,) = call.args
+        data = wire.parse_object(await call.body())
+        issuer = await self._i.set_certificate_issuer(call.record, name, data, update=False)
+        return self._issuer(call, issuer)
+
+    async def update_issuer(self, call: Call) -> Reply:
+        (name,) = call.args
+        data = wire.parse_object(await call.body())
+        issuer = await self._i.set_certificate_issuer(call.record, name, data, update=True)
+        return self._issuer(call, issuer)
+
+    async def delete_issuer(self, call: Call) -> Reply:
+        (name,) = call.args
+        return self._issuer(call, await self._i.delete_certificate_issuer(call.record, name))
+
+    def _contacts(self, call: Call, contacts: list[dict[str, object]]) -> Reply:
+        return json_reply({"id": f"{call.base}/certificates/contacts", "contacts": contacts})
+
+    async def get_contacts(self, call: Call) -> Reply:
+        return self._contacts(call, self._i.get_certificate_contacts(call.record))
+
+    async def set_contacts(self, call: Call) -> Reply:
+        data = wire.parse_object(await call.body())
+        contacts = data.get("contacts")
+        if not isinstance(contacts, list):
+            raise BadParameter("'contacts' must be a list of {email, name, phone}.")
+        return self._contacts(call, await self._i.set_certificate_contacts(call.record, contacts))
+
+    async def delete_contacts(self, call: Call) -> Reply:
+        return self._contacts(call, await self._i.delete_certificate_contacts(call.record))
 
     async def get_deleted_certificates(self, call: Call) -> Reply:
         page = self._c.get_deleted_certificates(
