@@ -130,12 +130,16 @@ class StrongroomApp:
                 return
 
     async def scheduler_pass(self) -> dict[str, int]:
-        """Rotates keys whose policy is due and purges objects past their purge date."""
+        """Rotates and renews what policies say is due; purges objects past their purge date."""
         rotated = await self.services.keys.rotate_due_keys()
+        renewed = await self.services.certificates.renew_due_certificates()
         purged = await self.services.secrets.purge_expired()
-        if rotated or purged:
-            log.info("scheduler: rotated %d keys, purged %d objects", rotated, purged)
-        return {"rotated": rotated, "purged": purged}
+        if rotated or renewed or purged:
+            log.info(
+                "scheduler: rotated %d keys, renewed %d certificates, purged %d objects",
+                rotated, renewed, purged,
+            )  # fmt: skip
+        return {"rotated": rotated, "renewed": renewed, "purged": purged}
 
     async def _scheduler(self) -> None:
         while True:

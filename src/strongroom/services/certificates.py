@@ -457,6 +457,46 @@ class CertificateService(ObjectService[CertificateVersion]):
 
         return await self._write(write, vault, lname)
 
+    # -- renewal by lifetime action ---------------------------------------------------------
+
+    @staticmethod
+    def renewal_due(policy: dict[str, Any], nbf: int, exp: int, now: int) -> bool:
+        for entry in policy.get("lifetime_actions") or []:
+            if (entry.get("action") or {}).get("action_type", "").lower() != "autorenew":
+                continue
+            trigger = entry.get("trigger") or {}
+            if trigger.get("lifetime_percentage") is not None:
+                due = nbf + (exp - nbf) * int(trigger["lifetime_percentage"]) // 100
+            elif trigger.get("days_before_expiry") is not None:
+                due = exp - int(trigger["days_before_expiry"]) * 86400
+            else:
+                continue
+            if now >= due:
+                return True
+        return False
+
+    async def renew_due_certificates(self) -> int:
+        """One scheduler pass: a new version of every self-issued certificate whose AutoRenew
+        action has come due (a new key unless the policy says reuse_key). Certificates of
+        other issuers are left alone: this server reaches no external CA."""
+        now = self._inst.clock.now()
+        renewed = 0
+        for vault_id, lname, body in self._store.reads.list_policies(CERT):
+            policy = (json.loads(body) or {}).get("policy")
+            vault = self._store.reads.get_vault_by_id(vault_id)
+            found = self._store.reads.get_current(vault_id, CERT, lname, "")
+            if policy is None or vault is None or found is None:
+                continue
+            latest = found[1]
+            if (policy.get("issuer") or {}).get("name", "").lower() != "self":
+                continue
+            if latest.nbf is None or latest.exp is None:
+                continue  # pending
+            if self.renewal_due(policy, latest.nbf, latest.exp, now):
+                await self.create_certificate(vault, found[0].name, policy, tags=tags_of(latest))
+                renewed += 1
+        return renewed
+
     # -- reads ------------------------------------------------------------------------------
 
     def get_certificate(

@@ -1,4 +1,5 @@
-"""Rotation policies through KeyClient, and rotation by policy with the server's clock advanced."""
+"""What the scheduler does with the server's clock advanced: key rotation by policy, certificate
+renewal by lifetime action, and the policies themselves."""
 
 from __future__ import annotations
 
@@ -200,3 +201,34 @@ def test_expiry_is_enforced_on_the_servers_clock(clocked: Server) -> None:
     with pytest.raises(HttpResponseError) as info:
         crypto.sign(SignatureAlgorithm.es256, bytes(32))
     assert "KeyExpired" in str(info.value)
+
+
+def test_certificates_renew_by_lifetime_action(clocked: Server) -> None:
+    from azure.keyvault.certificates import (
+        CertificateClient,
+        CertificatePolicy,
+        CertificatePolicyAction,
+        LifetimeAction,
+    )
+
+    certs = CertificateClient(
+        clocked.vault_url("rotating"), clocked.credential(), connection_verify=str(clocked.ca)
+    )
+    policy = CertificatePolicy(
+        issuer_name="Self",
+        subject="CN=renews",
+        validity_in_months=1,
+        lifetime_actions=[
+            LifetimeAction(CertificatePolicyAction.auto_renew, days_before_expiry=10)
+        ],
+    )
+    first = certs.begin_create_certificate("renews", policy).result()
+    assert _advance(clocked, 15 * DAY)["renewed"] == 0
+    assert _advance(clocked, 7 * DAY)["renewed"] == 1
+    latest = certs.get_certificate("renews")
+    assert latest.properties.version != first.properties.version
+    assert latest.cer != first.cer
+    assert latest.properties.expires_on > first.properties.expires_on
+    assert len(list(certs.list_properties_of_certificate_versions("renews"))) == 2
+    key = _keys(clocked).get_key("renews")
+    assert key.properties.version == latest.properties.version  # a new managed key version
