@@ -8,22 +8,20 @@ from __future__ import annotations
 
 import logging
 import shlex
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from strongroom.cli import secret
-from strongroom.cli.output import Output, OutputOption, emit, errors, fail
+from strongroom.cli import domain, secret
+from strongroom.cli.output import Output, OutputOption, emit, fail
 from strongroom.cli.profile import Profile, profile_path
-from strongroom.clock import Clock, ManualClock
-from strongroom.config import DEFAULT_PORT, DEFAULT_VAULT_SUFFIX, Settings, default_data_dir
+from strongroom.cli.shared import DataDir, local, open_local, settings_for
+from strongroom.clock import ManualClock
+from strongroom.config import DEFAULT_PORT, DEFAULT_VAULT_SUFFIX, Settings
 from strongroom.crypto.tls import ensure_local_tls
 from strongroom.models import Principal, Vault
-from strongroom.services.installation import Installation, open_installation
 
 app = typer.Typer(
     help="Strongroom: a self-hosted key vault speaking the Azure Key Vault REST API.",
@@ -35,34 +33,11 @@ vault_app = typer.Typer(help="Vaults of this installation.", no_args_is_help=Tru
 app.add_typer(principal_app, name="principal")
 app.add_typer(vault_app, name="vault")
 app.add_typer(secret.app, name="secret")
+app.add_typer(domain.app, name="domain")
+app.add_typer(domain.backup_app, name="backup")
 
-DataDir = typer.Option(None, "--data-dir", help="Data directory (default: per-user data dir).")
 Port = typer.Option(DEFAULT_PORT, "--port", help="HTTPS port of the server.")
 Suffix = typer.Option(DEFAULT_VAULT_SUFFIX, "--vault-suffix", help="DNS suffix of vault hosts.")
-
-
-def _settings(data_dir: Path | None, port: int, suffix: str = DEFAULT_VAULT_SUFFIX) -> Settings:
-    return Settings(data_dir=data_dir or default_data_dir(), port=port, vault_suffix=suffix)
-
-
-def _open(settings: Settings, clock: Clock | None = None) -> Installation:
-    try:
-        return open_installation(settings, clock)
-    except Exception as exc:
-        fail("InstallationError", f"Cannot open the installation in {settings.data_dir}: {exc}")
-
-
-@contextmanager
-def _local(data_dir: Path | None, port: int) -> Iterator[tuple[Installation, Settings]]:
-    """The local installation for an administration command; domain errors print as
-    ``(Code) message``."""
-    settings = _settings(data_dir, port)
-    inst = _open(settings)
-    try:
-        with errors():
-            yield inst, settings
-    finally:
-        inst.close()
 
 
 def _ca_path(settings: Settings) -> Path:
@@ -86,12 +61,12 @@ def serve(
     from strongroom.api.app import create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    settings = replace(_settings(data_dir, port, vault_suffix), test_clock=test_clock)
+    settings = replace(settings_for(data_dir, port, vault_suffix), test_clock=test_clock)
     if (tls_cert is None) != (tls_key is None):
         fail("BadParameter", "Pass --tls-cert and --tls-key together.")
     if test_clock:
         typer.echo("WARNING: --test-clock lets any principal move this server's time.", err=True)
-    inst = _open(settings, ManualClock() if test_clock else None)
+    inst = open_local(settings, ManualClock() if test_clock else None)
     if tls_cert is not None and tls_key is not None:
         cert, key = tls_cert, tls_key
         ca_note = f"Using your certificate {cert}."
@@ -129,12 +104,12 @@ def info(
     output: Output = OutputOption,
 ) -> None:
     """Print the installation's tenant id, CA path, listen port and URLs."""
-    settings = _settings(data_dir, port)
+    settings = settings_for(data_dir, port)
     if shell:
         ca = shlex.quote(str(_ca_path(settings)))
         typer.echo(f"export REQUESTS_CA_BUNDLE={ca} SSL_CERT_FILE={ca}")
         return
-    with _local(data_dir, port) as (inst, settings):
+    with local(data_dir, port) as (inst, settings):
         emit(
             {
                 "tenantId": inst.tenant_id,
@@ -171,7 +146,7 @@ def principal_create(
     """Register a service principal; prints client id, tenant and (once) the secret."""
     from strongroom.services.identity import IdentityService
 
-    with _local(data_dir, port) as (inst, settings):
+    with local(data_dir, port) as (inst, settings):
         pem = certificate.read_bytes() if certificate else None
         created = IdentityService(inst).create_principal(name, pem)
         out = _principal_json(created.principal, inst.tenant_id)
@@ -198,7 +173,7 @@ def principal_list(
 ) -> None:
     from strongroom.services.identity import IdentityService
 
-    with _local(data_dir, port) as (inst, _):
+    with local(data_dir, port) as (inst, _):
         found = IdentityService(inst).list_principals()
         emit([_principal_json(p, inst.tenant_id) for p in found], output)
 
@@ -209,7 +184,7 @@ def principal_delete(
 ) -> None:
     from strongroom.services.identity import IdentityService
 
-    with _local(data_dir, port) as (inst, _):
+    with local(data_dir, port) as (inst, _):
         deleted = IdentityService(inst).delete_principal(name)
         emit(_principal_json(deleted, inst.tenant_id), output)
 
@@ -232,15 +207,23 @@ def vault_create(
     name: str,
     retention_days: int = typer.Option(90, help="Soft-delete retention, 7-90 days."),
     purge_protection: bool = typer.Option(False, "--purge-protection"),
+    domain: str | None = typer.Option(
+        None, "--domain", help="Security domain (name or id; default: the installation's first)."
+    ),
     data_dir: Path | None = DataDir,
     port: int = Port,
     output: Output = OutputOption,
 ) -> None:
+    from strongroom.services.domains import DomainService
     from strongroom.services.vaults import VaultService
 
-    with _local(data_dir, port) as (inst, settings):
+    with local(data_dir, port) as (inst, settings):
+        domain_id = DomainService(inst).resolve(domain).id if domain else None
         vault = VaultService(inst).create(
-            name, retention_days=retention_days, purge_protection=purge_protection
+            name,
+            retention_days=retention_days,
+            purge_protection=purge_protection,
+            domain_id=domain_id,
         )
         emit(_vault_json(vault, settings), output)
 
@@ -251,7 +234,7 @@ def vault_list(
 ) -> None:
     from strongroom.services.vaults import VaultService
 
-    with _local(data_dir, port) as (inst, settings):
+    with local(data_dir, port) as (inst, settings):
         emit([_vault_json(v, settings) for v in VaultService(inst).list()], output)
 
 
@@ -261,7 +244,7 @@ def vault_show(
 ) -> None:
     from strongroom.services.vaults import VaultService
 
-    with _local(data_dir, port) as (inst, settings):
+    with local(data_dir, port) as (inst, settings):
         emit(_vault_json(VaultService(inst).show(name), settings), output)
 
 
@@ -278,7 +261,7 @@ def vault_delete(
 
     if not yes:
         fail("BadParameter", f"Deleting vault '{name}' destroys every object in it; add --yes.")
-    with _local(data_dir, port) as (inst, settings):
+    with local(data_dir, port) as (inst, settings):
         emit(_vault_json(VaultService(inst).delete(name), settings), output)
 
 

@@ -15,12 +15,14 @@ from typing import Any
 from strongroom.crypto import backup as blobfmt
 from strongroom.errors import BackupRejected
 from strongroom.models import Kind
+from strongroom.services.domains import retired
 from strongroom.services.installation import Installation
 from strongroom.store.base import VaultRecord
 
 DOMAIN_UNKNOWN = "BackupSecurityDomainUnknown"
 DOMAIN_MISMATCH = "BackupSecurityDomainMismatch"
 KEY_VERSION_UNKNOWN = "BackupKeyVersionUnknown"
+KEY_VERSION_RETIRED = "BackupKeyVersionRetired"
 KIND_MISMATCH = "BackupKindMismatch"
 
 _COLLECTIONS = {
@@ -81,9 +83,17 @@ def open_blob(
                 "domain here first.",
                 inner=DOMAIN_UNKNOWN,
             )
+        if retired(reads, domain, key_version):
+            raise BackupRejected(
+                f"The backup was sealed under backup-key version {key_version} of security "
+                f"domain {domain}, which was retired on this installation; it can no longer "
+                "be restored here.",
+                inner=KEY_VERSION_RETIRED,
+            )
         raise BackupRejected(
             f"The backup was sealed under backup-key version {key_version} of security domain "
-            f"{domain}, which this installation does not hold (retired or never imported).",
+            f"{domain}, which this installation does not hold; import a newer export of the "
+            "domain.",
             inner=KEY_VERSION_UNKNOWN,
         )
     if domain != vault.domain_id:

@@ -81,6 +81,8 @@ def _initialise(tx: Tx, keyring: Keyring) -> None:
     if domain_id is None:
         domain_id = str(uuid.uuid4())
         tx.set_meta(_DOMAIN, domain_id)
+    if tx.get_meta(f"domain/{domain_id}/name") is None:
+        tx.set_meta(f"domain/{domain_id}/name", "default")
     if tx.current_domain_key(domain_id) is None:
         version = uuid.uuid4().hex
         tx.insert_domain_key(

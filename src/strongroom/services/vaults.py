@@ -67,7 +67,12 @@ class VaultService:
         return [to_vault(r) for r in self._inst.store.reads.list_vaults()]
 
     def create(
-        self, name: str, *, retention_days: int = 90, purge_protection: bool = False
+        self,
+        name: str,
+        *,
+        retention_days: int = 90,
+        purge_protection: bool = False,
+        domain_id: str | None = None,
     ) -> Vault:
         check_vault_name(name)
         if not 7 <= retention_days <= 90:
@@ -78,7 +83,7 @@ class VaultService:
         record = VaultRecord(
             id=vault_id,
             name=name,
-            domain_id=self._inst.default_domain_id,
+            domain_id=domain_id or self._inst.default_domain_id,
             retention_days=retention_days,
             purge_protection=purge_protection,
             wrapped_key=self._inst.keyring.wrap_vault_key(vault_id, new_key()),

@@ -175,6 +175,14 @@ class _Reads:
         ).fetchone()
         return None if row is None else _domain_key(row)
 
+    def list_domain_keys(self, domain_id: str) -> list[DomainKeyRecord]:
+        rows = self._c.execute(
+            "SELECT domain_id, version, wrapped_key, created FROM domain_keys "
+            "WHERE domain_id=? ORDER BY seq",
+            (domain_id,),
+        ).fetchall()
+        return [_domain_key(r) for r in rows]
+
     def current_domain_key(self, domain_id: str) -> DomainKeyRecord | None:
         row = self._c.execute(
             "SELECT domain_id, version, wrapped_key, created FROM domain_keys "
@@ -301,6 +309,11 @@ class _Tx(_Reads):
         self._c.execute(
             "INSERT INTO domain_keys (domain_id, version, wrapped_key, created) VALUES (?,?,?,?)",
             (key.domain_id, key.version, key.wrapped_key, key.created),
+        )
+
+    def delete_domain_key(self, domain_id: str, version: str) -> None:
+        self._c.execute(
+            "DELETE FROM domain_keys WHERE domain_id=? AND version=?", (domain_id, version)
         )
 
     def insert_object(self, obj: ObjectRecord) -> None:

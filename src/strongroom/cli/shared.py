@@ -1,0 +1,40 @@
+"""What the administration commands share: the data-dir option and the local installation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+
+from strongroom.cli.output import errors, fail
+from strongroom.clock import Clock
+from strongroom.config import DEFAULT_VAULT_SUFFIX, Settings, default_data_dir
+from strongroom.services.installation import Installation, open_installation
+
+DataDir = typer.Option(None, "--data-dir", help="Data directory (default: per-user data dir).")
+
+
+def settings_for(data_dir: Path | None, port: int, suffix: str = DEFAULT_VAULT_SUFFIX) -> Settings:
+    return Settings(data_dir=data_dir or default_data_dir(), port=port, vault_suffix=suffix)
+
+
+def open_local(settings: Settings, clock: Clock | None = None) -> Installation:
+    try:
+        return open_installation(settings, clock)
+    except Exception as exc:
+        fail("InstallationError", f"Cannot open the installation in {settings.data_dir}: {exc}")
+
+
+@contextmanager
+def local(data_dir: Path | None, port: int) -> Iterator[tuple[Installation, Settings]]:
+    """The local installation for an administration command; domain errors print as
+    ``(Code) message``."""
+    settings = settings_for(data_dir, port)
+    inst = open_local(settings)
+    try:
+        with errors():
+            yield inst, settings
+    finally:
+        inst.close()
