@@ -160,7 +160,9 @@ def test_dr_across_installations(
     keys_b = KeyClient(b.vault_url("dr-vault"), b.credential(), connection_verify=str(b.ca))
     assert keys_b.restore_key_backup(blobs["key"]).key.x == keys_a.get_key("signing").key.x
     assert len(list(keys_b.list_properties_of_key_versions("signing"))) == 2
-    certs_b = CertificateClient(b.vault_url("dr-vault"), b.credential(), connection_verify=str(b.ca))
+    certs_b = CertificateClient(
+        b.vault_url("dr-vault"), b.credential(), connection_verify=str(b.ca)
+    )
     assert certs_b.restore_certificate_backup(blobs["certificate"]).cer == (
         certs_a.get_certificate("tls").cer
     )
