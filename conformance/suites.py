@@ -64,5 +64,43 @@ SUITES: dict[str, Suite] = {
                 ),
             },
         ),
+        Suite(
+            name="keys",
+            distribution="azure-keyvault-keys",
+            version="4.11.3",
+            exclusions=(
+                Exclusion(
+                    pattern="tests/test_key*.py::*::test_key_release[[]*_vault]",
+                    reason=(
+                        "Secure key release: the test fetches a token from an attestation service "
+                        "(`GET {AZURE_KEYVAULT_ATTESTATION_URL}/generate-test-token`), which "
+                        "Strongroom does not imitate, and then calls `POST /keys/{name}//release`."
+                    ),
+                ),
+            ),
+            # The release-policy tests (test_update_release_policy, test_immutable_release_policy)
+            # only write the attestation URL into the policy as its authority and never contact
+            # it, so they run against any URL; unset, _get_attestation_uri raises instead of
+            # skipping. The .invalid name never resolves. (test_imported_key_release and the
+            # mhsm parametrisations skip by themselves: AZURE_MANAGEDHSM_URL is unset.)
+            env={"AZURE_KEYVAULT_ATTESTATION_URL": "https://attestation.invalid"},
+            # Live, the backup/restore samples sleep 3 x 60 s between purge and restore.
+            slow=("tests/test_samples_keys*::*test_example_keys_backup_restore*",),
+            diagnoses={},
+        ),
+        Suite(
+            name="certificates",
+            distribution="azure-keyvault-certificates",
+            version="4.12.0",
+            # Every certificates test can run against a vault: none needs a Managed HSM or an
+            # attestation service.
+            exclusions=(),
+            # Live, the backup/restore sample sleeps 60 s and recover/purge 50 s.
+            slow=(
+                "tests/test_examples_certificates*::*test_example_certificate_backup_restore*",
+                "tests/test_certificates_client*::*test_recover_and_purge*",
+            ),
+            diagnoses={},
+        ),
     )
 }

@@ -2,6 +2,8 @@
 
 - Registers and applies the SDK repository's ``live_test_only`` / ``playback_test_only`` markers,
   which its root conftest skips by mode.
+- Registers the ``test_proxy`` fixture for every suite, as upstream's tooling does: keys'
+  ``conftest.py`` asks for it without importing it (secrets' and certificates' import it).
 - Records ``live=1`` among the junit properties of each test that built a client for the server
   through ``AzureRecordedTestCase.get_credential`` (the rest run against mocks).
 - Applies the plan ``conformance/run.py`` writes to the JSON file ``CONFORMANCE_PLAN``:
@@ -23,6 +25,9 @@ import pytest
 
 import devtools_testutils
 from devtools_testutils import is_live
+
+# A fixture defined in (or imported into) a plugin module is available to every test.
+from devtools_testutils import test_proxy as test_proxy
 
 
 def pytest_configure(config: pytest.Config) -> None:
