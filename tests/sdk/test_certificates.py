@@ -348,3 +348,18 @@ def test_contacts_set_get_delete(server: Server) -> None:
     assert [c.phone for c in certs.delete_contacts()] == ["1"]
     with pytest.raises(ResourceNotFoundError):
         certs.get_contacts()
+
+
+def test_secret_converted_between_pfx_and_pem(server: Server, unique: str) -> None:
+    _certs(server).begin_create_certificate(unique, CertificatePolicy.get_default()).result()
+    secrets = server.client("vault-a")
+    pfx_key, pfx_cert, _ = _pfx(server, unique)
+    pem = secrets.get_secret(unique, out_content_type="application/x-pem-file")
+    assert pem.properties.content_type == "application/x-pem-file"
+    key = serialization.load_pem_private_key(pem.value.encode(), None)
+    assert key.public_key().public_numbers() == pfx_key.public_key().public_numbers()
+    assert x509.load_pem_x509_certificates(pem.value.encode())[0] == pfx_cert
+    with pytest.raises(HttpResponseError) as plain:
+        secrets.set_secret(unique + "-plain", "v")
+        secrets.get_secret(unique + "-plain", out_content_type="application/x-pem-file")
+    assert plain.value.status_code == 400

@@ -282,3 +282,27 @@ def describe(der: bytes) -> dict[str, Any]:
     except x509.ExtensionNotFound:
         pass
     return out
+
+
+def convert_secret(value: str, current: str, wanted: str) -> str:
+    """A certificate-backed secret in the other format (GET ...?outContentType=)."""
+    if wanted not in (PFX, PEM):
+        raise BadParameter(f"outContentType must be {PFX} or {PEM}.")
+    if wanted == current:
+        return value
+    if current == PFX:
+        key, cert, extra = pkcs12.load_key_and_certificates(base64.b64decode(value), None)
+        if key is None or cert is None:
+            raise BadParameter("The stored PFX holds no key and certificate to convert.")
+        chain = [cert, *extra]
+    else:
+        raw = value.encode()
+        block = _PEM_KEY.search(raw)
+        if block is None:
+            raise BadParameter("The stored PEM holds no private key to convert.")
+        key = serialization.load_pem_private_key(block.group(0), None)
+        chain = x509.load_pem_x509_certificates(raw)
+    material = _pkcs8(key)
+    return secret_value(
+        material, [c.public_bytes(serialization.Encoding.DER) for c in chain], wanted
+    )

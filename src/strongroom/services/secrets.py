@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from strongroom.crypto import x509 as cx
 from strongroom.errors import BadParameter, Forbidden
 from strongroom.identifiers import check_object_name, new_version
 from strongroom.models import Deletion, Kind, Page, SecretVersion
@@ -65,6 +66,16 @@ class SecretService(ObjectService[SecretVersion]):
         secret = replace(self._model(obj, record), value=self.unseal(vault, record).decode())
         self._cache.put(vault.id, lname, version, secret)
         return secret
+
+    def get_secret_as(
+        self, vault: VaultRecord, name: str, version: str, out_content_type: str
+    ) -> SecretVersion:
+        """A certificate-backed secret converted between PFX and PEM (2025-07-01)."""
+        secret = self.get_secret(vault, name, version)
+        if not secret.managed or secret.value is None or secret.content_type is None:
+            raise BadParameter("outContentType applies only to certificate-backed secrets.")
+        value = cx.convert_secret(secret.value, secret.content_type, out_content_type)
+        return replace(secret, value=value, content_type=out_content_type)
 
     def get_secrets(
         self, vault: VaultRecord, maxresults: int | None, skiptoken: str | None

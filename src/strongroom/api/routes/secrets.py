@@ -80,6 +80,10 @@ class SecretRoutes:
 
     async def get_secret(self, call: Call) -> Reply:
         name, version = call.args
+        wanted = call.query.get("outContentType")
+        if wanted:
+            converted = self._s.get_secret_as(call.record, name, version, wanted)
+            return _json(wire.secret_bundle(call.base, call.vault, converted, value=True))
         secret = self._s.get_secret(call.record, name, version)
         key = (id(secret), call.base)
         hit = self._rendered.get(key)
