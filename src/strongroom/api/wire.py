@@ -8,7 +8,14 @@ import json
 from typing import Any
 
 from strongroom.errors import BadParameter
-from strongroom.models import CertificateVersion, Deletion, KeyVersion, SecretVersion, Vault
+from strongroom.models import (
+    Attributes,
+    CertificateVersion,
+    Deletion,
+    KeyVersion,
+    SecretVersion,
+    Vault,
+)
 from strongroom.services.keys import KeyAttributeInput
 from strongroom.services.objects import AttributeInput
 
@@ -91,8 +98,8 @@ def b64url_encode(data: bytes) -> str:
 # -- responses ------------------------------------------------------------------------------
 
 
-def _attributes(secret: SecretVersion, vault: Vault) -> dict[str, Any]:
-    a = secret.attributes
+def _attributes(a: Attributes, vault: Vault) -> dict[str, Any]:
+    """Key Vault's attributes of any object: integer Unix seconds, and the vault's recovery."""
     out: dict[str, Any] = {"enabled": a.enabled}
     if a.nbf is not None:
         out["nbf"] = a.nbf
@@ -114,7 +121,7 @@ def secret_bundle(base: str, vault: Vault, s: SecretVersion, *, value: bool) -> 
     out["id"] = f"{base}/secrets/{s.name}/{s.version}"
     if s.content_type is not None:
         out["contentType"] = s.content_type
-    out["attributes"] = _attributes(s, vault)
+    out["attributes"] = _attributes(s.attributes, vault)
     if s.tags is not None:
         out["tags"] = s.tags
     if s.managed:
@@ -126,7 +133,7 @@ def secret_bundle(base: str, vault: Vault, s: SecretVersion, *, value: bool) -> 
 def secret_item(base: str, vault: Vault, s: SecretVersion, *, versioned: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": f"{base}/secrets/{s.name}/{s.version}" if versioned else f"{base}/secrets/{s.name}",
-        "attributes": _attributes(s, vault),
+        "attributes": _attributes(s.attributes, vault),
     }
     if s.content_type is not None:
         out["contentType"] = s.content_type
@@ -137,8 +144,11 @@ def secret_item(base: str, vault: Vault, s: SecretVersion, *, versioned: bool) -
     return out
 
 
-def deleted(base: str, name: str, body: dict[str, Any], d: Deletion) -> dict[str, Any]:
-    body["recoveryId"] = f"{base}/deletedsecrets/{name}"
+def deleted(
+    base: str, name: str, body: dict[str, Any], d: Deletion, collection: str = "deletedsecrets"
+) -> dict[str, Any]:
+    """Adds what a deleted bundle or item carries (contract notes 3, Ids)."""
+    body["recoveryId"] = f"{base}/{collection}/{name}"
     body["deletedDate"] = d.deleted_date
     body["scheduledPurgeDate"] = d.scheduled_purge_date
     return body
@@ -205,18 +215,7 @@ def b64url_decode_field(value: Any, field: str) -> bytes:
 
 
 def _key_attributes(k: KeyVersion, vault: Vault) -> dict[str, Any]:
-    a = k.attributes
-    out: dict[str, Any] = {"enabled": a.enabled}
-    if a.nbf is not None:
-        out["nbf"] = a.nbf
-    if a.exp is not None:
-        out["exp"] = a.exp
-    out.update(
-        created=a.created,
-        updated=a.updated,
-        recoveryLevel=vault.recovery_level,
-        recoverableDays=vault.retention_days,
-    )
+    out = _attributes(k.attributes, vault)
     if k.exportable is not None:
         out["exportable"] = k.exportable
     return out
@@ -247,29 +246,10 @@ def key_item(base: str, vault: Vault, k: KeyVersion, *, versioned: bool) -> dict
 
 
 def deleted_key(base: str, name: str, body: dict[str, Any], d: Deletion) -> dict[str, Any]:
-    body["recoveryId"] = f"{base}/deletedkeys/{name}"
-    body["deletedDate"] = d.deleted_date
-    body["scheduledPurgeDate"] = d.scheduled_purge_date
-    return body
+    return deleted(base, name, body, d, "deletedkeys")
 
 
 # -- certificates ---------------------------------------------------------------------------
-
-
-def _cert_attributes(c: CertificateVersion, vault: Vault) -> dict[str, Any]:
-    a = c.attributes
-    out: dict[str, Any] = {"enabled": a.enabled}
-    if a.nbf is not None:
-        out["nbf"] = a.nbf
-    if a.exp is not None:
-        out["exp"] = a.exp
-    out.update(
-        created=a.created,
-        updated=a.updated,
-        recoveryLevel=vault.recovery_level,
-        recoverableDays=vault.retention_days,
-    )
-    return out
 
 
 def certificate_policy(base: str, name: str, policy: dict[str, Any]) -> dict[str, Any]:
@@ -288,7 +268,7 @@ def certificate_bundle(
     else:
         out["pending"] = {"id": f"{base}/certificates/{c.name}/pending"}
     out["contentType"] = c.content_type
-    out["attributes"] = _cert_attributes(c, vault)
+    out["attributes"] = _attributes(c.attributes, vault)
     if c.tags is not None:
         out["tags"] = c.tags
     if policy is not None:
@@ -302,7 +282,7 @@ def certificate_item(
     cid = f"{base}/certificates/{c.name}"
     out: dict[str, Any] = {
         "id": f"{cid}/{c.version}" if versioned else cid,
-        "attributes": _cert_attributes(c, vault),
+        "attributes": _attributes(c.attributes, vault),
     }
     if c.x5t is not None:
         out["x5t"] = c.x5t
@@ -319,10 +299,7 @@ def certificate_operation(base: str, name: str, op: dict[str, Any]) -> dict[str,
 
 
 def deleted_certificate(base: str, name: str, body: dict[str, Any], d: Deletion) -> dict[str, Any]:
-    body["recoveryId"] = f"{base}/deletedcertificates/{name}"
-    body["deletedDate"] = d.deleted_date
-    body["scheduledPurgeDate"] = d.scheduled_purge_date
-    return body
+    return deleted(base, name, body, d, "deletedcertificates")
 
 
 def std_b64_list(data: dict[str, Any], field: str) -> list[bytes]:

@@ -617,12 +617,9 @@ class CertificateService(ObjectService[CertificateVersion]):
         def dump(kind: str, service: ObjectService[Any]) -> list[dict[str, Any]]:
             out = []
             for v in self._store.reads.all_versions(vault.id, kind, obj.lname):
-                out.append({
-                    "version": v.version, "created": v.created, "updated": v.updated,
-                    "enabled": v.enabled, "nbf": v.nbf, "exp": v.exp, "contentType": v.content_type,
-                    "tags": v.tags, "managed": v.managed, "extra": v.extra,
-                    "material": _b64(service.unseal(vault, v)),
-                })  # fmt: skip
+                entry = self.backup_entry(v)
+                entry["material"] = _b64(service.unseal(vault, v))
+                out.append(entry)
             return out
 
         versions = dump(CERT, self)
@@ -640,34 +637,17 @@ class CertificateService(ObjectService[CertificateVersion]):
             lname = name.lower()
 
             def load(
-                kind: str, service: ObjectService[Any], entries: list[dict[str, Any]]
+                service: ObjectService[Any], entries: list[dict[str, Any]]
             ) -> list[VersionRecord]:
                 return [
-                    VersionRecord(
-                        vault_id=vault.id,
-                        kind=kind,
-                        lname=lname,
-                        version=str(i["version"]),
-                        created=int(i["created"]),
-                        updated=int(i["updated"]),
-                        enabled=bool(i["enabled"]),
-                        nbf=i["nbf"],
-                        exp=i["exp"],
-                        content_type=i["contentType"],
-                        tags=i["tags"],
-                        managed=bool(i["managed"]),
-                        sealed=service.seal(
-                            vault, lname, str(i["version"]), base64.b64decode(i["material"])
-                        ),
-                        extra=i.get("extra"),
-                    )
+                    service.restored_version(vault, lname, i, base64.b64decode(i["material"]))
                     for i in entries
                 ]
 
             groups = [
-                load(CERT, self, items),
-                load(KEY, self._keys, payload.get("keys", [])),
-                load(SECRET, self._secrets, payload.get("secrets", [])),
+                load(self, items),
+                load(self._keys, payload.get("keys", [])),
+                load(self._secrets, payload.get("secrets", [])),
             ]
             state = payload.get("state") or {"policy": None, "operation": None}
         except (KeyError, TypeError, ValueError) as exc:

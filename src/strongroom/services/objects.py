@@ -372,6 +372,28 @@ class ObjectService(Generic[M]):
 
     # -- backup and restore -----------------------------------------------------------------
 
+    @staticmethod
+    def backup_entry(v: VersionRecord) -> dict[str, Any]:
+        """One version's metadata as a backup payload carries it."""
+        return {
+            "version": v.version, "created": v.created, "updated": v.updated,
+            "enabled": v.enabled, "nbf": v.nbf, "exp": v.exp, "contentType": v.content_type,
+            "tags": v.tags, "managed": v.managed, "extra": v.extra,
+        }  # fmt: skip
+
+    def restored_version(
+        self, vault: VaultRecord, lname: str, item: dict[str, Any], plain: bytes
+    ) -> VersionRecord:
+        """A backed-up version, resealed for ``vault``, with its original id and timestamps."""
+        version = str(item["version"])
+        return VersionRecord(
+            vault_id=vault.id, kind=self._kind, lname=lname, version=version,
+            created=int(item["created"]), updated=int(item["updated"]),
+            enabled=bool(item["enabled"]), nbf=item["nbf"], exp=item["exp"],
+            content_type=item["contentType"], tags=item["tags"], managed=bool(item["managed"]),
+            sealed=self.seal(vault, lname, version, plain), extra=item.get("extra"),
+        )  # fmt: skip
+
     def backup(
         self, vault: VaultRecord, name: str, item: Callable[[VersionRecord], dict[str, Any]]
     ) -> bytes:
@@ -379,11 +401,7 @@ class ObjectService(Generic[M]):
         obj = self.active(vault, name)
         items = []
         for v in self._store.reads.all_versions(vault.id, self._kind, obj.lname):
-            entry = {
-                "version": v.version, "created": v.created, "updated": v.updated,
-                "enabled": v.enabled, "nbf": v.nbf, "exp": v.exp, "contentType": v.content_type,
-                "tags": v.tags, "managed": v.managed, "extra": v.extra,
-            }  # fmt: skip
+            entry = self.backup_entry(v)
             entry.update(item(v))
             items.append(entry)
         extras = self._backup_extras(vault, obj)
@@ -407,25 +425,7 @@ class ObjectService(Generic[M]):
         try:
             check_object_name(name, self.NOUN)
             lname = name.lower()
-            records = [
-                VersionRecord(
-                    vault_id=vault.id,
-                    kind=self._kind,
-                    lname=lname,
-                    version=str(i["version"]),
-                    created=int(i["created"]),
-                    updated=int(i["updated"]),
-                    enabled=bool(i["enabled"]),
-                    nbf=i["nbf"],
-                    exp=i["exp"],
-                    content_type=i["contentType"],
-                    tags=i["tags"],
-                    managed=bool(i["managed"]),
-                    sealed=self.seal(vault, lname, str(i["version"]), material(i)),
-                    extra=i.get("extra"),
-                )
-                for i in items
-            ]
+            records = [self.restored_version(vault, lname, i, material(i)) for i in items]
         except (KeyError, TypeError, ValueError) as exc:
             raise backup.malformed_payload() from exc
         if not records:
