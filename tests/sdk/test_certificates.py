@@ -363,3 +363,22 @@ def test_secret_converted_between_pfx_and_pem(server: Server, unique: str) -> No
         secrets.set_secret(unique + "-plain", "v")
         secrets.get_secret(unique + "-plain", out_content_type="application/x-pem-file")
     assert plain.value.status_code == 400
+
+
+def test_managed_key_and_secret_change_only_through_the_certificate(
+    server: Server, unique: str
+) -> None:
+    _certs(server).begin_create_certificate(unique, CertificatePolicy.get_default()).result()
+    secrets, keys = server.client("vault-a"), _keys(server)
+    for action in (
+        lambda: secrets.set_secret(unique, "overwrite"),
+        lambda: secrets.update_secret_properties(unique, tags={"a": "b"}),
+        lambda: secrets.begin_delete_secret(unique),
+        lambda: keys.update_key_properties(unique, enabled=False),
+        lambda: keys.rotate_key(unique),
+    ):
+        with pytest.raises(HttpResponseError) as info:
+            action()
+        assert info.value.status_code == 403
+        assert "ManagedByKeyVault" in str(info.value)
+    assert secrets.get_secret(unique).properties.managed

@@ -140,7 +140,7 @@ class CertificateService(ObjectService[CertificateVersion]):
 
     def _put(self, tx: Tx, vault: VaultRecord, name: str, record: VersionRecord) -> str:
         """Adds ``record`` as the latest version of its kind's object ``name``."""
-        shown = tx.set_latest(vault.id, record.kind, record.lname, record.version)
+        shown = tx.set_latest(vault.id, record.kind, record.lname, record.version, managed=True)
         if shown is not None:
             tx.insert_version(record)
             return shown

@@ -159,6 +159,20 @@ class ObjectService(Generic[M]):
     def deleted_not_found(self, name: str) -> NotFound:
         return NotFound(f"Deleted {self.TITLE} not found: {name}", code=self.NOT_FOUND)
 
+    def managed_by_key_vault(self, operation: str) -> Forbidden:
+        return Forbidden(
+            f'Operation "{operation}" is not allowed as this object\'s lifetime is managed by '
+            "Key Vault: it belongs to a certificate of the same name; change the certificate.",
+            inner=f"{self.TITLE}ManagedByKeyVault",
+        )
+
+    def _refuse_managed(
+        self, tx: Tx, vault: VaultRecord, obj: ObjectRecord, operation: str
+    ) -> None:
+        latest = tx.get_version(vault.id, self._kind, obj.lname, obj.latest_version)
+        if latest is not None and latest.managed:
+            raise self.managed_by_key_vault(operation)
+
     # -- sealing ----------------------------------------------------------------------------
 
     def seal(self, vault: VaultRecord, lname: str, version: str, plain: bytes) -> bytes:
@@ -261,7 +275,9 @@ class ObjectService(Generic[M]):
             shown = tx.set_latest(vault.id, self._kind, lname, record.version)
             if shown is None:
                 existing = tx.get_object(vault.id, self._kind, lname)
-                if existing is not None:  # set_latest only skips deleted objects
+                if existing is not None and existing.deleted_date is None:
+                    raise self.managed_by_key_vault("set")
+                if existing is not None:
                     raise Conflict(
                         f"{self.TITLE} {existing.name} is currently in a deleted but "
                         f"recoverable state, and its name cannot be reused; in this state, the "
@@ -295,6 +311,8 @@ class ObjectService(Generic[M]):
             current = tx.get_version(vault.id, self._kind, lname, version or obj.latest_version)
             if current is None:
                 raise self.not_found(f"{name}/{version}")
+            if current.managed and self.KIND is not Kind.CERTIFICATE:
+                raise self.managed_by_key_vault("update")
             updated = change(current)
             check_window(updated.nbf, updated.exp)
             tx.update_version(updated)
@@ -312,6 +330,7 @@ class ObjectService(Generic[M]):
             obj = tx.get_object(vault.id, self._kind, lname)
             if obj is None or obj.deleted_date is not None:
                 raise self.not_found(name)
+            self._refuse_managed(tx, vault, obj, "delete")
             tx.set_deleted(
                 vault.id, self._kind, lname, deletion.deleted_date, deletion.scheduled_purge_date
             )

@@ -105,6 +105,18 @@ def _domain_key(row: Any) -> DomainKeyRecord:
     return DomainKeyRecord(row[0], row[1], bytes(row[2]), row[3])
 
 
+_SET_LATEST_ANY = (
+    "UPDATE objects SET latest_version=? WHERE vault_id=? AND kind=? AND lname=? "
+    "AND deleted_date IS NULL RETURNING name"
+)
+# Objects whose latest version is managed (a certificate's key or secret) take new versions
+# only from their certificate.
+_SET_LATEST = _SET_LATEST_ANY.replace(
+    " RETURNING",
+    " AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.vault_id=objects.vault_id AND "
+    "v.kind=objects.kind AND v.lname=objects.lname AND v.version=objects.latest_version "
+    "AND v.managed=1) RETURNING",
+)
 _PRINCIPAL_COLS = "client_id, name, secret_hash, certificate_pem, certificate_thumbprint, created"
 _VAULT_COLS = "id, name, domain_id, retention_days, purge_protection, wrapped_key, created"
 _O_COLS = ", ".join(f"o.{c.strip()}" for c in _OBJECT_COLS.split(","))
@@ -325,11 +337,11 @@ class _Tx(_Reads):
             ),
         )  # fmt: skip
 
-    def set_latest(self, vault_id: str, kind: str, lname: str, version: str) -> str | None:
+    def set_latest(
+        self, vault_id: str, kind: str, lname: str, version: str, *, managed: bool = False
+    ) -> str | None:
         row = self._c.execute(
-            "UPDATE objects SET latest_version=? WHERE vault_id=? AND kind=? AND lname=? "
-            "AND deleted_date IS NULL RETURNING name",
-            (version, vault_id, kind, lname),
+            _SET_LATEST_ANY if managed else _SET_LATEST, (version, vault_id, kind, lname)
         ).fetchone()
         return None if row is None else str(row[0])
 
