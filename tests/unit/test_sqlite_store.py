@@ -62,7 +62,7 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     )
     conn.close()
     store = SqliteStore(tmp_path / "db")
-    assert store.reads.get_meta("schema_version") == "3"
+    assert store.reads.get_meta("schema_version") == "4"
     store.close()
     columns = [
         r[1] for r in sqlite3.connect(tmp_path / "db").execute("PRAGMA table_info(versions)")

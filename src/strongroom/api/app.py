@@ -24,6 +24,8 @@ from strongroom.api.routes.keys import KeyRoutes
 from strongroom.api.routes.secrets import SecretRoutes
 from strongroom.clock import ManualClock
 from strongroom.crypto.pool import CpuPool
+from strongroom.services.access import AccessService
+from strongroom.services.audit import AuditLog
 from strongroom.services.certificates import CertificateService
 from strongroom.services.identity import IdentityService
 from strongroom.services.installation import Installation
@@ -47,6 +49,8 @@ class Services:
         self.keys = KeyService(inst, self.cpu)
         self.certificates = CertificateService(inst, self.cpu, self.keys, self.secrets)
         self.issuers = IssuerService(inst)
+        self.access = AccessService(inst)
+        self.audit = AuditLog(inst)
 
 
 class StrongroomApp:
@@ -72,6 +76,8 @@ class StrongroomApp:
             },
             settings.authority,
             settings.vault_resource,
+            self.services.access,
+            self.services.audit,
         )
         routes = IdentityRoutes(self.services.identity, settings.authority).routes()
         if isinstance(inst.clock, ManualClock):
@@ -126,6 +132,7 @@ class StrongroomApp:
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._purger
                 self.services.cpu.close()
+                await self.services.audit.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

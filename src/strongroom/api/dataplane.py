@@ -24,9 +24,12 @@ from urllib.parse import parse_qsl, quote, unquote
 from starlette.types import Receive, Scope, Send
 
 from strongroom.api.errors import JSON, error_body, error_parts
+from strongroom.api.permissions import need_of
 from strongroom.errors import BadParameter, NotFound, StrongroomError, Unauthorized
 from strongroom.identifiers import check_api_version
 from strongroom.models import Page, Vault
+from strongroom.services.access import AccessService
+from strongroom.services.audit import AuditLog
 from strongroom.services.identity import Caller, IdentityService
 from strongroom.services.vaults import VaultService
 from strongroom.store.base import VaultRecord
@@ -111,10 +114,14 @@ class DataPlane:
         routers: dict[str, Router],
         authority: str,
         resource: str,
+        access: AccessService,
+        audit: AuditLog,
     ):
         self._identity = identity
         self._vaults = vaults
         self._routers = routers
+        self._access = access
+        self._audit = audit
         self._audiences = [resource, resource + "/"]
         tenant_url = f"{authority}/{identity.tenant_id}"
         # No "," or "=" may appear inside values: the SDK splits on both.
@@ -122,32 +129,44 @@ class DataPlane:
         self._challenge = [(b"www-authenticate", challenge.encode())]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, vault_name: str) -> None:
-        auth = host = b""
+        auth = host = request_id = b""
         for key, value in scope["headers"]:
             if key == b"authorization":
                 auth = value
             elif key == b"host":
                 host = value
+            elif key == b"x-ms-client-request-id":
+                request_id = value
+        note = _Note(vault_name, scope, request_id)
         scheme, _, token = auth.decode("latin-1").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            body = error_body("Unauthorized", _MISSING_TOKEN)
-            await _send(send, 401, body, self._challenge)
-            return
+            await _send(send, 401, error_body("Unauthorized", _MISSING_TOKEN), self._challenge)
+            return  # the SDK's bodiless first request: not worth an audit record
         try:
             caller = self._identity.verify(token, self._audiences)
         except Unauthorized as exc:
             await _send(send, 401, error_body("Unauthorized", exc.message), self._challenge)
+            self._audit.record(**note.fields(None, "Authentication", 401))
             return
         try:
-            reply = await self._handle(scope, receive, vault_name, caller, host)
+            reply = await self._handle(scope, receive, vault_name, caller, host, note)
         except Exception as exc:  # every failure gets Key Vault's error shape
-            await _send(send, *error_parts(exc))
+            status, body = error_parts(exc)
+            await _send(send, status, body)
+            self._audit.record(**note.fields(caller.client_id, note.operation, status))
             return
         await _send(send, reply.status, reply.body)
+        self._audit.record(**note.fields(caller.client_id, note.operation, reply.status))
 
     async def _handle(
-        self, scope: Scope, receive: Receive, vault_name: str, caller: Caller, host: bytes
+        self,
+        scope: Scope,
+        receive: Receive,
+        vault_name: str,
+        caller: Caller,
+        host: bytes,
+        note: _Note,
     ) -> Reply:
         record, vault = self._vaults.lookup(vault_name)
         query = _parse_query(scope.get("query_string", b"").decode("latin-1"))
@@ -163,8 +182,32 @@ class DataPlane:
             )
         method: str = scope["method"]
         handler, args = router(method, segments[1:])
+        need = need_of(handler.__qualname__, args)
+        note.operation = need.operation
+        self._access.check(record, caller.client_id, need.kind, need.permission)
         base = "https://" + host.decode("latin-1")
         return await handler(Call(method, record, vault, caller, base, query, args, receive))
+
+
+class _Note:
+    """What the audit record of one request needs, gathered as the request is handled."""
+
+    __slots__ = ("_caller", "_path", "_request_id", "_vault", "operation")
+
+    def __init__(self, vault: str, scope: Scope, request_id: bytes):
+        self.operation = "Unknown"
+        self._vault = vault
+        self._path = scope["path"]
+        self._request_id = request_id.decode("latin-1") or None
+        client = scope.get("client")
+        self._caller = client[0] if client else None
+
+    def fields(self, principal: str | None, operation: str, status: int) -> dict[str, Any]:
+        return {
+            "principal": principal, "vault": self._vault, "operation": operation,
+            "object_id": self._path, "status": status, "request_id": self._request_id,
+            "caller": self._caller,
+        }  # fmt: skip
 
 
 def method_not_allowed(method: str, operation: str) -> StrongroomError:

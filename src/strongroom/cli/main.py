@@ -22,6 +22,7 @@ from strongroom.clock import ManualClock
 from strongroom.config import DEFAULT_PORT, DEFAULT_VAULT_SUFFIX, Settings
 from strongroom.crypto.tls import ensure_local_tls
 from strongroom.models import Principal, Vault
+from strongroom.services.installation import Installation
 
 app = typer.Typer(
     help="Strongroom: a self-hosted key vault speaking the Azure Key Vault REST API.",
@@ -189,7 +190,14 @@ def principal_delete(
         emit(_principal_json(deleted, inst.tenant_id), output)
 
 
-def _vault_json(v: Vault, settings: Settings) -> dict[str, Any]:
+def _vault_json(v: Vault, settings: Settings, inst: Installation | None = None) -> dict[str, Any]:
+    policies: list[dict[str, Any]] = []
+    if inst is not None:
+        from strongroom.services.access import AccessService, policy_json
+        from strongroom.services.vaults import VaultService
+
+        record = VaultService(inst).get_record(v.name)
+        policies = [policy_json(p) for p in AccessService(inst).list_policies(record)]
     return {
         "name": v.name,
         "vaultUri": settings.vault_url(v.name),
@@ -199,6 +207,7 @@ def _vault_json(v: Vault, settings: Settings) -> dict[str, Any]:
         "enablePurgeProtection": v.purge_protection,
         "recoveryLevel": v.recovery_level,
         "created": v.created,
+        "accessPolicies": policies,
     }
 
 
@@ -245,7 +254,7 @@ def vault_show(
     from strongroom.services.vaults import VaultService
 
     with local(data_dir, port) as (inst, settings):
-        emit(_vault_json(VaultService(inst).show(name), settings), output)
+        emit(_vault_json(VaultService(inst).show(name), settings, inst), output)
 
 
 @vault_app.command("delete")
@@ -263,6 +272,85 @@ def vault_delete(
         fail("BadParameter", f"Deleting vault '{name}' destroys every object in it; add --yes.")
     with local(data_dir, port) as (inst, settings):
         emit(_vault_json(VaultService(inst).delete(name), settings), output)
+
+
+def _permissions(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [p for v in values for p in v.replace(",", " ").split() if p]
+
+
+@vault_app.command("set-policy")
+def vault_set_policy(
+    name: str,
+    principal: str = typer.Option(..., "--principal", help="Principal name or client id."),
+    secret_permissions: list[str] | None = typer.Option(None, "--secret-permissions"),
+    key_permissions: list[str] | None = typer.Option(None, "--key-permissions"),
+    certificate_permissions: list[str] | None = typer.Option(None, "--certificate-permissions"),
+    storage_permissions: list[str] | None = typer.Option(None, "--storage-permissions"),
+    data_dir: Path | None = DataDir,
+    output: Output = OutputOption,
+) -> None:
+    """Grant a principal permissions on a vault, like az keyvault set-policy. A vault with no
+    policy is open to every principal; once it has one, only listed principals may act."""
+    from strongroom.services.access import AccessService, policy_json
+    from strongroom.services.identity import IdentityService
+    from strongroom.services.vaults import VaultService
+
+    given = {
+        "secrets": _permissions(secret_permissions),
+        "keys": _permissions(key_permissions),
+        "certificates": _permissions(certificate_permissions),
+        "storage": _permissions(storage_permissions),
+    }
+    permissions = {kind: perms for kind, perms in given.items() if perms is not None}
+    if not permissions:
+        fail("BadParameter", "Give at least one of --secret-permissions, --key-permissions, "
+             "--certificate-permissions, --storage-permissions.")  # fmt: skip
+    with local(data_dir, DEFAULT_PORT) as (inst, _):
+        who = IdentityService(inst).find_principal(principal)
+        record = VaultService(inst).get_record(name)
+        policy = AccessService(inst).set_policy(record, who.client_id, who.name, permissions)
+        emit(policy_json(policy), output)
+
+
+@vault_app.command("delete-policy")
+def vault_delete_policy(
+    name: str,
+    principal: str = typer.Option(..., "--principal", help="Principal name or client id."),
+    data_dir: Path | None = DataDir,
+    output: Output = OutputOption,
+) -> None:
+    from strongroom.services.access import AccessService, policy_json
+    from strongroom.services.identity import IdentityService
+    from strongroom.services.vaults import VaultService
+
+    with local(data_dir, DEFAULT_PORT) as (inst, _):
+        who = IdentityService(inst).find_principal(principal)
+        record = VaultService(inst).get_record(name)
+        emit(policy_json(AccessService(inst).delete_policy(record, who.client_id)), output)
+
+
+audit_app = typer.Typer(help="The audit log of data-plane requests.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("list")
+def audit_list(
+    vault: str | None = typer.Option(None, "--vault", help="Only this vault."),
+    since: int = typer.Option(0, "--since", help="Only records at or after these Unix seconds."),
+    limit: int = typer.Option(1000, "--limit"),
+    data_dir: Path | None = DataDir,
+    output: Output = OutputOption,
+) -> None:
+    with local(data_dir, DEFAULT_PORT) as (inst, _):
+        records = inst.store.reads.list_audit(vault, since, limit)
+        emit([
+            {"time": r.ts, "principal": r.principal, "vault": r.vault, "operation": r.operation,
+             "objectId": r.object_id, "status": r.status, "clientRequestId": r.request_id,
+             "callerAddress": r.caller}
+            for r in records
+        ], output)  # fmt: skip
 
 
 def main() -> None:

@@ -140,6 +140,13 @@ class IdentityService:
     def list_principals(self) -> list[Principal]:
         return [to_principal(r) for r in self._inst.store.reads.list_principals()]
 
+    def find_principal(self, name_or_id: str) -> Principal:
+        reads = self._inst.store.reads
+        record = reads.get_principal(name_or_id) or reads.get_principal_by_name(name_or_id)
+        if record is None:
+            raise NotFound(f"Principal '{name_or_id}' not found.", code="PrincipalNotFound")
+        return to_principal(record)
+
     def delete_principal(self, name_or_id: str) -> Principal:
         def write(tx: Tx) -> PrincipalRecord:
             record = tx.get_principal(name_or_id) or tx.get_principal_by_name(name_or_id)

@@ -17,11 +17,11 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +82,19 @@ class VersionRecord:
     extra: str | None = None  # JSON: kind-specific public metadata (a key's kty, key_ops, JWK)
 
 
+class AuditRecord(NamedTuple):
+    """One audited request. Never a secret value, key material or token."""
+
+    ts: int
+    principal: str | None
+    vault: str | None
+    operation: str
+    object_id: str | None
+    status: int
+    request_id: str | None
+    caller: str | None
+
+
 class Reads(Protocol):
     def get_meta(self, key: str) -> str | None: ...
     def list_meta(self, prefix: str) -> list[tuple[str, str]]:
@@ -126,12 +139,14 @@ class Reads(Protocol):
         """(vault_id, lname, body) of every policy of an active object of ``kind``."""
         ...
 
+    def list_audit(self, vault: str | None, since: int, limit: int) -> list[AuditRecord]: ...
     def count_objects(self, vault_id: str) -> int: ...
 
 
 class Tx(Reads, Protocol):
     def set_meta(self, key: str, value: str) -> None: ...
     def delete_meta(self, key: str) -> None: ...
+    def insert_audit(self, records: list[AuditRecord]) -> None: ...
     def insert_vault(self, vault: VaultRecord) -> None: ...
     def delete_vault(self, vault_id: str) -> None: ...
     def insert_principal(self, principal: PrincipalRecord) -> None: ...

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from strongroom.store.base import (
     SCHEMA_VERSION,
+    AuditRecord,
     DomainKeyRecord,
     ObjectRecord,
     PrincipalRecord,
@@ -62,6 +63,11 @@ CREATE TABLE IF NOT EXISTS versions (
     FOREIGN KEY (vault_id, kind, lname) REFERENCES objects (vault_id, kind, lname)
         ON DELETE CASCADE);
 CREATE INDEX IF NOT EXISTS versions_by_object ON versions (vault_id, kind, lname, seq);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, principal TEXT, vault TEXT,
+    operation TEXT NOT NULL, object_id TEXT, status INTEGER NOT NULL, request_id TEXT,
+    caller TEXT);
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit (ts);
 CREATE TABLE IF NOT EXISTS policies (
     vault_id TEXT NOT NULL, kind TEXT NOT NULL, lname TEXT NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (vault_id, kind, lname),
@@ -81,6 +87,12 @@ _MIGRATIONS = {
         " body TEXT NOT NULL, PRIMARY KEY (vault_id, kind, lname),"
         " FOREIGN KEY (vault_id, kind, lname) REFERENCES objects (vault_id, kind, lname)"
         " ON DELETE CASCADE)"
+    ],
+    4: [
+        "CREATE TABLE audit (seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, principal TEXT,"
+        " vault TEXT, operation TEXT NOT NULL, object_id TEXT, status INTEGER NOT NULL,"
+        " request_id TEXT, caller TEXT)",
+        "CREATE INDEX audit_by_time ON audit (ts)",
     ],
 }
 _OBJECT_COLS = "vault_id, kind, lname, name, latest_version, deleted_date, scheduled_purge_date"
@@ -273,6 +285,14 @@ class _Reads:
         ).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
 
+    def list_audit(self, vault: str | None, since: int, limit: int) -> list[AuditRecord]:
+        rows = self._c.execute(
+            "SELECT ts, principal, vault, operation, object_id, status, request_id, caller "
+            "FROM audit WHERE ts>=? AND (? IS NULL OR vault=?) ORDER BY seq LIMIT ?",
+            (since, vault, vault, limit),
+        ).fetchall()
+        return [AuditRecord(*r) for r in rows]
+
     def count_objects(self, vault_id: str) -> int:
         row = self._c.execute("SELECT count(*) FROM objects WHERE vault_id=?", (vault_id,))
         return int(row.fetchone()[0])
@@ -284,6 +304,13 @@ class _Tx(_Reads):
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
             (key, value),
+        )
+
+    def insert_audit(self, records: list[AuditRecord]) -> None:
+        self._c.executemany(
+            "INSERT INTO audit (ts, principal, vault, operation, object_id, status, request_id, "
+            "caller) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [tuple(r) for r in records],
         )
 
     def delete_meta(self, key: str) -> None:

@@ -1,0 +1,110 @@
+"""Which access-policy permission each data-plane handler needs, and its audit operation name.
+
+Key Vault's permission names per kind (keys: get, list, update, create, import, delete,
+recover, backup, restore, purge, decrypt, encrypt, unwrapKey, wrapKey, verify, sign, rotate,
+getrotationpolicy, setrotationpolicy; secrets: get, list, set, delete, recover, backup,
+restore, purge; certificates: get, list, update, create, import, delete, recover, backup,
+restore, purge, managecontacts, getissuers, listissuers, setissuers, deleteissuers) and its
+audit operation names (``SecretGet``, ``KeySign``, ...).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Need(NamedTuple):
+    kind: str  # "secrets", "keys", "certificates"
+    permission: str | None  # None: any authenticated principal of the vault
+    operation: str
+
+
+def _table() -> dict[str, Need]:
+    rows: dict[str, Need] = {}
+
+    def add(cls: str, kind: str, entries: dict[str, tuple[str | None, str]]) -> None:
+        for handler, (permission, operation) in entries.items():
+            rows[f"{cls}.{handler}"] = Need(kind, permission, operation)
+
+    add("SecretRoutes", "secrets", {
+        "set_secret": ("set", "SecretSet"),
+        "get_secret": ("get", "SecretGet"),
+        "update_secret": ("set", "SecretUpdate"),
+        "delete_secret": ("delete", "SecretDelete"),
+        "get_secrets": ("list", "SecretList"),
+        "get_secret_versions": ("list", "SecretListVersions"),
+        "get_deleted_secrets": ("list", "SecretListDeleted"),
+        "get_deleted_secret": ("list", "SecretGetDeleted"),
+        "recover_deleted_secret": ("recover", "SecretRecover"),
+        "purge_deleted_secret": ("purge", "SecretPurge"),
+        "backup_secret": ("backup", "SecretBackup"),
+        "restore_secret": ("restore", "SecretRestore"),
+    })  # fmt: skip
+    add("KeyRoutes", "keys", {
+        "create_key": ("create", "KeyCreate"),
+        "import_key": ("import", "KeyImport"),
+        "get_key": ("get", "KeyGet"),
+        "update_key": ("update", "KeyUpdate"),
+        "rotate_key": ("rotate", "KeyRotate"),
+        "delete_key": ("delete", "KeyDelete"),
+        "get_keys": ("list", "KeyList"),
+        "get_key_versions": ("list", "KeyListVersions"),
+        "get_deleted_keys": ("list", "KeyListDeleted"),
+        "get_deleted_key": ("list", "KeyGetDeleted"),
+        "recover_deleted_key": ("recover", "KeyRecover"),
+        "purge_deleted_key": ("purge", "KeyPurge"),
+        "backup_key": ("backup", "KeyBackup"),
+        "restore_key": ("restore", "KeyRestore"),
+        "get_rotation_policy": ("getrotationpolicy", "KeyGetRotationPolicy"),
+        "update_rotation_policy": ("setrotationpolicy", "KeySetRotationPolicy"),
+        "get_random_bytes": (None, "GetRandomBytes"),
+    })  # fmt: skip
+    add("CertificateRoutes", "certificates", {
+        "create_certificate": ("create", "CertificateCreate"),
+        "import_certificate": ("import", "CertificateImport"),
+        "merge_certificate": ("create", "CertificateMerge"),
+        "get_certificate": ("get", "CertificateGet"),
+        "update_certificate": ("update", "CertificateUpdate"),
+        "delete_certificate": ("delete", "CertificateDelete"),
+        "get_certificates": ("list", "CertificateList"),
+        "get_certificate_versions": ("list", "CertificateListVersions"),
+        "get_policy": ("get", "CertificatePolicyGet"),
+        "update_policy": ("update", "CertificatePolicyUpdate"),
+        "get_operation": ("get", "CertificatePendingGet"),
+        "update_operation": ("update", "CertificatePendingUpdate"),
+        "delete_operation": ("delete", "CertificatePendingDelete"),
+        "get_issuers": ("listissuers", "CertificateIssuerList"),
+        "get_issuer": ("getissuers", "CertificateIssuerGet"),
+        "set_issuer": ("setissuers", "CertificateIssuerSet"),
+        "update_issuer": ("setissuers", "CertificateIssuerUpdate"),
+        "delete_issuer": ("deleteissuers", "CertificateIssuerDelete"),
+        "get_contacts": ("managecontacts", "CertificateContactsGet"),
+        "set_contacts": ("managecontacts", "CertificateContactsSet"),
+        "delete_contacts": ("managecontacts", "CertificateContactsDelete"),
+        "get_deleted_certificates": ("list", "CertificateListDeleted"),
+        "get_deleted_certificate": ("list", "CertificateGetDeleted"),
+        "recover_deleted_certificate": ("recover", "CertificateRecover"),
+        "purge_deleted_certificate": ("purge", "CertificatePurge"),
+        "backup_certificate": ("backup", "CertificateBackup"),
+        "restore_certificate": ("restore", "CertificateRestore"),
+    })  # fmt: skip
+    return rows
+
+
+NEEDS = _table()
+
+# POST /keys/{name}/{version}/{op}: the permission is the operation's own name.
+KEY_OPERATIONS = {
+    "encrypt": Need("keys", "encrypt", "KeyEncrypt"),
+    "decrypt": Need("keys", "decrypt", "KeyDecrypt"),
+    "sign": Need("keys", "sign", "KeySign"),
+    "verify": Need("keys", "verify", "KeyVerify"),
+    "wrapkey": Need("keys", "wrapKey", "KeyWrap"),
+    "unwrapkey": Need("keys", "unwrapKey", "KeyUnwrap"),
+}
+
+
+def need_of(qualname: str, args: tuple[str, ...]) -> Need:
+    if qualname == "KeyRoutes.operation":
+        return KEY_OPERATIONS[args[2]]
+    return NEEDS[qualname]

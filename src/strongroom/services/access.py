@@ -1,0 +1,151 @@
+"""Access policies per vault, in Key Vault's model: for a principal, permissions per kind.
+
+A vault without any access policy is open to every principal of the installation's tenant
+(how Strongroom behaved before access policies, and how a development vault is used); once a
+vault has one policy, only the principals it lists may act, each within its permissions.
+Policies live in the store's metadata under ``vault/{vault_id}/access/{client_id}``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from strongroom.errors import BadParameter, Forbidden, NotFound
+from strongroom.services.installation import Installation
+from strongroom.store.base import Tx, VaultRecord
+
+PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "keys": (
+        "get", "list", "update", "create", "import", "delete", "recover", "backup", "restore",
+        "purge", "decrypt", "encrypt", "unwrapKey", "wrapKey", "verify", "sign", "rotate",
+        "getrotationpolicy", "setrotationpolicy",
+    ),
+    "secrets": ("get", "list", "set", "delete", "recover", "backup", "restore", "purge"),
+    "certificates": (
+        "get", "list", "update", "create", "import", "delete", "recover", "backup", "restore",
+        "purge", "managecontacts", "manageissuers", "getissuers", "listissuers", "setissuers",
+        "deleteissuers",
+    ),
+    "storage": (
+        "get", "list", "set", "delete", "update", "regeneratekey", "backup", "restore",
+        "recover", "purge", "getsas", "listsas", "setsas", "deletesas",
+    ),
+}  # fmt: skip
+_ISSUER_PERMISSIONS = {"getissuers", "listissuers", "setissuers", "deleteissuers"}
+
+
+@dataclass(frozen=True, slots=True)
+class AccessPolicy:
+    client_id: str
+    principal: str
+    permissions: dict[str, list[str]]
+
+
+def _key(vault: VaultRecord, client_id: str) -> str:
+    return f"vault/{vault.id}/access/{client_id}"
+
+
+def normalise(kind: str, requested: list[str]) -> list[str]:
+    known = {p.lower(): p for p in PERMISSIONS[kind]}
+    if any(p.lower() == "all" for p in requested):
+        return list(PERMISSIONS[kind])
+    out = []
+    for p in requested:
+        if p.lower() not in known:
+            raise BadParameter(
+                f"'{p[:30]}' is not a {kind} permission; use {', '.join(PERMISSIONS[kind])} or all."
+            )
+        out.append(known[p.lower()])
+    return sorted(set(out), key=out.index)
+
+
+class AccessService:
+    CACHE_SECONDS = 2.0
+
+    def __init__(self, inst: Installation):
+        self._inst = inst
+        self._cache: dict[str, tuple[float, dict[str, dict[str, set[str]]]]] = {}
+
+    def list_policies(self, vault: VaultRecord) -> list[AccessPolicy]:
+        rows = self._inst.store.reads.list_meta(f"vault/{vault.id}/access/")
+        return [AccessPolicy(**json.loads(value)) for _, value in rows]
+
+    def set_policy(
+        self, vault: VaultRecord, client_id: str, principal: str, permissions: dict[str, list[str]]
+    ) -> AccessPolicy:
+        """Replaces the principal's permissions for every kind named in ``permissions``."""
+        cleaned = {kind: normalise(kind, perms) for kind, perms in permissions.items()}
+
+        def write(tx: Tx) -> AccessPolicy:
+            old = tx.get_meta(_key(vault, client_id))
+            merged: dict[str, list[str]] = json.loads(old)["permissions"] if old else {}
+            merged.update(cleaned)
+            policy = AccessPolicy(client_id, principal, merged)
+            body = {"client_id": client_id, "principal": principal, "permissions": merged}
+            tx.set_meta(_key(vault, client_id), json.dumps(body))
+            return policy
+
+        return self._inst.store.transact(write).result()
+
+    def delete_policy(self, vault: VaultRecord, client_id: str) -> AccessPolicy:
+        def write(tx: Tx) -> AccessPolicy:
+            old = tx.get_meta(_key(vault, client_id))
+            if old is None:
+                raise NotFound(
+                    f"Vault '{vault.name}' has no access policy for {client_id}.",
+                    code="AccessPolicyNotFound",
+                )
+            tx.delete_meta(_key(vault, client_id))
+            return AccessPolicy(**json.loads(old))
+
+        return self._inst.store.transact(write).result()
+
+    # -- enforcement ------------------------------------------------------------------------
+
+    def _policies(self, vault: VaultRecord) -> dict[str, dict[str, set[str]]]:
+        now = time.monotonic()
+        hit = self._cache.get(vault.id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        table = {
+            p.client_id: {kind: set(perms) for kind, perms in p.permissions.items()}
+            for p in self.list_policies(vault)
+        }
+        self._cache[vault.id] = (now + self.CACHE_SECONDS, table)
+        return table
+
+    def check(self, vault: VaultRecord, client_id: str, kind: str, permission: str | None) -> None:
+        """Raises ``Forbidden`` (ForbiddenByPolicy) unless the principal may do this."""
+        policies = self._policies(vault)
+        if not policies or permission is None:
+            return
+        granted = policies.get(client_id, {}).get(kind, set())
+        if permission in granted:
+            return
+        if (
+            kind == "certificates"
+            and permission in _ISSUER_PERMISSIONS
+            and ("manageissuers" in granted)
+        ):
+            return
+        raise Forbidden(
+            f"The user, group or application 'appid={client_id}' does not have {kind} "
+            f"{permission} permission on key vault '{vault.name}'. Grant it with: strongroom "
+            f"vault set-policy {vault.name} --principal {client_id} "
+            f"--{kind.removesuffix('s')}-permissions {permission}",
+            inner="ForbiddenByPolicy",
+        )
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+
+def policy_json(policy: AccessPolicy) -> dict[str, Any]:
+    return {
+        "principal": policy.principal,
+        "clientId": policy.client_id,
+        "permissions": policy.permissions,
+    }
