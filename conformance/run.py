@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+import ca
 from packaging.requirements import Requirement
 from suites import SUITES, Suite
 
@@ -115,7 +116,10 @@ def unpack_suite(suite: Suite) -> Path:
     target.mkdir(parents=True)
     with tarfile.open(archive) as tar:
         tar.extractall(target, filter="data")
-    return target / suite.sdist_dir_name
+    sdist = target / suite.sdist_dir_name
+    if suite.test_ca is not None:
+        ca.write(sdist / suite.test_ca[0], sdist / suite.test_ca[1])
+    return sdist
 
 
 # --- The server ---------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 - Registers and applies the SDK repository's ``live_test_only`` / ``playback_test_only`` markers,
   which its root conftest skips by mode.
+- Puts back third-party test APIs that the suites call but current releases removed
+  (``compat.py``: pyOpenSSL's ``crypto.load_certificate_request``).
 - Registers the ``test_proxy`` fixture for every suite, as upstream's tooling does: keys'
   ``conftest.py`` asks for it without importing it (secrets' and certificates' import it).
 - Records ``live=1`` among the junit properties of each test that built a client for the server
@@ -24,13 +26,14 @@ from typing import Any
 import pytest
 
 import devtools_testutils
-from devtools_testutils import is_live
+from devtools_testutils import compat, is_live
 
 # A fixture defined in (or imported into) a plugin module is available to every test.
 from devtools_testutils import test_proxy as test_proxy
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    compat.install()
     config.addinivalue_line("markers", "live_test_only: run only live")
     config.addinivalue_line("markers", "playback_test_only: run only in playback")
 

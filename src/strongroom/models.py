@@ -116,3 +116,4 @@ class CertificateVersion:
     tags: dict[str, str] | None
     content_type: str
     pending: bool = False
+    preserve_order: bool | None = None

@@ -169,6 +169,13 @@ def key_attributes(data: dict[str, Any]) -> KeyAttributeInput | None:
     return KeyAttributeInput(base.enabled, base.nbf, base.exp, exportable)
 
 
+def opt_bool(data: dict[str, Any], field: str) -> bool | None:
+    value = data.get(field)
+    if value is not None and not isinstance(value, bool):
+        raise BadParameter(f"'{field}' must be true or false.")
+    return value
+
+
 def opt_int(data: dict[str, Any], field: str) -> int | None:
     value = data.get(field)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
@@ -273,6 +280,8 @@ def certificate_bundle(
         out["tags"] = c.tags
     if policy is not None:
         out["policy"] = certificate_policy(base, c.name, policy)
+    if c.preserve_order is not None:
+        out["preserveCertOrder"] = c.preserve_order
     return out
 
 

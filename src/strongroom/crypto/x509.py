@@ -58,6 +58,8 @@ def _add_months(when: dt.datetime, months: int) -> dt.datetime:
 
 
 def _name(subject: str) -> x509.Name:
+    if not subject:
+        return x509.Name([])  # SANs alone name the subject (RFC 5280 4.2.1.6)
     try:
         return x509.Name.from_rfc4514_string(subject.replace(", ", ","))
     except ValueError as exc:
@@ -99,6 +101,9 @@ def _extensions(builder: Any, x509_props: dict[str, Any], *, ca: bool = False) -
             raise BadParameter(f"x509_props.key_usage: unknown usage {unknown[0]!r:.40}.")
         flags = {v: False for v in _USAGES.values()}
         flags.update({_USAGES[u]: True for u in usages})
+        if flags["encipher_only"] or flags["decipher_only"]:
+            # RFC 5280 4.2.1.3: these bits qualify keyAgreement, which they therefore imply.
+            flags["key_agreement"] = True
         builder = builder.add_extension(x509.KeyUsage(**flags), critical=True)
     builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     return builder
@@ -106,6 +111,15 @@ def _extensions(builder: Any, x509_props: dict[str, Any], *, ca: bool = False) -
 
 def self_signed(material: bytes, x509_props: dict[str, Any], now: int) -> bytes:
     """A self-signed certificate (DER); valid from 10 minutes before ``now``."""
+    try:
+        return _self_signed(material, x509_props, now)
+    except ValueError as exc:
+        if isinstance(exc, BadParameter):
+            raise
+        raise BadParameter(f"The policy's x509_props cannot make a certificate: {exc}.") from exc
+
+
+def _self_signed(material: bytes, x509_props: dict[str, Any], now: int) -> bytes:
     key = load_private(material)
     subject = _name(x509_props["subject"])
     start = dt.datetime.fromtimestamp(now, dt.UTC) - dt.timedelta(minutes=10)
@@ -125,6 +139,15 @@ def self_signed(material: bytes, x509_props: dict[str, Any], now: int) -> bytes:
 
 def csr(material: bytes, x509_props: dict[str, Any]) -> bytes:
     """A PKCS#10 request (DER) for the pending key, for an external issuer to sign."""
+    try:
+        return _csr(material, x509_props)
+    except ValueError as exc:
+        if isinstance(exc, BadParameter):
+            raise
+        raise BadParameter(f"The policy's x509_props cannot make a request: {exc}.") from exc
+
+
+def _csr(material: bytes, x509_props: dict[str, Any]) -> bytes:
     key = load_private(material)
     builder = x509.CertificateSigningRequestBuilder().subject_name(_name(x509_props["subject"]))
     sans = _sans(x509_props.get("sans") or {})
@@ -139,10 +162,28 @@ def _same_key(material: bytes, cert: x509.Certificate) -> bool:
     return bool(mine == cert.public_key().public_bytes(serialization.Encoding.DER, fmt))
 
 
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", re.S)
+
+
+def _der(item: bytes) -> bytes:
+    """DER from an x5c item. Tolerates what clients send and the service accepts: PEM text
+    (even without line breaks) or the base64 text of the DER (the SDK's merge test sends that,
+    which the SDK then base64-encodes again)."""
+    if item[:1] == b"\x30":  # a DER SEQUENCE: already what x5c should carry
+        return item
+    match = _PEM_CERT.search(item)
+    body = match.group(1) if match else item  # PEM, or the base64 text of the DER itself
+    try:
+        return base64.b64decode(b"".join(body.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadParameter("'x5c' items must be standard base64 DER certificates.") from exc
+
+
 def check_merge(material: bytes, chain: list[bytes]) -> list[bytes]:
     """The leaf of a signed chain must carry the pending key; returns the chain as DER."""
     if not chain:
         raise BadParameter("'x5c' must hold the signed certificate (and its chain).")
+    chain = [_der(c) for c in chain]
     try:
         certs = [x509.load_der_x509_certificate(c) for c in chain]
     except ValueError as exc:

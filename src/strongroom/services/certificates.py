@@ -58,6 +58,10 @@ def complete_policy(given: dict[str, Any] | None, now: int) -> dict[str, Any]:
     if secret_props["contentType"] not in (cx.PFX, cx.PEM):
         raise BadParameter(f"secret_props.contentType must be {cx.PFX} or {cx.PEM}.")
     x509_props = policy.setdefault("x509_props", {})
+    platform = policy.get("platformManaged")
+    if isinstance(platform, dict) and not x509_props.get("sans"):
+        # 2026-04-01's platform-managed policies name their SANs in metadata.
+        x509_props["sans"] = dict((platform.get("metadata") or {}).get("sans") or {})
     if not x509_props.get("subject") and not any((x509_props.get("sans") or {}).values()):
         raise BadParameter("The policy needs x509_props.subject or at least one SAN.")
     x509_props.setdefault("subject", "")
@@ -106,6 +110,7 @@ class CertificateService(ObjectService[CertificateVersion]):
             tags=tags_of(v),
             content_type=meta.get("contentType", cx.PFX),
             pending=cer is None,
+            preserve_order=meta.get("preserveCertOrder"),
         )
 
     def _forget(self, vault_id: str, lname: str) -> None:
@@ -227,6 +232,7 @@ class CertificateService(ObjectService[CertificateVersion]):
         policy: dict[str, Any],
         attrs: AttributeInput,
         tags: dict[str, str] | None,
+        preserve_order: bool | None = None,
     ) -> VersionRecord:
         lname, now = name.lower(), self._inst.clock.now()
         valid = cx.validity(chain[0]) if chain else None
@@ -234,6 +240,7 @@ class CertificateService(ObjectService[CertificateVersion]):
             "cer": _b64(chain[0]) if chain else None,
             "chain": [_b64(c) for c in chain or []],
             "contentType": policy["secret_props"]["contentType"],
+            "preserveCertOrder": preserve_order,
         }
         enabled = (True if attrs.enabled is None else attrs.enabled) and chain is not None
         return VersionRecord(
@@ -264,6 +271,7 @@ class CertificateService(ObjectService[CertificateVersion]):
         policy_in: dict[str, Any] | None,
         attributes: AttributeInput | None = None,
         tags: dict[str, str] | None = None,
+        preserve_order: bool | None = None,
     ) -> dict[str, Any]:
         """Self: issued now, the operation already completed. Any other issuer: a CSR and an
         operation in progress until merge (this server reaches no external CA)."""
@@ -277,7 +285,9 @@ class CertificateService(ObjectService[CertificateVersion]):
         issuer = policy["issuer"]["name"]
         self_signed = issuer.lower() == "self"
         chain = [cx.self_signed(material, policy["x509_props"], now)] if self_signed else None
-        cert = self._cert_record(vault, name, version, material, chain, policy, attrs, tags)
+        cert = self._cert_record(
+            vault, name, version, material, chain, policy, attrs, tags, preserve_order
+        )
         extra = (
             self._records(vault, name, version, material, chain, policy, attrs, tags)
             if chain
@@ -289,6 +299,8 @@ class CertificateService(ObjectService[CertificateVersion]):
             "cancellation_requested": False,
             "request_id": new_version(),
         }
+        if preserve_order is not None:
+            operation["preserveCertOrder"] = preserve_order
         if self_signed:
             operation.update(status="completed", target=name)
         else:
@@ -343,7 +355,10 @@ class CertificateService(ObjectService[CertificateVersion]):
         chain = cx.check_merge(material, x5c)
         policy = state["policy"]
         attrs = attributes or AttributeInput()
-        cert = self._cert_record(vault, name, pending.version, material, chain, policy, attrs, tags)
+        keep = json.loads(pending.extra or "{}").get("preserveCertOrder")
+        cert = self._cert_record(
+            vault, name, pending.version, material, chain, policy, attrs, tags, keep
+        )
         extra = self._records(vault, name, pending.version, material, chain, policy, attrs, tags)
         op = dict(op, status="completed", target=name)
         op.pop("status_details", None)
@@ -369,6 +384,7 @@ class CertificateService(ObjectService[CertificateVersion]):
         policy_in: dict[str, Any] | None,
         attributes: AttributeInput | None = None,
         tags: dict[str, str] | None = None,
+        preserve_order: bool | None = None,
     ) -> CertificateVersion:
         check_object_name(name, self.NOUN)
         requested_type = ((policy_in or {}).get("secret_props") or {}).get("contentType")
@@ -385,7 +401,9 @@ class CertificateService(ObjectService[CertificateVersion]):
         policy = complete_policy(given, self._inst.clock.now())
         attrs = attributes or AttributeInput()
         version = new_version()
-        cert = self._cert_record(vault, name, version, material, chain, policy, attrs, tags)
+        cert = self._cert_record(
+            vault, name, version, material, chain, policy, attrs, tags, preserve_order
+        )
         extra = self._records(vault, name, version, material, chain, policy, attrs, tags)
         lname = name.lower()
 

@@ -129,6 +129,7 @@ class CertificateRoutes:
             wire.opt_object(data, "policy"),
             wire.attributes(data),
             wire.tags(data),
+            wire.opt_bool(data, "preserveCertOrder"),
         )
         return json_reply(wire.certificate_operation(call.base, name, op), 202)
 
@@ -143,6 +144,7 @@ class CertificateRoutes:
             wire.opt_object(data, "policy"),
             wire.attributes(data),
             wire.tags(data),
+            wire.opt_bool(data, "preserveCertOrder"),
         )
         return self._bundle(call, cert)
 
