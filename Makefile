@@ -3,6 +3,10 @@ VENV ?= .venv
 PORT ?= 8443
 PYTHON ?= python3
 STAMP := $(VENV)/.installed-stamp
+# The real az CLI, in its own environment (its pins conflict with ours), for tests/az.
+AZ_VENV ?= .venv-az
+AZ_STAMP := $(AZ_VENV)/.installed-stamp
+AZ_VERSION ?= 2.91.0
 
 .PHONY: run test check lint bench conformance resolve-localhost
 
@@ -10,6 +14,11 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+$(AZ_STAMP):
+	$(PYTHON) -m venv $(AZ_VENV)
+	$(AZ_VENV)/bin/pip install --quiet azure-cli==$(AZ_VERSION)
 	touch $@
 
 # *.vault.localhost must resolve to loopback. On Debian/Ubuntu, libnss-myhostname does that for
@@ -33,8 +42,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench conformance
 	$(VENV)/bin/mypy src
 
-test: $(STAMP) resolve-localhost lint
-	$(VENV)/bin/pytest
+test: $(STAMP) $(AZ_STAMP) resolve-localhost lint
+	STRONGROOM_AZ=$(CURDIR)/$(AZ_VENV)/bin/az $(VENV)/bin/pytest
 	$(VENV)/bin/python conformance/run.py
 
 # The Azure SDK's own keyvault test suites, live against a fresh server (docs/conformance.md).

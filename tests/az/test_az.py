@@ -1,0 +1,117 @@
+"""The real `az` CLI (azure-cli 2.91) against Strongroom: cloud registration, service-principal
+login, and `az keyvault {secret,key,certificate} backup --file` / `restore --file` unmodified.
+
+`make test` installs az into its own virtual environment and points STRONGROOM_AZ at it; run
+directly without it, these tests skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Server, make_server
+
+AZ = os.environ.get("STRONGROOM_AZ", "")
+pytestmark = pytest.mark.skipif(
+    not (AZ and Path(AZ).exists()), reason="STRONGROOM_AZ does not name an az executable"
+)
+
+
+class Az:
+    def __init__(self, srv: Server, config: Path):
+        self.env = dict(os.environ, AZURE_CONFIG_DIR=str(config), REQUESTS_CA_BUNDLE=str(srv.ca))
+        for name in ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID"):
+            self.env.pop(name, None)
+
+    def __call__(self, *args: str, ok: bool = True) -> Any:
+        done = subprocess.run(
+            [AZ, *args, "--only-show-errors"], env=self.env, capture_output=True, text=True,
+            timeout=300, check=False,
+        )  # fmt: skip
+        if ok:
+            assert done.returncode == 0, done.stderr
+            return json.loads(done.stdout) if done.stdout.strip() else None
+        assert done.returncode != 0, done.stdout
+        return done.stderr
+
+
+@pytest.fixture(scope="module")
+def az(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Az, Server]]:
+    root = tmp_path_factory.mktemp("az")
+    srv = make_server(root, ("az-prod", "az-dr"))
+    run = Az(srv, root / "config")
+    base = f"https://localhost:{srv.port}"
+    run("cloud", "register", "-n", "Strongroom", "--skip-endpoint-discovery",
+        "--endpoint-resource-manager", f"{base}/", "--endpoint-active-directory", base,
+        "--endpoint-active-directory-resource-id", f"{base}/",
+        "--suffix-keyvault-dns", f".vault.localhost:{srv.port}")  # fmt: skip
+    run("cloud", "set", "-n", "Strongroom")
+    run("config", "set", "core.instance_discovery=false")
+    run("login", "--service-principal", "-u", srv.client_id, "-p", srv.client_secret,
+        "--tenant", srv.tenant_id, "--skip-subscription-discovery")  # fmt: skip
+    yield run, srv
+    srv.stop()
+
+
+def test_secret_set_show_backup_restore(az: tuple[Az, Server], tmp_path: Path) -> None:
+    run, _ = az
+    run("keyvault", "secret", "set", "--vault-name", "az-prod", "--name", "db", "--value", "one")
+    run("keyvault", "secret", "set", "--vault-name", "az-prod", "--name", "db", "--value", "two")
+    shown = run("keyvault", "secret", "show", "--vault-name", "az-prod", "--name", "db")
+    assert shown["value"] == "two"
+    blob = tmp_path / "db.blob"
+    run("keyvault", "secret", "backup", "--vault-name", "az-prod", "--name", "db",
+        "--file", str(blob))  # fmt: skip
+    assert blob.read_bytes()[:4] == b"SRBK"
+    restored = run("keyvault", "secret", "restore", "--vault-name", "az-dr", "--file", str(blob))
+    assert restored["id"].startswith("https://az-dr.vault.localhost:")
+    versions = run("keyvault", "secret", "list-versions", "--vault-name", "az-dr", "--name", "db")
+    assert len(versions) == 2
+    again = run("keyvault", "secret", "restore", "--vault-name", "az-dr", "--file", str(blob),
+                ok=False)  # fmt: skip
+    assert "Conflict" in again
+
+
+def test_key_and_certificate_backup_restore(az: tuple[Az, Server], tmp_path: Path) -> None:
+    run, _ = az
+    key = run("keyvault", "key", "create", "--vault-name", "az-prod", "--name", "signing",
+              "--kty", "EC", "--curve", "P-256")  # fmt: skip
+    run("keyvault", "key", "backup", "--vault-name", "az-prod", "--name", "signing",
+        "--file", str(tmp_path / "k.blob"))  # fmt: skip
+    restored = run("keyvault", "key", "restore", "--vault-name", "az-dr",
+                   "--file", str(tmp_path / "k.blob"))  # fmt: skip
+    assert restored["key"]["x"] == key["key"]["x"]
+
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps(run("keyvault", "certificate", "get-default-policy")))
+    run("keyvault", "certificate", "create", "--vault-name", "az-prod", "--name", "tls",
+        "--policy", f"@{policy}")  # fmt: skip
+    run("keyvault", "certificate", "backup", "--vault-name", "az-prod", "--name", "tls",
+        "--file", str(tmp_path / "c.blob"))  # fmt: skip
+    cert = run("keyvault", "certificate", "restore", "--vault-name", "az-dr",
+               "--file", str(tmp_path / "c.blob"))  # fmt: skip
+    assert (
+        cert["x509ThumbprintHex"]
+        == run("keyvault", "certificate", "show", "--vault-name", "az-prod", "--name", "tls")[
+            "x509ThumbprintHex"
+        ]
+    )
+
+
+def test_a_damaged_blob_is_refused_with_its_cause(az: tuple[Az, Server], tmp_path: Path) -> None:
+    run, _ = az
+    run("keyvault", "secret", "set", "--vault-name", "az-prod", "--name", "cut", "--value", "x")
+    blob = tmp_path / "cut.blob"
+    run("keyvault", "secret", "backup", "--vault-name", "az-prod", "--name", "cut",
+        "--file", str(blob))  # fmt: skip
+    blob.write_bytes(blob.read_bytes()[:-5])
+    error = run("keyvault", "secret", "restore", "--vault-name", "az-dr", "--file", str(blob),
+                ok=False)  # fmt: skip
+    assert "corrupted" in error
