@@ -104,3 +104,10 @@ def test_audit_records_requests_without_values(guarded: Server) -> None:
     assert "value-that-must-not-leak" not in str(records)
     denied = [r for r in records if r["status"] == 403]
     assert denied and denied[0]["operation"].startswith("Secret")
+    everything = cli(guarded.data_dir, "audit", "list")
+    admin_ops = {
+        (r["operation"], r["objectId"]) for r in everything if r["callerAddress"] == "local"
+    }
+    assert ("VaultCreate", "guarded") in admin_ops
+    assert ("PrincipalCreate", "reader") in admin_ops
+    assert ("VaultAccessPolicySet", "guarded") in admin_ops

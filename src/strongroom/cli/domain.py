@@ -44,7 +44,7 @@ def show(domain: str, data_dir: Path | None = DataDir, output: Output = OutputOp
 @app.command()
 def create(name: str, data_dir: Path | None = DataDir, output: Output = OutputOption) -> None:
     """Make a new security domain with its first backup-key version."""
-    with local(data_dir, DEFAULT_PORT) as (inst, _):
+    with local(data_dir, DEFAULT_PORT, "SecurityDomainCreate", name) as (inst, _):
         emit(_json(DomainService(inst).create_domain(name)), output)
 
 
@@ -62,7 +62,7 @@ def export(
     if out.exists() and not force:
         fail("FileExists", f"{out} already exists; pass --force to overwrite it.")
     pems = [c.read_bytes() for c in certificate]
-    with local(data_dir, DEFAULT_PORT) as (inst, _):
+    with local(data_dir, DEFAULT_PORT, "SecurityDomainExport", domain) as (inst, _):
         content = DomainService(inst).export_domain(domain, pems, quorum)
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -83,7 +83,7 @@ def import_(
         content = json.loads(file.read_text())
     except (OSError, ValueError) as exc:
         fail("BadParameter", f"{file} is not a readable domain file: {exc}")
-    with local(data_dir, DEFAULT_PORT) as (inst, _):
+    with local(data_dir, DEFAULT_PORT, "SecurityDomainImport", str(file)) as (inst, _):
         domain = DomainService(inst).import_domain(content, [k.read_bytes() for k in key])
         emit(_json(domain), output)
 
@@ -93,7 +93,7 @@ def rotate_backup_key(
     domain: str, data_dir: Path | None = DataDir, output: Output = OutputOption
 ) -> None:
     """A new backup-key version for new backups; older blobs still restore."""
-    with local(data_dir, DEFAULT_PORT) as (inst, _):
+    with local(data_dir, DEFAULT_PORT, "SecurityDomainRotateBackupKey", domain) as (inst, _):
         emit(_json(DomainService(inst).rotate_backup_key(domain)), output)
 
 
@@ -102,7 +102,7 @@ def retire_backup_key(
     domain: str, version: str, data_dir: Path | None = DataDir, output: Output = OutputOption
 ) -> None:
     """Remove a backup-key version: blobs sealed under it are refused from then on."""
-    with local(data_dir, DEFAULT_PORT) as (inst, _):
+    with local(data_dir, DEFAULT_PORT, "SecurityDomainRetireBackupKey", domain) as (inst, _):
         emit(_json(DomainService(inst).retire_backup_key(domain, version)), output)
 
 

@@ -147,7 +147,7 @@ def principal_create(
     """Register a service principal; prints client id, tenant and (once) the secret."""
     from strongroom.services.identity import IdentityService
 
-    with local(data_dir, port) as (inst, settings):
+    with local(data_dir, port, "PrincipalCreate", name) as (inst, settings):
         pem = certificate.read_bytes() if certificate else None
         created = IdentityService(inst).create_principal(name, pem)
         out = _principal_json(created.principal, inst.tenant_id)
@@ -185,7 +185,7 @@ def principal_delete(
 ) -> None:
     from strongroom.services.identity import IdentityService
 
-    with local(data_dir, port) as (inst, _):
+    with local(data_dir, port, "PrincipalDelete", name) as (inst, _):
         deleted = IdentityService(inst).delete_principal(name)
         emit(_principal_json(deleted, inst.tenant_id), output)
 
@@ -226,7 +226,7 @@ def vault_create(
     from strongroom.services.domains import DomainService
     from strongroom.services.vaults import VaultService
 
-    with local(data_dir, port) as (inst, settings):
+    with local(data_dir, port, "VaultCreate", name) as (inst, settings):
         domain_id = DomainService(inst).resolve(domain).id if domain else None
         vault = VaultService(inst).create(
             name,
@@ -270,7 +270,7 @@ def vault_delete(
 
     if not yes:
         fail("BadParameter", f"Deleting vault '{name}' destroys every object in it; add --yes.")
-    with local(data_dir, port) as (inst, settings):
+    with local(data_dir, port, "VaultDelete", name) as (inst, settings):
         emit(_vault_json(VaultService(inst).delete(name), settings), output)
 
 
@@ -307,7 +307,7 @@ def vault_set_policy(
     if not permissions:
         fail("BadParameter", "Give at least one of --secret-permissions, --key-permissions, "
              "--certificate-permissions, --storage-permissions.")  # fmt: skip
-    with local(data_dir, DEFAULT_PORT) as (inst, _):
+    with local(data_dir, DEFAULT_PORT, "VaultAccessPolicySet", name) as (inst, _):
         who = IdentityService(inst).find_principal(principal)
         record = VaultService(inst).get_record(name)
         policy = AccessService(inst).set_policy(record, who.client_id, who.name, permissions)
@@ -325,7 +325,7 @@ def vault_delete_policy(
     from strongroom.services.identity import IdentityService
     from strongroom.services.vaults import VaultService
 
-    with local(data_dir, DEFAULT_PORT) as (inst, _):
+    with local(data_dir, DEFAULT_PORT, "VaultAccessPolicyDelete", name) as (inst, _):
         who = IdentityService(inst).find_principal(principal)
         record = VaultService(inst).get_record(name)
         emit(policy_json(AccessService(inst).delete_policy(record, who.client_id)), output)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
+from strongroom.api.errors import status_of
 from strongroom.cli.output import errors, fail
 from strongroom.clock import Clock
 from strongroom.config import DEFAULT_VAULT_SUFFIX, Settings, default_data_dir
+from strongroom.errors import StrongroomError
 from strongroom.services.installation import Installation, open_installation
+from strongroom.store.base import AuditRecord
 
 DataDir = typer.Option(None, "--data-dir", help="Data directory (default: per-user data dir).")
 
@@ -28,13 +32,28 @@ def open_local(settings: Settings, clock: Clock | None = None) -> Installation:
 
 
 @contextmanager
-def local(data_dir: Path | None, port: int) -> Iterator[tuple[Installation, Settings]]:
+def local(
+    data_dir: Path | None, port: int, audit: str | None = None, target: str | None = None
+) -> Iterator[tuple[Installation, Settings]]:
     """The local installation for an administration command; domain errors print as
-    ``(Code) message``."""
+    ``(Code) message``. With ``audit``, the command is recorded in the audit log as that
+    operation (on ``target``), by the local operating-system user."""
     settings = settings_for(data_dir, port)
     inst = open_local(settings)
+    status = 500
     try:
         with errors():
-            yield inst, settings
+            try:
+                yield inst, settings
+                status = 200
+            except StrongroomError as exc:
+                status = status_of(exc)
+                raise
     finally:
+        if audit is not None:
+            record = AuditRecord(
+                inst.clock.now(), f"local:{getpass.getuser()}", None, audit, target, status,
+                None, "local",
+            )  # fmt: skip
+            inst.store.transact(lambda tx: tx.insert_audit([record])).result()
         inst.close()
