@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Server, make_server
+from tests.conftest import Server, cli, make_server
 
 AZ = os.environ.get("STRONGROOM_AZ", "")
 pytestmark = pytest.mark.skipif(
@@ -47,15 +49,19 @@ def az(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Az, Server]]:
     root = tmp_path_factory.mktemp("az")
     srv = make_server(root, ("az-prod", "az-dr"))
     run = Az(srv, root / "config")
-    base = f"https://localhost:{srv.port}"
-    run("cloud", "register", "-n", "Strongroom", "--skip-endpoint-discovery",
-        "--endpoint-resource-manager", f"{base}/", "--endpoint-active-directory", base,
-        "--endpoint-active-directory-resource-id", f"{base}/",
-        "--suffix-keyvault-dns", f".vault.localhost:{srv.port}")  # fmt: skip
-    run("cloud", "set", "-n", "Strongroom")
-    run("config", "set", "core.instance_discovery=false")
-    run("login", "--service-principal", "-u", srv.client_id, "-p", srv.client_secret,
-        "--tenant", srv.tenant_id, "--skip-subscription-discovery")  # fmt: skip
+    # strongroom az-setup: cloud register (with endpoint discovery, so /metadata/endpoints is
+    # served), cloud set, instance discovery off, and a plain service-principal login (which
+    # lists /subscriptions).
+    setup = subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.main", "az-setup", "--apply", "--az", AZ,
+         "--data-dir", str(srv.data_dir), "--port", str(srv.port),
+         "--client-id", srv.client_id, "--client-secret", srv.client_secret,
+         "--config-dir", str(root / "config")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert setup.returncode == 0, setup.stderr
+    account = run("account", "show")
+    assert account["tenantId"] == srv.tenant_id
     yield run, srv
     srv.stop()
 
@@ -103,6 +109,37 @@ def test_key_and_certificate_backup_restore(az: tuple[Az, Server], tmp_path: Pat
             "x509ThumbprintHex"
         ]
     )
+
+
+def test_a_principal_without_backup_permission_gets_403(
+    az: tuple[Az, Server], tmp_path: Path
+) -> None:
+    run, srv = az
+    run("keyvault", "secret", "set", "--vault-name", "az-prod", "--name", "kept", "--value", "x")
+    reader = cli(srv.data_dir, "principal", "create", "az-reader", port=srv.port)
+    cli(srv.data_dir, "vault", "set-policy", "az-prod", "--principal", "tests",
+        "--secret-permissions", "all")  # fmt: skip
+    cli(srv.data_dir, "vault", "set-policy", "az-prod", "--principal", "az-reader",
+        "--secret-permissions", "get")  # fmt: skip
+    other = Az(srv, tmp_path / "reader-config")
+    done = subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.main", "az-setup", "--apply", "--az", AZ,
+         "--data-dir", str(srv.data_dir), "--port", str(srv.port),
+         "--client-id", reader["clientId"], "--client-secret", reader["clientSecret"],
+         "--config-dir", str(tmp_path / "reader-config")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    time.sleep(2.2)  # the server re-reads a vault's policies at most every 2 s
+    assert (
+        other("keyvault", "secret", "show", "--vault-name", "az-prod", "--name", "kept")["value"]
+        == "x"
+    )
+    error = other("keyvault", "secret", "backup", "--vault-name", "az-prod", "--name", "kept",
+                  "--file", str(tmp_path / "no.blob"), ok=False)  # fmt: skip
+    assert "does not have secrets backup permission" in error
+    cli(srv.data_dir, "vault", "delete-policy", "az-prod", "--principal", "az-reader")
+    cli(srv.data_dir, "vault", "delete-policy", "az-prod", "--principal", "tests")
 
 
 def test_a_damaged_blob_is_refused_with_its_cause(az: tuple[Az, Server], tmp_path: Path) -> None:

@@ -79,7 +79,10 @@ class StrongroomApp:
             self.services.access,
             self.services.audit,
         )
-        routes = IdentityRoutes(self.services.identity, settings.authority).routes()
+        suffix_netloc = settings.vault_resource.removeprefix("https://")
+        routes = IdentityRoutes(
+            self.services.identity, settings.authority, settings.vault_resource, suffix_netloc
+        ).routes()
         if isinstance(inst.clock, ManualClock):
             admin = AdminRoutes(self.services.identity, inst.clock, self.scheduler_pass, settings)
             routes += admin.routes()
@@ -107,6 +110,9 @@ class StrongroomApp:
                 await self._data(scope, receive, send, vault)
                 return
         elif hostname in self._identity_hosts:
+            path = scope["path"]
+            if path.startswith("//"):  # az joins a resource-manager URL ending in "/" and a path
+                scope = dict(scope, path="/" + path.lstrip("/"))
             await self._identity(scope, receive, send)
             return
         response = Response(

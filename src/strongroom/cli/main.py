@@ -7,7 +7,9 @@ directly; object commands (``secret``) are clients of a running server through t
 from __future__ import annotations
 
 import logging
+import os
 import shlex
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -272,6 +274,58 @@ def vault_delete(
         fail("BadParameter", f"Deleting vault '{name}' destroys every object in it; add --yes.")
     with local(data_dir, port, "VaultDelete", name) as (inst, settings):
         emit(_vault_json(VaultService(inst).delete(name), settings), output)
+
+
+@app.command("az-setup")
+def az_setup(
+    data_dir: Path | None = DataDir,
+    port: int = Port,
+    client_id: str | None = typer.Option(None, help="Service principal (default: the profile's)."),
+    client_secret: str | None = typer.Option(None, help="Its secret (default: the profile's)."),
+    config_dir: Path = typer.Option(
+        Path.home() / ".azure-strongroom", help="An AZURE_CONFIG_DIR of its own for this server."
+    ),
+    az: str = typer.Option("az", help="The az executable."),
+    cloud: str = typer.Option("Strongroom", help="The name to register the cloud under."),
+    apply: bool = typer.Option(False, "--apply", help="Run the commands instead of printing them."),
+) -> None:
+    """Print (or, with --apply, run) the commands that point the real az CLI at this server."""
+    settings = settings_for(data_dir, port)
+    with local(data_dir, port) as (inst, _):
+        tenant = inst.tenant_id
+    profile = Profile.load(profile_path())
+    client_id = client_id or (profile.clientId if profile else None)
+    client_secret = client_secret or (profile.clientSecret if profile else None)
+    ca = settings.tls_dir / "ca.pem"
+    authority = settings.authority
+    commands = [
+        [az, "cloud", "register", "-n", cloud, "--endpoint-resource-manager", f"{authority}/",
+         "--endpoint-active-directory", authority,
+         "--endpoint-active-directory-resource-id", f"{authority}/",
+         "--suffix-keyvault-dns", f".{settings.vault_resource.removeprefix('https://')}"],
+        [az, "cloud", "set", "-n", cloud],
+        [az, "config", "set", "core.instance_discovery=false", "--only-show-errors"],
+        [az, "login", "--service-principal", "-u", client_id or "<clientId>",
+         "-p", client_secret or "<clientSecret>", "--tenant", tenant],
+    ]  # fmt: skip
+    if not apply:
+        typer.echo(f"export AZURE_CONFIG_DIR={shlex.quote(str(config_dir))} "
+                   f"REQUESTS_CA_BUNDLE={shlex.quote(str(ca))}")  # fmt: skip
+        for command in commands:
+            shown = ["<clientSecret>" if a == client_secret else a for a in command]
+            typer.echo(shlex.join(shown))
+        return
+    if not client_id or not client_secret:
+        fail("BadParameter", "--apply needs --client-id and --client-secret (or a saved profile).")
+    env = dict(os.environ, AZURE_CONFIG_DIR=str(config_dir), REQUESTS_CA_BUNDLE=str(ca))
+    for name in ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID"):
+        env.pop(name, None)
+    for command in commands:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            fail("AzSetupFailed", f"`{' '.join(command[:3])}` failed: {done.stderr.strip()[-500:]}")
+    typer.echo(f"az is set up: export AZURE_CONFIG_DIR={shlex.quote(str(config_dir))} "
+               f"REQUESTS_CA_BUNDLE={shlex.quote(str(ca))}")  # fmt: skip
 
 
 def _permissions(values: list[str] | None) -> list[str] | None:

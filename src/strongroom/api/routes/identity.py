@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -11,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from strongroom.api.errors import JSON, error_response
-from strongroom.errors import OAuthError
+from strongroom.errors import NotFound, OAuthError, Unauthorized
 from strongroom.services.identity import IdentityService
 
 _FORM = "application/x-www-form-urlencoded"
@@ -22,9 +23,13 @@ def _json(body: Any, status: int = 200) -> Response:
 
 
 class IdentityRoutes:
-    def __init__(self, identity: IdentityService, authority: str):
+    def __init__(
+        self, identity: IdentityService, authority: str, vault_resource: str, vault_suffix: str
+    ):
         self._id = identity
         self._authority = authority
+        self._vault_resource = vault_resource
+        self._vault_suffix = vault_suffix  # as az's keyVaultDns: "vault.localhost:8443"
 
     def routes(self) -> list[Route]:
         return [
@@ -37,7 +42,67 @@ class IdentityRoutes:
             Route("/{tenant}/.well-known/openid-configuration", self.configuration),
             Route("/{tenant}/oauth2/v2.0/token", self.token, methods=["POST"]),
             Route("/{tenant}/discovery/v2.0/keys", self.jwks),
+            # What az asks of Azure Resource Manager when registering a cloud and logging in.
+            Route("/metadata/endpoints", self.arm_metadata),
+            Route("/subscriptions", self.subscriptions),
+            Route("/subscriptions/{subscription}", self.subscription),
+            Route("/tenants", self.tenants),
         ]
+
+    @property
+    def subscription_id(self) -> str:
+        """One subscription per installation, derived from its tenant."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"strongroom:{self._id.tenant_id}"))
+
+    def _subscription(self) -> dict[str, Any]:
+        sid = self.subscription_id
+        return {
+            "id": f"/subscriptions/{sid}",
+            "subscriptionId": sid,
+            "tenantId": self._id.tenant_id,
+            "displayName": "Strongroom",
+            "state": "Enabled",
+        }
+
+    def _arm_caller(self, request: Request) -> None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("A bearer token from this installation is required.")
+        base = self._authority
+        self._id.verify(token.strip(), [base, base + "/", self._vault_resource])
+
+    async def arm_metadata(self, request: Request) -> Response:
+        login = {"loginEndpoint": self._authority, "audiences": [self._authority + "/"]}
+        return _json({
+            "name": "Strongroom",
+            "authentication": login,
+            "resourceManager": self._authority + "/",
+            "suffixes": {"keyVaultDns": self._vault_suffix},
+        })  # fmt: skip
+
+    async def subscriptions(self, request: Request) -> Response:
+        try:
+            self._arm_caller(request)
+        except Unauthorized as exc:
+            return error_response(exc)
+        return _json({"value": [self._subscription()]})
+
+    async def subscription(self, request: Request) -> Response:
+        try:
+            self._arm_caller(request)
+            if request.path_params["subscription"] != self.subscription_id:
+                raise NotFound("Subscription not found.", code="SubscriptionNotFound")
+        except (Unauthorized, NotFound) as exc:
+            return error_response(exc)
+        return _json(self._subscription())
+
+    async def tenants(self, request: Request) -> Response:
+        try:
+            self._arm_caller(request)
+        except Unauthorized as exc:
+            return error_response(exc)
+        tid = self._id.tenant_id
+        return _json({"value": [{"id": f"/tenants/{tid}", "tenantId": tid}]})
 
     async def health(self, request: Request) -> Response:
         return _json({"status": "ok", "tenantId": self._id.tenant_id})
