@@ -111,6 +111,38 @@ def test_key_and_certificate_backup_restore(az: tuple[Az, Server], tmp_path: Pat
     )
 
 
+def test_certificate_import_pfx_backup_restore(az: tuple[Az, Server], tmp_path: Path) -> None:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import NameOID
+
+    run, _ = az
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "az-imported")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=5)).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    pfx = tmp_path / "imported.pfx"
+    pfx.write_bytes(
+        pkcs12.serialize_key_and_certificates(b"x", key, cert, None, serialization.NoEncryption())
+    )
+    imported = run("keyvault", "certificate", "import", "--vault-name", "az-prod",
+                   "--name", "imported", "--file", str(pfx))  # fmt: skip
+    run("keyvault", "certificate", "backup", "--vault-name", "az-prod", "--name", "imported",
+        "--file", str(tmp_path / "i.blob"))  # fmt: skip
+    run("keyvault", "certificate", "restore", "--vault-name", "az-dr", "--file",
+        str(tmp_path / "i.blob"))  # fmt: skip
+    shown = run("keyvault", "certificate", "show", "--vault-name", "az-dr", "--name", "imported")
+    assert shown["x509ThumbprintHex"] == imported["x509ThumbprintHex"]
+
+
 def test_a_principal_without_backup_permission_gets_403(
     az: tuple[Az, Server], tmp_path: Path
 ) -> None:

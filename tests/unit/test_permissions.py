@@ -1,0 +1,76 @@
+"""The permission matrix: every data-plane handler needs a named permission, and a principal
+holding exactly that permission passes while one holding every other permission is refused."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+
+import pytest
+
+from strongroom.api.permissions import KEY_OPERATIONS, NEEDS, Need
+from strongroom.api.routes.certificates import CertificateRoutes
+from strongroom.api.routes.keys import KeyRoutes
+from strongroom.api.routes.secrets import SecretRoutes
+from strongroom.config import Settings
+from strongroom.errors import Forbidden
+from strongroom.services.access import PERMISSIONS, AccessService
+from strongroom.services.installation import Installation, open_installation
+from strongroom.services.vaults import VaultService
+from strongroom.store.base import VaultRecord
+
+_ROUTERS = {"secrets", "deleted_secrets", "keys", "deleted_keys", "rng", "certificates",
+            "deleted_certificates"}  # fmt: skip
+
+
+def test_every_handler_has_a_permission() -> None:
+    for cls in (SecretRoutes, KeyRoutes, CertificateRoutes):
+        for name, _ in inspect.getmembers(cls, inspect.iscoroutinefunction):
+            if name.startswith("_") or name in _ROUTERS:
+                continue
+            qualname = f"{cls.__name__}.{name}"
+            assert qualname in NEEDS or qualname == "KeyRoutes.operation", qualname
+
+
+@pytest.fixture(scope="module")
+def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Installation, VaultRecord]]:
+    inst = open_installation(Settings(data_dir=tmp_path_factory.mktemp("matrix")))
+    VaultService(inst).create("matrix")
+    record = inst.store.reads.get_vault("matrix")
+    assert record is not None
+    yield inst, record
+    inst.close()
+
+
+def _needs() -> list[Need]:
+    seen = {(n.kind, n.permission) for n in [*NEEDS.values(), *KEY_OPERATIONS.values()]}
+    return [Need(kind, perm, "") for kind, perm in sorted(seen, key=str) if perm is not None]
+
+
+@pytest.mark.parametrize("need", _needs(), ids=lambda n: f"{n.kind}-{n.permission}")
+def test_allowed_with_its_permission_refused_without(
+    vault: tuple[Installation, VaultRecord], need: Need
+) -> None:
+    inst, record = vault
+    access = AccessService(inst)
+    assert need.permission is not None
+    access.set_policy(record, "holder", "holder", {need.kind: [need.permission]})
+    others = [p for p in PERMISSIONS[need.kind] if p != need.permission]
+    if need.kind == "certificates" and need.permission.endswith("issuers"):
+        others.remove("manageissuers")  # which implies every issuer permission
+    access.set_policy(record, "everything-else", "everything-else", {need.kind: others})
+    access.forget()
+    access.check(record, "holder", need.kind, need.permission)
+    with pytest.raises(Forbidden) as info:
+        access.check(record, "everything-else", need.kind, need.permission)
+    assert info.value.inner == "ForbiddenByPolicy"
+    with pytest.raises(Forbidden):
+        access.check(record, "nobody", need.kind, need.permission)
+
+
+def test_an_unpoliced_vault_is_open(vault: tuple[Installation, VaultRecord]) -> None:
+    inst, _ = vault
+    VaultService(inst).create("open-vault")
+    record = inst.store.reads.get_vault("open-vault")
+    assert record is not None
+    AccessService(inst).check(record, "anyone", "secrets", "purge")
