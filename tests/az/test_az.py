@@ -112,23 +112,15 @@ def test_key_and_certificate_backup_restore(az: tuple[Az, Server], tmp_path: Pat
 
 
 def test_certificate_import_pfx_backup_restore(az: tuple[Az, Server], tmp_path: Path) -> None:
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import pkcs12
-    from cryptography.x509.oid import NameOID
+
+    from tests.x509util import self_signed
 
     run, _ = az
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "az-imported")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=5)).sign(key, hashes.SHA256())
-    )  # fmt: skip
+    cert = self_signed(key, "az-imported")
     pfx = tmp_path / "imported.pfx"
     pfx.write_bytes(
         pkcs12.serialize_key_and_certificates(b"x", key, cert, None, serialization.NoEncryption())

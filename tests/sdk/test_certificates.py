@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.conftest import Server
+from tests.x509util import private_pem, self_signed
 
 
 def _certs(server: Server, vault: str = "vault-a") -> CertificateClient:
@@ -120,16 +121,7 @@ def test_self_signed_with_sans_and_ekus(server: Server, unique: str, kty: str) -
 
 def _ca() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Issuing CA")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    return key, cert
+    return key, self_signed(key, "Test Issuing CA", days=30, ca=True)
 
 
 def _sign_csr(csr_der: bytes, ca_key: rsa.RSAPrivateKey, ca: x509.Certificate) -> bytes:
@@ -187,13 +179,7 @@ def test_cancel_and_delete_the_pending_operation(server: Server, unique: str) ->
 
 def _self_signed_pfx(password: bytes | None) -> tuple[bytes, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "imported")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=5)).sign(key, hashes.SHA256())
-    )  # fmt: skip
+    cert = self_signed(key, "imported")
     encryption = (
         serialization.BestAvailableEncryption(password)
         if password
@@ -216,16 +202,8 @@ def test_import_pfx(server: Server, unique: str, password: bytes | None) -> None
 
 def test_import_pem_and_refusals(server: Server, unique: str) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pem")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=5)).sign(key, hashes.SHA256())
-    )  # fmt: skip
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ) + cert.public_bytes(serialization.Encoding.PEM)
+    cert = self_signed(key, "pem")
+    pem = private_pem(key) + cert.public_bytes(serialization.Encoding.PEM)
     certs = _certs(server)
     policy = CertificatePolicy(content_type=CertificateContentType.pem, subject="CN=pem")
     imported = certs.import_certificate(unique, pem, policy=policy)

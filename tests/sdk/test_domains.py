@@ -3,7 +3,6 @@ between two of them under 2-of-3 custodian control, rotation, retirement, inspec
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,14 +12,13 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.keyvault.certificates import CertificateClient, CertificatePolicy
 from azure.keyvault.keys import KeyClient
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
 from strongroom.cli.main import app
 from tests.conftest import Server, make_server
+from tests.x509util import private_pem, self_signed
 
 runner = CliRunner()
 
@@ -52,23 +50,10 @@ def custodians(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, Pat
     out = []
     for i in range(1, 4):
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"custodian {i}")])
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=30))
-            .sign(key, hashes.SHA256())
-        )  # fmt: skip
+        cert = self_signed(key, f"custodian {i}", days=30)
         cert_path, key_path = root / f"c{i}.pem", root / f"k{i}.pem"
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+        key_path.write_bytes(private_pem(key))
         out.append((cert_path, key_path))
     return out
 
@@ -120,11 +105,7 @@ def test_dr_across_installations(
     assert "needs 2" in few
     stranger = tmp_path / "stranger.pem"
     stranger.write_bytes(
-        rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        private_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
     )
     wrong = strongroom(b.data_dir, "domain", "import", str(tmp_path / "domain.json"),
                        "--key", str(k1), "--key", str(stranger), ok=False)  # fmt: skip

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from pathlib import Path
 
 import pytest
 from azure.identity import CertificateCredential, ClientSecretCredential
 from azure.keyvault.secrets import SecretClient
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from tests.conftest import Server, cli, make_server
+from tests.x509util import private_pem, self_signed
 
 
 @pytest.fixture
@@ -66,24 +64,8 @@ def test_master_key_file_is_private(own_server: Server) -> None:
 def _self_signed(directory: Path) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ci-principal")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+    cert_pem = self_signed(key, "ci-principal", days=1).public_bytes(serialization.Encoding.PEM)
+    key_pem = private_pem(key)
     public, both = directory / "cert.pem", directory / "both.pem"
     public.write_bytes(cert_pem)
     both.write_bytes(key_pem + cert_pem)

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from starlette.types import Receive, Scope, Send
 
+from strongroom.api import wire
 from strongroom.api.errors import JSON, error_body, error_parts
 from strongroom.api.permissions import need_of
 from strongroom.errors import BadParameter, NotFound, StrongroomError, Unauthorized
@@ -212,6 +213,16 @@ class _Note:
 
 def method_not_allowed(method: str, operation: str) -> StrongroomError:
     return BadParameter(f"Method {method} does not allow operation '{operation}'")
+
+
+def blob_reply(blob: bytes) -> Reply:
+    """A backup operation's answer: ``{"value": base64url(blob)}``."""
+    return json_reply({"value": wire.b64url_encode(blob)})
+
+
+async def blob_of(call: Call) -> bytes:
+    """The blob a restore request carries in ``value``."""
+    return wire.b64url_decode(wire.req_str(wire.parse_object(await call.body()), "value"))
 
 
 def only(method: str, wanted: str, operation: str, handler: Handler) -> Handler:

@@ -7,6 +7,8 @@ from strongroom.api.dataplane import (
     Call,
     Handler,
     Reply,
+    blob_of,
+    blob_reply,
     json_reply,
     method_not_allowed,
     next_link,
@@ -318,10 +320,8 @@ class CertificateRoutes:
 
     async def backup_certificate(self, call: Call) -> Reply:
         (name,) = call.args
-        blob = self._c.backup_certificate(call.record, name)
-        return json_reply({"value": wire.b64url_encode(blob)})
+        return blob_reply(self._c.backup_certificate(call.record, name))
 
     async def restore_certificate(self, call: Call) -> Reply:
-        data = wire.parse_object(await call.body())
-        blob = wire.b64url_decode(wire.req_str(data, "value"))
+        blob = await blob_of(call)
         return self._bundle(call, await self._c.restore_certificate(call.record, blob))

@@ -9,6 +9,8 @@ from strongroom.api.dataplane import (
     Call,
     Handler,
     Reply,
+    blob_of,
+    blob_reply,
     json_reply,
     method_not_allowed,
     next_link,
@@ -223,12 +225,10 @@ class KeyRoutes:
 
     async def backup_key(self, call: Call) -> Reply:
         (name,) = call.args
-        blob = self._k.backup_key(call.record, name)
-        return json_reply({"value": wire.b64url_encode(blob)})
+        return blob_reply(self._k.backup_key(call.record, name))
 
     async def restore_key(self, call: Call) -> Reply:
-        data = wire.parse_object(await call.body())
-        blob = wire.b64url_decode(wire.req_str(data, "value"))
+        blob = await blob_of(call)
         return self._bundle(call, await self._k.restore_key(call.record, blob))
 
     async def operation(self, call: Call) -> Reply:

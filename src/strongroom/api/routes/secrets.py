@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from strongroom.api import wire
-from strongroom.api.dataplane import Call, Handler, Reply, method_not_allowed, next_link, only
+from strongroom.api.dataplane import (
+    Call,
+    Handler,
+    Reply,
+    blob_of,
+    blob_reply,
+    method_not_allowed,
+    next_link,
+    only,
+)
 from strongroom.api.dataplane import json_reply as _json
 from strongroom.errors import NotFound
 from strongroom.models import SecretVersion, Vault
@@ -161,11 +170,9 @@ class SecretRoutes:
 
     async def backup_secret(self, call: Call) -> Reply:
         (name,) = call.args
-        blob = self._s.backup_secret(call.record, name)
-        return _json({"value": wire.b64url_encode(blob)})
+        return blob_reply(self._s.backup_secret(call.record, name))
 
     async def restore_secret(self, call: Call) -> Reply:
-        data = wire.parse_object(await call.body())
-        blob = wire.b64url_decode(wire.req_str(data, "value"))
+        blob = await blob_of(call)
         secret = await self._s.restore_secret(call.record, blob)
         return _json(wire.secret_bundle(call.base, call.vault, secret, value=False))
