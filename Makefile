@@ -8,7 +8,13 @@ AZ_VENV ?= .venv-az
 AZ_STAMP := $(AZ_VENV)/.installed-stamp
 AZ_VERSION ?= 2.91.0
 
-.PHONY: run test check lint bench conformance resolve-localhost
+# Azurite, the Azure Storage emulator, for managed storage accounts (tests/storage, make azurite).
+AZURITE_DIR := tools/azurite
+AZURITE_STAMP := $(AZURITE_DIR)/node_modules/.installed-stamp
+AZURITE_PORT ?= 10000
+AZURITE_ACCOUNTS_FILE ?= $(HOME)/.strongroom-azurite-accounts
+
+.PHONY: run test check lint bench conformance resolve-localhost azurite
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +26,21 @@ $(AZ_STAMP):
 	$(PYTHON) -m venv $(AZ_VENV)
 	$(AZ_VENV)/bin/pip install --quiet azure-cli==$(AZ_VERSION)
 	touch $@
+
+$(AZURITE_STAMP): $(AZURITE_DIR)/package.json $(AZURITE_DIR)/package-lock.json
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; } \
+	  || { echo "Azurite needs Node.js and npm: install them (apt-get install nodejs npm)"; exit 1; }
+	cd $(AZURITE_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+# Azurite on loopback, its accounts taken from (and key regenerations written to) a file; start
+# Strongroom with --azurite-accounts-file $(AZURITE_ACCOUNTS_FILE) to manage those accounts.
+azurite: $(AZURITE_STAMP)
+	@test -s $(AZURITE_ACCOUNTS_FILE) || { umask 077; python3 -c 'import base64,os; k=lambda: base64.b64encode(os.urandom(64)).decode(); print(f"devstoreaccount1:{k()}:{k()}")' > $(AZURITE_ACCOUNTS_FILE); }
+	STRONGROOM_AZURITE_ACCOUNTS_FILE=$(AZURITE_ACCOUNTS_FILE) node $(AZURITE_DIR)/launch.cjs \
+	  --blobHost 127.0.0.1 --blobPort $(AZURITE_PORT) --location $(HOME)/.strongroom-azurite \
+	  --skipApiVersionCheck --disableTelemetry
 
 # *.vault.localhost must resolve to loopback. On Debian/Ubuntu, libnss-myhostname does that for
 # every *.localhost name. Installed when missing and we are root; otherwise we say what to do.
@@ -42,8 +63,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench conformance
 	$(VENV)/bin/mypy src
 
-test: $(STAMP) $(AZ_STAMP) resolve-localhost lint
-	STRONGROOM_AZ=$(CURDIR)/$(AZ_VENV)/bin/az $(VENV)/bin/pytest
+test: $(STAMP) $(AZ_STAMP) $(AZURITE_STAMP) resolve-localhost lint
+	STRONGROOM_AZ=$(CURDIR)/$(AZ_VENV)/bin/az STRONGROOM_REQUIRE_AZURITE=1 $(VENV)/bin/pytest
 	$(VENV)/bin/python conformance/run.py
 
 # The Azure SDK's own keyvault test suites, live against a fresh server (docs/conformance.md).

@@ -31,6 +31,10 @@ class Settings:
     scheduler_interval: float = 60.0
     # Test mode only: a clock that POST /admin/clock/advance moves forward.
     test_clock: bool = False
+    # Managed storage accounts served by Azurite: the file holding its AZURITE_ACCOUNTS text,
+    # and (optional) its blob endpoint, to confirm a regenerated key is accepted.
+    azurite_accounts_file: Path | None = None
+    azurite_blob_endpoint: str | None = None
 
     def _netloc(self, host: str) -> str:
         return host if self.port == 443 else f"{host}:{self.port}"

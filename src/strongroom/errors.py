@@ -9,6 +9,7 @@
     ├── Forbidden                   "Forbidden" (disabled object, purge protection, ...)
     ├── NotFound                    "<Kind>NotFound", "VaultNotFound", ...
     ├── Conflict                    "Conflict" (name in use, deleted but recoverable, ...)
+    ├── Upstream                    a service Strongroom relies on failed (a storage provider)
     └── OAuthError                  token endpoint failures, rendered as OAuth JSON
 
 Messages never contain secret values, key material or tokens.
@@ -50,6 +51,10 @@ class NotFound(StrongroomError):
 
 class Conflict(StrongroomError):
     code = "Conflict"
+
+
+class Upstream(StrongroomError):
+    code = "UpstreamServiceFailed"
 
 
 class OAuthError(StrongroomError):

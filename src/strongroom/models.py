@@ -14,6 +14,7 @@ class Kind(StrEnum):
     KEY = "key"
     CERTIFICATE = "certificate"
     STORAGE = "storage"
+    SAS = "sas"  # a storage account's SAS definition; its name is "{account}/{definition}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,3 +118,29 @@ class CertificateVersion:
     content_type: str
     pending: bool = False
     preserve_order: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StorageAccount:
+    """A managed storage account's settings. Its keys stay sealed in the service."""
+
+    name: str
+    resource_id: str
+    active_key_name: str
+    auto_regenerate_key: bool
+    regeneration_period: str | None
+    attributes: Attributes
+    tags: dict[str, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class SasDefinition:
+    account: str
+    name: str
+    version: str
+    sas_type: str
+    validity_period: str
+    attributes: Attributes
+    tags: dict[str, str] | None
+    # May carry a real signature: kept out of reprs. None in list items.
+    template_uri: str | None = field(default=None, repr=False)

@@ -12,6 +12,7 @@ from strongroom.api.permissions import KEY_OPERATIONS, NEEDS, Need
 from strongroom.api.routes.certificates import CertificateRoutes
 from strongroom.api.routes.keys import KeyRoutes
 from strongroom.api.routes.secrets import SecretRoutes
+from strongroom.api.routes.storage import StorageRoutes
 from strongroom.config import Settings
 from strongroom.errors import Forbidden
 from strongroom.services.access import PERMISSIONS, AccessService
@@ -20,11 +21,11 @@ from strongroom.services.vaults import VaultService
 from strongroom.store.base import VaultRecord
 
 _ROUTERS = {"secrets", "deleted_secrets", "keys", "deleted_keys", "rng", "certificates",
-            "deleted_certificates"}  # fmt: skip
+            "deleted_certificates", "storage", "deleted_storage"}  # fmt: skip
 
 
 def test_every_handler_has_a_permission() -> None:
-    for cls in (SecretRoutes, KeyRoutes, CertificateRoutes):
+    for cls in (SecretRoutes, KeyRoutes, CertificateRoutes, StorageRoutes):
         for name, _ in inspect.getmembers(cls, inspect.iscoroutinefunction):
             if name.startswith("_") or name in _ROUTERS:
                 continue

@@ -22,6 +22,7 @@ from strongroom.api.routes.certificates import CertificateRoutes
 from strongroom.api.routes.identity import IdentityRoutes
 from strongroom.api.routes.keys import KeyRoutes
 from strongroom.api.routes.secrets import SecretRoutes
+from strongroom.api.routes.storage import StorageRoutes
 from strongroom.clock import ManualClock
 from strongroom.crypto.pool import CpuPool
 from strongroom.services.access import AccessService
@@ -32,6 +33,12 @@ from strongroom.services.installation import Installation
 from strongroom.services.issuers import IssuerService
 from strongroom.services.keys import KeyService
 from strongroom.services.secrets import SecretService
+from strongroom.services.storage import StorageService
+from strongroom.services.storage_providers import (
+    AzuriteProvider,
+    StorageProvider,
+    StorageProviders,
+)
 from strongroom.services.vaults import VaultService
 
 log = logging.getLogger(__name__)
@@ -49,8 +56,19 @@ class Services:
         self.keys = KeyService(inst, self.cpu)
         self.certificates = CertificateService(inst, self.cpu, self.keys, self.secrets)
         self.issuers = IssuerService(inst)
+        self.storage = StorageService(inst, StorageProviders(_providers(inst)))
         self.access = AccessService(inst)
         self.audit = AuditLog(inst)
+
+
+def _providers(inst: Installation) -> list[StorageProvider]:
+    settings = inst.settings
+    providers: list[StorageProvider] = []
+    if settings.azurite_accounts_file is not None:
+        providers.append(
+            AzuriteProvider(settings.azurite_accounts_file, settings.azurite_blob_endpoint)
+        )
+    return providers
 
 
 class StrongroomApp:
@@ -59,7 +77,8 @@ class StrongroomApp:
         self.services = Services(inst)
         self._suffix = "." + settings.vault_suffix.lower()
         self._identity_hosts = {settings.host.lower(), "127.0.0.1", "[::1]"}
-        secret_routes = SecretRoutes(self.services.secrets)
+        secret_routes = SecretRoutes(self.services.secrets, self.services.storage.sas)
+        storage_routes = StorageRoutes(self.services.storage)
         key_routes = KeyRoutes(self.services.keys)
         cert_routes = CertificateRoutes(self.services.certificates, self.services.issuers)
         self._data = DataPlane(
@@ -73,6 +92,8 @@ class StrongroomApp:
                 "rng": key_routes.rng,
                 "certificates": cert_routes.certificates,
                 "deletedcertificates": cert_routes.deleted_certificates,
+                "storage": storage_routes.storage,
+                "deletedstorage": storage_routes.deleted_storage,
             },
             settings.authority,
             settings.vault_resource,
@@ -143,16 +164,20 @@ class StrongroomApp:
                 return
 
     async def scheduler_pass(self) -> dict[str, int]:
-        """Rotates and renews what policies say is due; purges objects past their purge date."""
+        """Rotates, renews and regenerates what policies say is due; purges objects past their
+        purge date."""
         rotated = await self.services.keys.rotate_due_keys()
         renewed = await self.services.certificates.renew_due_certificates()
+        regenerated = await self.services.storage.regenerate_due()
         purged = await self.services.secrets.purge_expired()
-        if rotated or renewed or purged:
+        if rotated or renewed or regenerated or purged:
             log.info(
-                "scheduler: rotated %d keys, renewed %d certificates, purged %d objects",
-                rotated, renewed, purged,
+                "scheduler: rotated %d keys, renewed %d certificates, regenerated %d storage "
+                "account keys, purged %d objects", rotated, renewed, regenerated, purged,
             )  # fmt: skip
-        return {"rotated": rotated, "renewed": renewed, "purged": purged}
+        return {
+            "rotated": rotated, "renewed": renewed, "regenerated": regenerated, "purged": purged,
+        }  # fmt: skip
 
     async def _scheduler(self) -> None:
         while True:

@@ -19,6 +19,7 @@ _STATUS: dict[type[errors.StrongroomError], int] = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.Upstream: 502,
 }
 
 

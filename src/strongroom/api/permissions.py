@@ -4,7 +4,9 @@ Key Vault's permission names per kind (keys: get, list, update, create, import, 
 recover, backup, restore, purge, decrypt, encrypt, unwrapKey, wrapKey, verify, sign, rotate,
 getrotationpolicy, setrotationpolicy; secrets: get, list, set, delete, recover, backup,
 restore, purge; certificates: get, list, update, create, import, delete, recover, backup,
-restore, purge, managecontacts, getissuers, listissuers, setissuers, deleteissuers) and its
+restore, purge, managecontacts, getissuers, listissuers, setissuers, deleteissuers; storage:
+get, list, set, update, delete, regeneratekey, backup, restore, recover, purge, getsas, listsas,
+setsas, deletesas) and its
 audit operation names (``SecretGet``, ``KeySign``, ...).
 """
 
@@ -14,7 +16,7 @@ from typing import NamedTuple
 
 
 class Need(NamedTuple):
-    kind: str  # "secrets", "keys", "certificates"
+    kind: str  # "secrets", "keys", "certificates", "storage"
     permission: str | None  # None: any authenticated principal of the vault
     operation: str
 
@@ -87,6 +89,28 @@ def _table() -> dict[str, Need]:
         "purge_deleted_certificate": ("purge", "CertificatePurge"),
         "backup_certificate": ("backup", "CertificateBackup"),
         "restore_certificate": ("restore", "CertificateRestore"),
+    })  # fmt: skip
+    add("StorageRoutes", "storage", {
+        "set_storage_account": ("set", "StorageAccountSet"),
+        "get_storage_account": ("get", "StorageAccountGet"),
+        "update_storage_account": ("update", "StorageAccountUpdate"),
+        "delete_storage_account": ("delete", "StorageAccountDelete"),
+        "get_storage_accounts": ("list", "StorageAccountList"),
+        "regenerate_key": ("regeneratekey", "StorageAccountRegenerateKey"),
+        "backup_storage_account": ("backup", "StorageAccountBackup"),
+        "restore_storage_account": ("restore", "StorageAccountRestore"),
+        "get_deleted_accounts": ("list", "StorageAccountListDeleted"),
+        "get_deleted_account": ("list", "StorageAccountGetDeleted"),
+        "recover_deleted_account": ("recover", "StorageAccountRecover"),
+        "purge_deleted_account": ("purge", "StorageAccountPurge"),
+        "set_sas_definition": ("setsas", "SasDefinitionSet"),
+        "get_sas_definition": ("getsas", "SasDefinitionGet"),
+        "update_sas_definition": ("setsas", "SasDefinitionUpdate"),
+        "delete_sas_definition": ("deletesas", "SasDefinitionDelete"),
+        "get_sas_definitions": ("listsas", "SasDefinitionList"),
+        "get_deleted_sas_list": ("listsas", "SasDefinitionListDeleted"),
+        "get_deleted_sas": ("getsas", "SasDefinitionGetDeleted"),
+        "recover_deleted_sas": ("recover", "SasDefinitionRecover"),
     })  # fmt: skip
     return rows
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import replace
 from typing import Any
 
 from strongroom.errors import BadParameter
@@ -13,7 +14,9 @@ from strongroom.models import (
     CertificateVersion,
     Deletion,
     KeyVersion,
+    SasDefinition,
     SecretVersion,
+    StorageAccount,
     Vault,
 )
 from strongroom.services.keys import KeyAttributeInput
@@ -319,3 +322,60 @@ def std_b64_list(data: dict[str, Any], field: str) -> list[bytes]:
         return [base64.b64decode(v, validate=True) for v in value]
     except (binascii.Error, ValueError) as exc:
         raise BadParameter(f"'{field}' items must be standard base64.") from exc
+
+
+# -- storage accounts -----------------------------------------------------------------------
+
+
+def req_bool(data: dict[str, Any], field: str) -> bool:
+    value = opt_bool(data, field)
+    if value is None:
+        raise BadParameter(f"'{field}' is required.")
+    return value
+
+
+def storage_item(base: str, vault: Vault, a: StorageAccount) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": f"{base}/storage/{a.name}",
+        "resourceId": a.resource_id,
+        "attributes": _attributes(a.attributes, vault),
+    }
+    if a.tags is not None:
+        out["tags"] = a.tags
+    return out
+
+
+def storage_bundle(base: str, vault: Vault, a: StorageAccount) -> dict[str, Any]:
+    out = storage_item(base, vault, a)
+    out["activeKeyName"] = a.active_key_name
+    out["autoRegenerateKey"] = a.auto_regenerate_key
+    if a.regeneration_period is not None:
+        out["regenerationPeriod"] = a.regeneration_period
+    return out
+
+
+def sas_item(base: str, vault: Vault, d: SasDefinition) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": f"{base}/storage/{d.account}/sas/{d.name}",
+        "sid": f"{base}/secrets/{d.account}-{d.name}",
+        "attributes": _attributes(d.attributes, vault),
+    }
+    if d.tags is not None:
+        out["tags"] = d.tags
+    return out
+
+
+def sas_bundle(base: str, vault: Vault, d: SasDefinition) -> dict[str, Any]:
+    out = sas_item(base, vault, d)
+    if d.template_uri is not None:
+        out["templateUri"] = d.template_uri
+    out["sasType"] = d.sas_type
+    out["validityPeriod"] = d.validity_period
+    return out
+
+
+def sas_token_secret(base: str, vault: Vault, s: SecretVersion) -> dict[str, Any]:
+    """A SAS definition's token as the secret ``{account}-{definition}``."""
+    out = secret_bundle(base, vault, replace(s, managed=False), value=True)
+    out["managed"] = True
+    return out

@@ -58,13 +58,31 @@ def serve(
     test_clock: bool = typer.Option(
         False, "--test-clock", help="Tests only: a clock moved by POST /admin/clock/advance."
     ),
+    azurite_accounts_file: Path | None = typer.Option(
+        None,
+        envvar="STRONGROOM_AZURITE_ACCOUNTS_FILE",
+        help="Managed storage accounts: the file holding Azurite's AZURITE_ACCOUNTS text "
+        "(account:key1:key2;...), which key regeneration rewrites. Start Azurite with "
+        "tools/azurite/launch.cjs so that it follows the file.",
+    ),
+    azurite_blob_endpoint: str | None = typer.Option(
+        None,
+        envvar="STRONGROOM_AZURITE_BLOB_ENDPOINT",
+        help="Azurite's blob endpoint (e.g. http://127.0.0.1:10000): a key regeneration then "
+        "returns once Azurite accepts the new key.",
+    ),
 ) -> None:
     """Start the HTTPS server (127.0.0.1 and ::1)."""
     from strongroom import server
     from strongroom.api.app import create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    settings = replace(settings_for(data_dir, port, vault_suffix), test_clock=test_clock)
+    settings = replace(
+        settings_for(data_dir, port, vault_suffix),
+        test_clock=test_clock,
+        azurite_accounts_file=azurite_accounts_file,
+        azurite_blob_endpoint=azurite_blob_endpoint,
+    )
     if (tls_cert is None) != (tls_key is None):
         fail("BadParameter", "Pass --tls-cert and --tls-key together.")
     if test_clock:

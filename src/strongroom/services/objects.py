@@ -371,8 +371,12 @@ class ObjectService(Generic[M]):
             if obj is None or obj.deleted_date is None:
                 raise self.deleted_not_found(name)
             tx.purge_object(vault.id, self._kind, lname)
+            self._purge_related(tx, vault, lname)
 
         await self._write(write, vault, lname)
+
+    def _purge_related(self, tx: Tx, vault: VaultRecord, lname: str) -> None:
+        """Purges what goes with the object, inside the purge's transaction."""
 
     async def purge_expired(self, now: int | None = None) -> int:
         """Purges deleted objects of every kind whose scheduledPurgeDate has passed."""

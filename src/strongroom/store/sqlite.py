@@ -386,10 +386,10 @@ class _Tx(_Reads):
     def update_version(self, version: VersionRecord) -> None:
         self._c.execute(
             "UPDATE versions SET updated=?, enabled=?, nbf=?, exp=?, content_type=?, tags=?, "
-            "extra=? WHERE vault_id=? AND kind=? AND lname=? AND version=?",
+            "extra=?, sealed=? WHERE vault_id=? AND kind=? AND lname=? AND version=?",
             (
                 version.updated, int(version.enabled), version.nbf, version.exp,
-                version.content_type, version.tags, version.extra,
+                version.content_type, version.tags, version.extra, version.sealed,
                 version.vault_id, version.kind, version.lname, version.version,
             ),
         )  # fmt: skip

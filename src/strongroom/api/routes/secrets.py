@@ -17,13 +17,15 @@ from strongroom.api.dataplane import json_reply as _json
 from strongroom.errors import NotFound
 from strongroom.models import SecretVersion, Vault
 from strongroom.services.secrets import SecretService
+from strongroom.services.storage import SasService
 
 
 class SecretRoutes:
     MAX_RENDERED = 10_000
 
-    def __init__(self, service: SecretService):
+    def __init__(self, service: SecretService, sas: SasService | None = None):
         self._s = service
+        self._sas = sas
         # Rendered GET bodies, reused while the service hands back the very same cached
         # SecretVersion object (any write replaces it) for the same vault object and host.
         self._rendered: dict[tuple[int, str], tuple[SecretVersion, Vault, bytes]] = {}
@@ -93,7 +95,12 @@ class SecretRoutes:
         if wanted:
             converted = self._s.get_secret_as(call.record, name, version, wanted)
             return _json(wire.secret_bundle(call.base, call.vault, converted, value=True))
-        secret = self._s.get_secret(call.record, name, version)
+        try:
+            secret = self._s.get_secret(call.record, name, version)
+        except NotFound:
+            if self._sas is None:
+                raise
+            return self._sas_token(call, name, version)
         key = (id(secret), call.base)
         hit = self._rendered.get(key)
         if hit is not None and hit[0] is secret and hit[1] is call.vault:
@@ -103,6 +110,16 @@ class SecretRoutes:
             self._rendered.clear()
         self._rendered[key] = (secret, call.vault, reply.body)
         return reply
+
+    def _sas_token(self, call: Call, name: str, version: str) -> Reply:
+        """No secret of that name: the secret {account}-{definition} of a SAS definition is
+        its token (contract notes, storage), minted on each read; else the secret's 404."""
+        assert self._sas is not None
+        try:
+            token = self._sas.token_secret(call.record, name, version)
+        except NotFound:
+            raise self._s.not_found(f"{name}/{version}" if version else name) from None
+        return _json(wire.sas_token_secret(call.base, call.vault, token))
 
     async def update_secret(self, call: Call) -> Reply:
         name, version = call.args
