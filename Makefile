@@ -14,7 +14,7 @@ AZURITE_STAMP := $(AZURITE_DIR)/node_modules/.installed-stamp
 AZURITE_PORT ?= 10000
 AZURITE_ACCOUNTS_FILE ?= $(HOME)/.strongroom-azurite-accounts
 
-.PHONY: run test check lint bench conformance resolve-localhost azurite
+.PHONY: run test check lint bench conformance resolve-localhost azurite postgres
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ azurite: $(AZURITE_STAMP)
 	  --blobHost 127.0.0.1 --blobPort $(AZURITE_PORT) --location $(HOME)/.strongroom-azurite \
 	  --skipApiVersionCheck --disableTelemetry
 
+# PostgreSQL's server binaries (Debian's package) for tests/store, tests/scaleout and the second
+# pass of the API tests; the tests initialise a throwaway cluster on loopback (tests/pg.py).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } \
+	  || { echo "PostgreSQL is needed for the tests: apt-get install postgresql"; exit 1; }
+
 # *.vault.localhost must resolve to loopback. On Debian/Ubuntu, libnss-myhostname does that for
 # every *.localhost name. Installed when missing and we are root; otherwise we say what to do.
 resolve-localhost:
@@ -63,8 +71,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench conformance
 	$(VENV)/bin/mypy src
 
-test: $(STAMP) $(AZ_STAMP) $(AZURITE_STAMP) resolve-localhost lint
-	STRONGROOM_AZ=$(CURDIR)/$(AZ_VENV)/bin/az STRONGROOM_REQUIRE_AZURITE=1 $(VENV)/bin/pytest
+test: $(STAMP) $(AZ_STAMP) $(AZURITE_STAMP) postgres resolve-localhost lint
+	STRONGROOM_AZ=$(CURDIR)/$(AZ_VENV)/bin/az STRONGROOM_REQUIRE_AZURITE=1 \
+	  STRONGROOM_REQUIRE_POSTGRES=1 $(VENV)/bin/pytest
+	# The API, SDK and storage tests again, every server on PostgreSQL.
+	STRONGROOM_TEST_BACKEND=postgresql STRONGROOM_REQUIRE_AZURITE=1 \
+	  $(VENV)/bin/pytest tests/api tests/sdk tests/storage
 	$(VENV)/bin/python conformance/run.py
 
 # The Azure SDK's own keyvault test suites, live against a fresh server (docs/conformance.md).

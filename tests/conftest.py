@@ -42,12 +42,40 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# STRONGROOM_TEST_BACKEND=postgresql: every server made by make_server keeps its data in a
+# database of its own on a throwaway PostgreSQL server (tests/pg.py) rather than in SQLite.
+BACKEND = os.environ.get("STRONGROOM_TEST_BACKEND", "sqlite")
+_DATABASES: dict[Path, str] = {}  # data dir -> database URL, for the commands run on it
+
+
+def another_process(first: Server) -> Server:
+    """A second server process on ``first``'s data dir and database, on a port of its own."""
+    second = Server(
+        data_dir=first.data_dir, port=free_port(), extra_args=first.extra_args,
+        tenant_id=first.tenant_id, client_id=first.client_id, client_secret=first.client_secret,
+    )  # fmt: skip
+    second.start()
+    return second
+
+
+def database_env(data_dir: Path) -> dict[str, str]:
+    """What a command on ``data_dir`` needs in its environment to find its database."""
+    url = _DATABASES.get(data_dir)
+    return {"STRONGROOM_DATABASE_URL": url} if url else {}
+
+
+def env_for(data_dir: Path) -> dict[str, str]:
+    return {**os.environ, **database_env(data_dir)}
+
+
 def cli(data_dir: Path, *args: str, port: int | None = None) -> Any:
     """Runs an administration command on a data dir and returns its JSON output."""
     cmd = [sys.executable, "-m", "strongroom.cli.main", *args, "--data-dir", str(data_dir)]
     if port is not None:
         cmd += ["--port", str(port)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60)
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, check=True, timeout=60, env=env_for(data_dir)
+    )
     return json.loads(done.stdout)
 
 
@@ -60,6 +88,10 @@ class Server:
     client_secret: str = field(default="", repr=False)
     process: subprocess.Popen[bytes] | None = None
     extra_args: tuple[str, ...] = ()
+
+    @property
+    def database_url(self) -> str | None:
+        return _DATABASES.get(self.data_dir)
 
     @property
     def ca(self) -> Path:
@@ -89,6 +121,7 @@ class Server:
             ],
             stdout=log,
             stderr=log,
+            env=env_for(self.data_dir),
         )
         try:
             self._wait_ready()
@@ -165,9 +198,20 @@ class Server:
 
 
 def make_server(
-    root: Path, vaults: tuple[str, ...] = ("vault-a", "vault-b"), *extra_args: str
+    root: Path,
+    vaults: tuple[str, ...] = ("vault-a", "vault-b"),
+    *extra_args: str,
+    database_url: str | None = None,
 ) -> Server:
+    """A server with ``vaults`` and a principal ``tests``, started. ``database_url``: keep its
+    data there (PostgreSQL) whatever STRONGROOM_TEST_BACKEND says."""
     server = Server(data_dir=root / "data", port=free_port(), extra_args=extra_args)
+    if database_url is not None:
+        _DATABASES[server.data_dir] = database_url
+    elif BACKEND == "postgresql":
+        from tests import pg
+
+        _DATABASES[server.data_dir] = pg.cluster().new_database("server")
     for name in vaults:
         cli(server.data_dir, "vault", "create", name)
     created = cli(server.data_dir, "principal", "create", "tests", port=server.port)

@@ -33,6 +33,8 @@ class Settings:
     test_clock: bool = False
     # Managed storage accounts served by Azurite: the file holding its AZURITE_ACCOUNTS text,
     # and (optional) its blob endpoint, to confirm a regenerated key is accepted.
+    # PostgreSQL (postgresql://…) instead of the embedded SQLite file in data_dir.
+    database_url: str | None = None
     azurite_accounts_file: Path | None = None
     azurite_blob_endpoint: str | None = None
 

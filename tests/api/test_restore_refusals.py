@@ -58,7 +58,9 @@ def blob(server: Server) -> bytes:
 @pytest.fixture(scope="module")
 def server_installation(server: Server) -> Iterator[Installation]:
     """The running server's own installation, opened beside it (SQLite WAL allows it)."""
-    inst = open_installation(Settings(data_dir=server.data_dir, port=server.port))
+    inst = open_installation(
+        Settings(data_dir=server.data_dir, port=server.port, database_url=server.database_url)
+    )
     yield inst
     inst.close()
 

@@ -17,14 +17,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
 from strongroom.cli.main import app
-from tests.conftest import Server, make_server
+from tests.conftest import Server, database_env, make_server
 from tests.x509util import private_pem, self_signed
 
 runner = CliRunner()
 
 
 def strongroom(data_dir: Path, *args: str, ok: bool = True) -> Any:
-    result = runner.invoke(app, [*args, "--data-dir", str(data_dir)])
+    result = runner.invoke(app, [*args, "--data-dir", str(data_dir)], env=database_env(data_dir))
     if ok:
         assert result.exit_code == 0, (result.stdout, result.stderr)
         return json.loads(result.stdout)

@@ -47,10 +47,24 @@ def test_values_are_sealed_at_rest(own_server: Server) -> None:
         client.set_secret("sealed", marker)
     client.backup_secret("sealed")
     own_server.stop()  # checkpoint the WAL into the main file as well
-    files = [p for p in own_server.data_dir.iterdir() if p.name.startswith("strongroom.db")]
-    assert files
-    for path in files:
-        assert marker.encode() not in path.read_bytes(), path
+    if own_server.database_url is None:
+        files = [p for p in own_server.data_dir.iterdir() if p.name.startswith("strongroom.db")]
+        assert files
+        for path in files:
+            assert marker.encode() not in path.read_bytes(), path
+    else:  # every value of every row of every table, as PostgreSQL hands them out
+        import psycopg
+
+        with psycopg.connect(own_server.database_url) as conn:
+            tables = conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname='public'"
+            ).fetchall()
+            assert {"versions", "objects", "meta"} <= {t for (t,) in tables}
+            for (table,) in tables:
+                for row in conn.execute(f'SELECT * FROM "{table}"').fetchall():
+                    for value in row:
+                        raw = value if isinstance(value, bytes) else str(value).encode()
+                        assert marker.encode() not in raw, table
     own_server.start()
     assert _client(own_server, "durable").get_secret("sealed").value == marker
 

@@ -164,6 +164,14 @@ class StrongroomApp:
                 return
 
     async def scheduler_pass(self) -> dict[str, int]:
+        """One pass, by one process at a time among those sharing the store: a due action is
+        seen as done by the next pass anywhere, so it happens once."""
+        with self.services.installation.store.exclusive("strongroom-scheduler") as held:
+            if not held:
+                return {"rotated": 0, "renewed": 0, "regenerated": 0, "purged": 0, "skipped": 1}
+            return await self._scheduler_pass()
+
+    async def _scheduler_pass(self) -> dict[str, int]:
         """Rotates, renews and regenerates what policies say is due; purges objects past their
         purge date."""
         rotated = await self.services.keys.rotate_due_keys()

@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from strongroom.cli import domain, secret
+from strongroom.cli import db, domain, secret
 from strongroom.cli.output import Output, OutputOption, emit, fail
 from strongroom.cli.profile import Profile, profile_path
 from strongroom.cli.shared import DataDir, local, open_local, settings_for
@@ -38,6 +38,7 @@ app.add_typer(vault_app, name="vault")
 app.add_typer(secret.app, name="secret")
 app.add_typer(domain.app, name="domain")
 app.add_typer(domain.backup_app, name="backup")
+app.add_typer(db.app, name="db")
 
 Port = typer.Option(DEFAULT_PORT, "--port", help="HTTPS port of the server.")
 Suffix = typer.Option(DEFAULT_VAULT_SUFFIX, "--vault-suffix", help="DNS suffix of vault hosts.")
@@ -57,6 +58,14 @@ def serve(
     log_level: str = typer.Option("warning", help="uvicorn log level."),
     test_clock: bool = typer.Option(
         False, "--test-clock", help="Tests only: a clock moved by POST /admin/clock/advance."
+    ),
+    database_url: str | None = typer.Option(
+        None,
+        "--database-url",
+        envvar="STRONGROOM_DATABASE_URL",
+        help="PostgreSQL (postgresql://user@host/db) instead of the SQLite file in the data "
+        "dir; several servers may share it. Set it for the other commands as "
+        "STRONGROOM_DATABASE_URL.",
     ),
     azurite_accounts_file: Path | None = typer.Option(
         None,
@@ -80,6 +89,7 @@ def serve(
     settings = replace(
         settings_for(data_dir, port, vault_suffix),
         test_clock=test_clock,
+        database_url=database_url or None,
         azurite_accounts_file=azurite_accounts_file,
         azurite_blob_endpoint=azurite_blob_endpoint,
     )
@@ -323,14 +333,16 @@ def az_setup(
          "--suffix-keyvault-dns", f".{settings.vault_resource.removeprefix('https://')}"],
         [az, "cloud", "set", "-n", cloud],
         [az, "config", "set", "core.instance_discovery=false", "--only-show-errors"],
+        # One argument: a generated secret may start with "-", which az would take for an option.
         [az, "login", "--service-principal", "-u", client_id or "<clientId>",
-         "-p", client_secret or "<clientSecret>", "--tenant", tenant],
+         f"--password={client_secret or '<clientSecret>'}", "--tenant", tenant],
     ]  # fmt: skip
     if not apply:
         typer.echo(f"export AZURE_CONFIG_DIR={shlex.quote(str(config_dir))} "
                    f"REQUESTS_CA_BUNDLE={shlex.quote(str(ca))}")  # fmt: skip
         for command in commands:
-            shown = ["<clientSecret>" if a == client_secret else a for a in command]
+            shown = [a.replace(client_secret, "<clientSecret>") if client_secret else a
+                     for a in command]  # fmt: skip
             typer.echo(shlex.join(shown))
         return
     if not client_id or not client_secret:

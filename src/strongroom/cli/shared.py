@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,8 +21,18 @@ from strongroom.store.base import AuditRecord
 DataDir = typer.Option(None, "--data-dir", help="Data directory (default: per-user data dir).")
 
 
+DATABASE_URL_ENV = "STRONGROOM_DATABASE_URL"
+
+
 def settings_for(data_dir: Path | None, port: int, suffix: str = DEFAULT_VAULT_SUFFIX) -> Settings:
-    return Settings(data_dir=data_dir or default_data_dir(), port=port, vault_suffix=suffix)
+    """Settings from the command line; the database is PostgreSQL when STRONGROOM_DATABASE_URL
+    names one (every command of an installation on PostgreSQL needs it, like ``serve``)."""
+    return Settings(
+        data_dir=data_dir or default_data_dir(),
+        port=port,
+        vault_suffix=suffix,
+        database_url=os.environ.get(DATABASE_URL_ENV) or None,
+    )
 
 
 def open_local(settings: Settings, clock: Clock | None = None) -> Installation:

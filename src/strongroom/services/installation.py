@@ -105,7 +105,13 @@ def _initialise(tx: Tx, keyring: Keyring) -> None:
 def open_installation(settings: Settings, clock: Clock | None = None) -> Installation:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     keyring = Keyring(master=Sealer(load_or_create_master_key(settings.master_key_file)))
-    store = SqliteStore(settings.database)
+    store: Store
+    if settings.database_url:
+        from strongroom.store.postgres import PostgresStore
+
+        store = PostgresStore(settings.database_url)
+    else:
+        store = SqliteStore(settings.database)
     store.transact(lambda tx: _initialise(tx, keyring)).result()
     reads = store.reads
 

@@ -90,7 +90,8 @@ class ReadCache(Generic[M]):
     and every write forgets the object's entries after its commit and before its caller is
     answered; all of it happens on the event loop's thread. A GET served from here between a
     write's commit and its acknowledgement returns the previous value, which is allowed: the
-    write has not completed yet. A backend shared by several processes must not use it.
+    write has not completed yet. With a store shared by several processes (``Store.shared``)
+    it is built disabled and holds nothing.
 
     Values may be plaintext, as they are anyway while a response is built; the process already
     holds every key that opens them.
@@ -98,14 +99,17 @@ class ReadCache(Generic[M]):
 
     MAX_OBJECTS = 10_000
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
         self._objects: dict[tuple[str, str], dict[str, M]] = {}
+        self._enabled = enabled
 
     def get(self, vault_id: str, lname: str, version: str) -> M | None:
         versions = self._objects.get((vault_id, lname))
         return None if versions is None else versions.get(version)
 
     def put(self, vault_id: str, lname: str, version: str, item: M) -> None:
+        if not self._enabled:
+            return
         if len(self._objects) >= self.MAX_OBJECTS:
             self._objects.clear()
         self._objects.setdefault((vault_id, lname), {})[version] = item

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, TypeVar
 
@@ -179,8 +180,17 @@ class Tx(Reads, Protocol):
 
 
 class Store(Protocol):
+    # True when other processes write to the same database (PostgreSQL): nothing read may be
+    # cached above the store, since no write of another process would forget it.
+    shared: bool
+
     @property
     def reads(self) -> Reads: ...
+    def exclusive(self, name: str) -> AbstractContextManager[bool]:
+        """A lock across every process of the store: yields True if this one holds it (it is
+        released on exit), False if another holds it now."""
+        ...
+
     def transact(self, fn: Callable[[Tx], T]) -> Future[T]: ...
     def transact_async(self, fn: Callable[[Tx], T]) -> asyncio.Future[T]:
         """Like ``transact``, for callers on an event loop: resolves on the caller's loop."""

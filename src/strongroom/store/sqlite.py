@@ -10,11 +10,12 @@ is answered after its data is durable, and concurrent writers share one fsync.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -538,6 +539,7 @@ class SqliteStore:
     """
 
     MAX_BATCH = 256
+    shared = False  # one server process per database file
 
     def __init__(self, path: Path):
         self._path = path
@@ -565,6 +567,10 @@ class SqliteStore:
     @property
     def reads(self) -> _Reads:
         return self._reads
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        yield True  # the only process
 
     def transact(self, fn: Callable[[Tx], T]) -> Future[T]:
         fut: Future[T] = Future()

@@ -1,0 +1,237 @@
+"""One conformance suite for every store backend: SQLite (a file) and PostgreSQL (a real
+server, tests/pg.py). Each test gets a fresh, empty store of each kind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from strongroom.store.base import AuditRecord, ObjectRecord, Store, Tx, VaultRecord, VersionRecord
+from strongroom.store.sqlite import SqliteStore
+from tests import pg
+
+VAULT = VaultRecord("v1", "Vault", "default", 90, False, b"wrapped", 1)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    made: Store
+    if request.param == "sqlite":
+        made = SqliteStore(tmp_path / "store.db")
+    else:
+        if not pg.available():
+            if os.environ.get("STRONGROOM_REQUIRE_POSTGRES"):
+                pytest.fail("PostgreSQL is not installed (apt-get install postgresql)")
+            pytest.skip("PostgreSQL is not installed; make test installs it")
+        from strongroom.store.postgres import PostgresStore
+
+        made = PostgresStore(pg.cluster().new_database("store"))
+    made.transact(lambda tx: tx.insert_vault(VAULT)).result()
+    yield made
+    made.close()
+
+
+def run(store: Store, fn: Any) -> Any:
+    return store.transact(fn).result(timeout=60)
+
+
+def version(lname: str, v: str, *, managed: bool = False, sealed: bytes = b"s") -> VersionRecord:
+    return VersionRecord(VAULT.id, "secret", lname, v, 10, 10, True, None, None, None, None,
+                         sealed, managed)  # fmt: skip
+
+
+def create(tx: Tx, name: str, v: str, kind: str = "secret", **kw: Any) -> None:
+    tx.insert_object(ObjectRecord(VAULT.id, kind, name.lower(), name, v, None, None))
+    tx.insert_version(version(name.lower(), v, **kw) if kind == "secret" else
+                      VersionRecord(VAULT.id, kind, name.lower(), v, 10, 10, True, None, None,
+                                    None, None, b"s"))  # fmt: skip
+
+
+def add_version(tx: Tx, lname: str, v: str) -> str | None:
+    shown = tx.set_latest(VAULT.id, "secret", lname, v)
+    if shown is not None:
+        tx.insert_version(version(lname, v))
+    return shown
+
+
+def test_create_and_read(store: Store) -> None:
+    run(store, lambda tx: create(tx, "MySecret", "a" * 32, sealed=b"\x00sealed\xff"))
+    reads = store.reads
+    obj = reads.get_object(VAULT.id, "secret", "mysecret")
+    assert obj is not None and (obj.name, obj.latest_version) == ("MySecret", "a" * 32)
+    got = reads.get_version(VAULT.id, "secret", "mysecret", "a" * 32)
+    assert got is not None and got.sealed == b"\x00sealed\xff" and got.enabled is True
+    current = reads.get_current(VAULT.id, "secret", "mysecret", "")
+    assert current is not None and current[1].version == "a" * 32
+    assert reads.get_current(VAULT.id, "secret", "mysecret", "b" * 32) is None
+    assert reads.get_object(VAULT.id, "key", "mysecret") is None  # kinds are separate
+    assert reads.get_vault("VAULT") == VAULT and reads.get_vault_by_id("v1") == VAULT
+    assert reads.count_objects(VAULT.id) == 1
+
+
+def test_versions_latest_and_paging(store: Store) -> None:
+    run(store, lambda tx: create(tx, "s", "0" * 32))
+    for i in range(1, 6):
+        assert run(store, lambda tx, i=i: add_version(tx, "s", f"{i:032x}")) == "s"
+    reads = store.reads
+    current = reads.get_current(VAULT.id, "secret", "s", "")
+    assert current is not None and current[1].version == f"{5:032x}"
+    first = reads.list_versions(VAULT.id, "secret", "s", after=None, limit=4)
+    rest = reads.list_versions(VAULT.id, "secret", "s", after=first[-1][0], limit=4)
+    versions = [v.version for _, v in first + rest]
+    assert versions == [f"{i:032x}" for i in range(6)]
+    assert [v.version for v in reads.all_versions(VAULT.id, "secret", "s")] == versions
+
+
+def test_listing_is_byte_ordered_and_pages_without_gaps(store: Store) -> None:
+    names = ["acct/b", "acct/a", "acct0", "acctz", "ACCT1", "a-b", "zeta", "m/1", "M-2", "acct"]
+
+    def write(tx: Tx) -> None:
+        for i, name in enumerate(names):
+            create(tx, name, f"{i:032x}")
+
+    run(store, write)
+    seen: list[str] = []
+    after: str | None = None
+    while True:
+        page = store.reads.list_objects(VAULT.id, "secret", deleted=False, after=after, limit=3)
+        seen += [o.lname for o, _ in page]
+        if len(page) < 3:
+            break
+        after = page[-1][0].lname
+    assert seen == sorted(n.lower() for n in names)  # Python's order is byte order
+    prefixed = store.reads.list_objects(VAULT.id, "secret", deleted=False, after="acct/", limit=3)
+    assert [o.lname for o, _ in prefixed] == ["acct/a", "acct/b", "acct0"]
+
+
+def test_soft_delete_recover_and_purge(store: Store) -> None:
+    run(store, lambda tx: create(tx, "gone", "1" * 32))
+    run(store, lambda tx: tx.set_policy(VAULT.id, "secret", "gone", '{"p": 1}'))
+    run(store, lambda tx: tx.set_deleted(VAULT.id, "secret", "gone", 100, 200))
+    reads = store.reads
+    assert reads.list_objects(VAULT.id, "secret", deleted=False, after=None, limit=10) == []
+    deleted = reads.list_objects(VAULT.id, "secret", deleted=True, after=None, limit=10)
+    assert [(o.lname, o.deleted_date, o.scheduled_purge_date) for o, _ in deleted] == [
+        ("gone", 100, 200)
+    ]
+    assert reads.list_policies("secret") == []  # policies of deleted objects are dormant
+    assert run(store, lambda tx: add_version(tx, "gone", "2" * 32)) is None  # no new versions
+    assert [o.lname for o in run(store, lambda tx: tx.expired_deletions(199, 10))] == []
+    assert [o.lname for o in run(store, lambda tx: tx.expired_deletions(200, 10))] == ["gone"]
+    run(store, lambda tx: tx.set_deleted(VAULT.id, "secret", "gone", None, None))
+    assert reads.list_policies("secret") == [(VAULT.id, "gone", '{"p": 1}')]
+    run(store, lambda tx: tx.purge_object(VAULT.id, "secret", "gone"))
+    assert reads.get_object(VAULT.id, "secret", "gone") is None
+    assert reads.all_versions(VAULT.id, "secret", "gone") == []
+    assert reads.get_policy(VAULT.id, "secret", "gone") is None
+
+
+def test_managed_objects_take_versions_only_when_asked(store: Store) -> None:
+    run(store, lambda tx: create(tx, "cert", "1" * 32, managed=True))
+    assert run(store, lambda tx: tx.set_latest(VAULT.id, "secret", "cert", "2" * 32)) is None
+    assert run(store, lambda tx: tx.set_latest(VAULT.id, "secret", "cert", "2" * 32,
+                                               managed=True)) == "cert"  # fmt: skip
+
+
+def test_version_ids_are_unique_and_a_failed_transaction_leaves_nothing(store: Store) -> None:
+    run(store, lambda tx: create(tx, "dup", "1" * 32))
+
+    def twice(tx: Tx) -> None:
+        create(tx, "other", "2" * 32)
+        tx.set_meta("half", "written")
+        tx.insert_version(version("dup", "1" * 32))  # the same version id again
+
+    with pytest.raises(Exception):  # noqa: B017 - each driver names its integrity error
+        run(store, twice)
+    assert store.reads.get_object(VAULT.id, "secret", "other") is None
+    assert store.reads.get_meta("half") is None
+    assert len(store.reads.all_versions(VAULT.id, "secret", "dup")) == 1
+
+
+def test_a_transaction_that_raises_rolls_back_completely(store: Store) -> None:
+    def failing(tx: Tx) -> None:
+        create(tx, "partial", "1" * 32)
+        tx.set_meta("partial", "yes")
+        raise ValueError("the caller changed its mind")
+
+    with pytest.raises(ValueError, match="changed its mind"):
+        run(store, failing)
+    assert store.reads.get_object(VAULT.id, "secret", "partial") is None
+    assert store.reads.get_meta("partial") is None
+    run(store, lambda tx: create(tx, "partial", "2" * 32))  # and the store still works
+
+
+def test_concurrent_writers_lose_nothing(store: Store) -> None:
+    """Eight threads add 20 versions each to one object that none of them created first."""
+    errors: list[BaseException] = []
+
+    def writer(worker: int) -> None:
+        try:
+            for i in range(20):
+                v = f"{worker:016x}{i:016x}"
+
+                def write(tx: Tx, v: str = v) -> None:
+                    if add_version(tx, "race", v) is None:
+                        create(tx, "race", v)
+
+                run(store, write)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    versions = [v.version for v in store.reads.all_versions(VAULT.id, "secret", "race")]
+    assert len(versions) == len(set(versions)) == 160
+    obj = store.reads.get_object(VAULT.id, "secret", "race")
+    assert obj is not None and obj.latest_version in versions
+
+
+def test_event_loop_writes_isolate_a_failure(store: Store) -> None:
+    async def main() -> list[Any]:
+        def good(i: int) -> Any:
+            return lambda tx: create(tx, f"ok{i}", f"{i:032x}")
+
+        def bad(tx: Tx) -> None:
+            raise KeyError("no")
+
+        futures = [store.transact_async(good(i)) for i in range(5)]
+        futures.insert(2, store.transact_async(bad))
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert isinstance(results[2], KeyError)
+    assert sum(r is None for r in results) == 5
+    assert store.reads.count_objects(VAULT.id) == 5
+
+
+def test_metadata_audit_and_the_exclusive_lock(store: Store) -> None:
+    def write(tx: Tx) -> None:
+        tx.set_meta("vault/v1/access/a", "1")
+        tx.set_meta("vault/v1/access/b", "2")
+        tx.set_meta("vault/v10/access/c", "3")
+        tx.set_meta("vault/v1/access/a", "one")
+        tx.insert_audit([AuditRecord(5, "p", "v", "SecretGet", "/x", 200, None, None),
+                         AuditRecord(6, "p", "w", "SecretSet", "/y", 403, "r", "c")])  # fmt: skip
+
+    run(store, write)
+    assert store.reads.list_meta("vault/v1/") == [
+        ("vault/v1/access/a", "one"), ("vault/v1/access/b", "2"),
+    ]  # fmt: skip
+    assert [r.operation for r in store.reads.list_audit(None, 0, 10)] == ["SecretGet", "SecretSet"]
+    assert [r.operation for r in store.reads.list_audit("w", 0, 10)] == ["SecretSet"]
+    assert store.reads.list_audit(None, 6, 10)[0].request_id == "r"
+    with store.exclusive("scheduler") as held:
+        assert held
+    run(store, lambda tx: tx.delete_vault(VAULT.id))
+    assert store.reads.list_meta("vault/v1/") == []
+    assert store.reads.list_vaults() == []
