@@ -3,12 +3,17 @@ one database.
 
 - **Reads** use one autocommit connection from one thread at a time (the event loop's), as the
   SQLite backend does: each read sees every transaction committed before it started.
-- **Writes**: each transaction runs on a pooled connection in a worker thread, at SERIALIZABLE
-  isolation. When PostgreSQL reports that it collided with a concurrent transaction (of this
-  process or another: a serialization failure, a deadlock, or a unique key taken in between),
-  the whole transaction runs again from the start, so the loser of a race sees the winner's
-  write and decides again (a second create becomes a new version; a second restore becomes a
-  409). Jobs act only through ``tx``, so running one again is safe.
+- **Writes**: each transaction runs on a pooled connection in a worker thread, at READ
+  COMMITTED isolation, and *locks what it decides on*: inside a transaction, reading an object
+  or a metadata entry first takes a transaction-scoped advisory lock on its key (which exists
+  whether or not the row does). A concurrent writer of the same object, in this process or
+  another, waits for the first to commit and then reads its outcome: the second of two deletes
+  finds the object deleted (404), the second of two restores finds it present (409), and two
+  sets of one name make two versions without either being re-run. Serializable isolation was
+  tried first: every concurrent write to one name then failed and was re-run, and under load
+  some ran out of attempts. When PostgreSQL still reports a collision (a deadlock, or a unique
+  key taken by a transaction that read nothing first), the whole transaction runs again; jobs
+  act only through ``tx``, so running one again is safe.
 - ``shared`` is True: other processes write too, so the services keep no read caches.
 - ``exclusive(name)``: a session advisory lock, so that one process at a time runs the
   scheduler's pass (each due rotation, renewal or regeneration happens once).
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 import random
 import threading
@@ -86,7 +92,7 @@ CREATE TABLE policies (
 """
 # Migrations of this schema, by the version they lead to (none yet: it starts at version 4).
 _MIGRATIONS: dict[int, list[str]] = {}
-# Errors that mean "a concurrent transaction got there first": run the transaction again.
+# Errors that mean "a concurrent transaction got in the way": run the transaction again.
 _RETRY = (
     pg_errors.SerializationFailure,
     pg_errors.DeadlockDetected,
@@ -157,8 +163,32 @@ class _PgReads(_Reads):
         return [AuditRecord(*r) for r in rows]
 
 
+def _lock_key(*parts: str) -> int:
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 class _PgTx(_PgReads, _Tx):
-    pass
+    """Reads that a write decides on lock their key first (see the module's docstring)."""
+
+    def _lock(self, *parts: str) -> None:
+        self._c.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(*parts),))
+
+    def get_object(self, vault_id: str, kind: str, lname: str) -> ObjectRecord | None:
+        self._lock("object", vault_id, kind, lname)
+        return super().get_object(vault_id, kind, lname)
+
+    def get_meta(self, key: str) -> str | None:
+        self._lock("meta", key)
+        return super().get_meta(key)
+
+    def set_latest(
+        self, vault_id: str, kind: str, lname: str, version: str, *, managed: bool = False
+    ) -> str | None:
+        # Decides, like a read: "is there an active object?". Without the lock, a writer that
+        # finds none while another creates it would go on to find it and misjudge why.
+        self._lock("object", vault_id, kind, lname)
+        return super().set_latest(vault_id, kind, lname, version, managed=managed)
 
 
 def _prepare(url: str, *, upgrade: bool) -> None:
@@ -220,7 +250,7 @@ class PostgresStore:
         self._reads = _PgReads(cast(Any, self._read_conn))
 
         def configure(conn: psycopg.Connection[Any]) -> None:
-            conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
+            conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
 
         self._pool = ConnectionPool(
             url, min_size=1, max_size=self.POOL_SIZE, configure=configure, open=True
