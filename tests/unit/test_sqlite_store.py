@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from strongroom.store.base import Tx
+from strongroom.store.migrations import HEAD
 from strongroom.store.sqlite import SqliteStore
 
 
@@ -42,15 +43,17 @@ def test_a_failing_transaction_rolls_back_alone(tmp_path: Path) -> None:
     reopened.close()
 
 
-def test_schema_version_mismatch_refuses_to_open(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "db")
-    store.transact(lambda tx: tx.set_meta("schema_version", "999")).result()
-    store.close()
-    with pytest.raises(Exception, match="schema version 999"):
+def test_a_newer_schema_refuses_to_open(tmp_path: Path) -> None:
+    import sqlite3
+
+    SqliteStore(tmp_path / "db").close()
+    with sqlite3.connect(tmp_path / "db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num='9999'")
+    with pytest.raises(Exception, match=r"revision 9999.*Run a newer release"):
         SqliteStore(tmp_path / "db")
 
 
-def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
+def test_a_version_1_database_from_before_alembic_is_migrated(tmp_path: Path) -> None:
     import sqlite3
 
     conn = sqlite3.connect(tmp_path / "db")
@@ -62,12 +65,13 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     )
     conn.close()
     store = SqliteStore(tmp_path / "db")
-    assert store.reads.get_meta("schema_version") == "4"
+    assert store.reads.get_meta("schema_version") is None  # Alembic's revision replaces it
     store.close()
-    columns = [
-        r[1] for r in sqlite3.connect(tmp_path / "db").execute("PRAGMA table_info(versions)")
-    ]
-    assert "extra" in columns
+    conn = sqlite3.connect(tmp_path / "db")
+    assert "extra" in [r[1] for r in conn.execute("PRAGMA table_info(versions)")]
+    assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (HEAD,)
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name='audit_by_vault'").fetchone()
+    conn.close()
 
 
 def test_event_loop_path_groups_writes_and_isolates_a_failure(tmp_path: Path) -> None:

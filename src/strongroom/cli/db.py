@@ -8,6 +8,7 @@ compatible) brings it up to date.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -15,7 +16,7 @@ import typer
 from strongroom.cli.output import Output, OutputOption, emit, fail
 from strongroom.cli.shared import DataDir, settings_for
 from strongroom.config import DEFAULT_PORT
-from strongroom.store.base import SCHEMA_VERSION
+from strongroom.store.migrations import HEAD
 
 app = typer.Typer(help="The database: schema version and upgrades.", no_args_is_help=True)
 DatabaseUrl = typer.Option(
@@ -30,15 +31,17 @@ def _describe(url: str | None, path: Path) -> dict[str, object]:
     if url:
         from strongroom.store import postgres
 
-        return {"backend": "postgresql", "schemaVersion": postgres.schema_version(url)}
+        found, _ = postgres.revision(url)
+        return {"backend": "postgresql", "revision": found}
     import sqlite3
+
+    from strongroom.store.sqlite import _revision
 
     found = None
     if path.exists():
-        with sqlite3.connect(path) as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            found = int(row[0]) if row else None
-    return {"backend": "sqlite", "schemaVersion": found, "path": str(path)}
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            found = _revision(conn)
+    return {"backend": "sqlite", "revision": found, "path": str(path)}
 
 
 @app.command()
@@ -47,13 +50,13 @@ def status(
     database_url: str | None = DatabaseUrl,
     output: Output = OutputOption,
 ) -> None:
-    """The database's schema version and the one this release needs."""
+    """The database's schema revision and the one this release needs."""
     settings = settings_for(data_dir, DEFAULT_PORT)
     try:
         found = _describe(database_url, settings.database)
     except Exception as exc:
         fail("DatabaseError", f"Cannot read the database: {exc}")
-    emit({**found, "releaseSchemaVersion": SCHEMA_VERSION}, output)
+    emit({**found, "releaseRevision": HEAD}, output)
 
 
 @app.command()
@@ -68,7 +71,7 @@ def upgrade(
         if database_url:
             from strongroom.store import postgres
 
-            postgres.upgrade(database_url)
+            postgres.prepare(database_url, upgrade=True)
         else:
             from strongroom.store.sqlite import SqliteStore
 
@@ -77,4 +80,4 @@ def upgrade(
         found = _describe(database_url, settings.database)
     except Exception as exc:
         fail("DatabaseError", f"Cannot upgrade the database: {exc}")
-    emit({**found, "releaseSchemaVersion": SCHEMA_VERSION}, output)
+    emit({**found, "releaseRevision": HEAD}, output)

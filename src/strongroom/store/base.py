@@ -22,8 +22,6 @@ from typing import NamedTuple, Protocol, TypeVar
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 4
-
 
 @dataclass(frozen=True, slots=True)
 class VaultRecord:

@@ -20,8 +20,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from strongroom.store import migrations
 from strongroom.store.base import (
-    SCHEMA_VERSION,
     AuditRecord,
     DomainKeyRecord,
     ObjectRecord,
@@ -31,56 +31,16 @@ from strongroom.store.base import (
     VersionRecord,
 )
 
+SchemaMismatch = migrations.SchemaMismatch
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS domain_keys (
-    domain_id TEXT NOT NULL, version TEXT NOT NULL, wrapped_key BLOB NOT NULL,
-    created INTEGER NOT NULL, seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    UNIQUE (domain_id, version));
-CREATE TABLE IF NOT EXISTS vaults (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL, lname TEXT NOT NULL UNIQUE, domain_id TEXT NOT NULL,
-    retention_days INTEGER NOT NULL, purge_protection INTEGER NOT NULL,
-    wrapped_key BLOB NOT NULL, created INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS principals (
-    client_id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, secret_hash TEXT,
-    certificate_pem TEXT, certificate_thumbprint TEXT, created INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS objects (
-    vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE, kind TEXT NOT NULL,
-    lname TEXT NOT NULL, name TEXT NOT NULL, latest_version TEXT NOT NULL,
-    deleted_date INTEGER, scheduled_purge_date INTEGER,
-    PRIMARY KEY (vault_id, kind, lname));
-CREATE INDEX IF NOT EXISTS objects_purge ON objects (scheduled_purge_date)
-    WHERE scheduled_purge_date IS NOT NULL;
-CREATE TABLE IF NOT EXISTS versions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    vault_id TEXT NOT NULL, kind TEXT NOT NULL, lname TEXT NOT NULL, version TEXT NOT NULL,
-    created INTEGER NOT NULL, updated INTEGER NOT NULL, enabled INTEGER NOT NULL,
-    nbf INTEGER, exp INTEGER, content_type TEXT, tags TEXT, sealed BLOB NOT NULL,
-    managed INTEGER NOT NULL DEFAULT 0, extra TEXT,
-    UNIQUE (vault_id, kind, lname, version),
-    FOREIGN KEY (vault_id, kind, lname) REFERENCES objects (vault_id, kind, lname)
-        ON DELETE CASCADE);
-CREATE INDEX IF NOT EXISTS versions_by_object ON versions (vault_id, kind, lname, seq);
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, principal TEXT, vault TEXT,
-    operation TEXT NOT NULL, object_id TEXT, status INTEGER NOT NULL, request_id TEXT,
-    caller TEXT);
-CREATE INDEX IF NOT EXISTS audit_by_time ON audit (ts);
-CREATE TABLE IF NOT EXISTS policies (
-    vault_id TEXT NOT NULL, kind TEXT NOT NULL, lname TEXT NOT NULL, body TEXT NOT NULL,
-    PRIMARY KEY (vault_id, kind, lname),
-    FOREIGN KEY (vault_id, kind, lname) REFERENCES objects (vault_id, kind, lname)
-        ON DELETE CASCADE);
-"""
 
 _VERSION_COLS = (
     "vault_id, kind, lname, version, created, updated, enabled, nbf, exp, "
     "content_type, tags, sealed, managed, extra"
 )
-# Schema changes, by the version they lead to. A fresh database gets _SCHEMA at the newest.
+# Before Alembic: schema changes by the version they lead to (store.migrations, LEGACY).
+_LEGACY_VERSION = 4
 _MIGRATIONS = {
     2: ["ALTER TABLE versions ADD COLUMN extra TEXT"],
     3: [
@@ -435,38 +395,55 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class SchemaMismatch(Exception):
-    pass
+def _revision(conn: sqlite3.Connection) -> str | None:
+    table = "SELECT name FROM sqlite_master WHERE name=?"
+    if conn.execute(table, ("alembic_version",)).fetchone() is None:
+        return None
+    row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return None if row is None else str(row[0])
 
 
-def _prepare(conn: sqlite3.Connection, path: Path) -> None:
-    """Creates a fresh schema, or brings an older one up to date; refuses a newer one."""
+def _legacy_upgrade(conn: sqlite3.Connection, path: Path) -> None:
+    """A database from before Alembic: its old steps up to version 4 (= revision 0001)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        fresh = conn.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone() is None
-        if fresh:
-            for statement in _SCHEMA.split(";"):  # executescript would commit first
-                if statement.strip():
-                    conn.execute(statement)
         found = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        current = SCHEMA_VERSION if found is None else int(found[0])
-        if current > SCHEMA_VERSION:
+        current = _LEGACY_VERSION if found is None else int(found[0])
+        if current > _LEGACY_VERSION:
             raise SchemaMismatch(
-                f"database {path} has schema version {current}; this Strongroom release "
-                f"knows versions up to {SCHEMA_VERSION}. Run a newer release."
+                f"database {path} has schema version {current}, which this Strongroom release "
+                "does not know. Run a newer release."
             )
-        for version in range(current + 1, SCHEMA_VERSION + 1):
+        for version in range(current + 1, _LEGACY_VERSION + 1):
             for statement in _MIGRATIONS[version]:
                 conn.execute(statement)
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
-            "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
-            (str(SCHEMA_VERSION),),
-        )
+        conn.execute("DELETE FROM meta WHERE key='schema_version'")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _prepare(path: Path) -> None:
+    """Brings the file to the newest revision (SQLite is embedded: it upgrades itself)."""
+    setup = _connect(path)
+    try:
+        found = _revision(setup)
+        if found == migrations.HEAD:
+            return
+        legacy = found is None and (
+            setup.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone() is not None
+        )
+        if legacy:
+            _legacy_upgrade(setup, path)
+    finally:
+        setup.close()
+    url = migrations.sqlalchemy_url(None, path)
+    if legacy:
+        migrations.stamp(url, migrations.LEGACY)
+        found = migrations.LEGACY
+    if migrations.check(found, where=f"database {path}", may_upgrade=True):
+        migrations.upgrade(url)
 
 
 _Outcome = tuple[bool, Any]
@@ -543,11 +520,7 @@ class SqliteStore:
 
     def __init__(self, path: Path):
         self._path = path
-        setup = _connect(path)
-        try:
-            _prepare(setup, path)
-        finally:
-            setup.close()
+        _prepare(path)
         self._read_conn = _connect(path)
         self._reads = _Reads(self._read_conn)
         # Thread path.
