@@ -16,10 +16,7 @@ import argparse
 import base64
 import json
 import os
-import shutil
-import signal
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -34,10 +31,10 @@ from secrets_throughput import (
     VAULT,
     BenchError,
     Children,
-    _sigterm,
     ensure_wrk,
     free_port,
     lua_script,
+    run_bench,
     run_wrk,
     start_strongroom,
 )
@@ -120,17 +117,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, _sigterm)
-    children = Children()
-    workdir = Path(tempfile.mkdtemp(prefix="strongroom-keybench-"))
-    try:
-        return bench(args, workdir, children)
-    except BenchError as exc:
-        print(f"\nBENCHMARK FAILED: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        children.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
+    return run_bench(bench, args, "strongroom-keybench-")
 
 
 if __name__ == "__main__":

@@ -15,11 +15,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
-import signal
 import ssl
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,11 +38,11 @@ from secrets_throughput import (
     BenchError,
     Child,
     Children,
-    _sigterm,
     cli_command,
     ensure_wrk,
     free_port,
     lua_script,
+    run_bench,
     run_cli,
     run_wrk,
     wait_ready,
@@ -199,17 +196,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32, help="connections in all (32)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads per process (1)")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, _sigterm)
-    children = Children()
-    workdir = Path(tempfile.mkdtemp(prefix="strongroom-scaleout-"))
-    try:
-        return bench(args, workdir, children)
-    except BenchError as exc:
-        print(f"\nBENCHMARK FAILED: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        children.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
+    return run_bench(bench, args, "strongroom-scaleout-")
 
 
 if __name__ == "__main__":

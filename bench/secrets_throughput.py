@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -592,6 +593,29 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
     return 0
 
 
+def run_bench(
+    bench_fn: Callable[[argparse.Namespace, Path, Children], int],
+    args: argparse.Namespace,
+    prefix: str,
+    tmp_root: Path | None = None,
+) -> int:
+    """Runs one benchmark in a fresh temp dir; stops every child and removes the dir after."""
+    signal.signal(signal.SIGTERM, _sigterm)
+    children = Children()
+    workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=tmp_root))
+    try:
+        return bench_fn(args, workdir, children)
+    except BenchError as exc:
+        print(f"\nBENCHMARK FAILED: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        print(f"\ninterrupted {exc}".rstrip(), file=sys.stderr)
+        return 130
+    finally:
+        children.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=8, help="seconds per wrk run (8)")
@@ -612,20 +636,7 @@ def main() -> int:
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads")
 
-    signal.signal(signal.SIGTERM, _sigterm)
-    children = Children()
-    workdir = Path(tempfile.mkdtemp(prefix="strongroom-bench-", dir=args.tmp_root))
-    try:
-        return bench(args, workdir, children)
-    except BenchError as exc:
-        print(f"\nBENCHMARK FAILED: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt as exc:
-        print(f"\ninterrupted {exc}".rstrip(), file=sys.stderr)
-        return 130
-    finally:
-        children.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
+    return run_bench(bench, args, "strongroom-bench-", args.tmp_root)
 
 
 if __name__ == "__main__":

@@ -187,6 +187,19 @@ class Server:
         response.raise_for_status()
         return str(response.json()["access_token"])
 
+    def advance_clock(self, seconds: int) -> dict[str, Any]:
+        """Test clock only (--test-clock): moves it forward and runs one scheduler pass;
+        the pass's counts and the new time."""
+        response = httpx.post(
+            f"{self.authority}/admin/clock/advance",
+            json={"seconds": seconds},
+            headers={"Authorization": f"Bearer {self.token()}"},
+            verify=self.tls(),
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
     def http(self, vault: str) -> httpx.Client:
         """A raw HTTP client for one vault, authenticated, for protocol-level checks."""
         return httpx.Client(

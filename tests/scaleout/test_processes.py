@@ -131,18 +131,6 @@ def test_delete_and_recover_races_are_consistent(pair: tuple[Server, Server]) ->
         assert second.client("shared").get_secret(name).value == "v"
 
 
-def _advance(srv: Server, seconds: int) -> dict[str, Any]:
-    response = httpx.post(
-        f"{srv.authority}/admin/clock/advance",
-        json={"seconds": seconds},
-        headers={"Authorization": f"Bearer {srv.token()}"},
-        verify=srv.tls(),
-        timeout=60,
-    )
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
 def test_the_scheduler_rotates_once_across_processes(
     pair: tuple[Server, Server], tmp_path: Path
 ) -> None:
@@ -156,7 +144,7 @@ def test_the_scheduler_rotates_once_across_processes(
         keys.create_rsa_key(name, size=2048)
         keys.update_key_rotation_policy(name, policy)
     for round_ in (1, 2):
-        _together(lambda: _advance(first, 31 * DAY), lambda: _advance(second, 31 * DAY))
+        _together(lambda: first.advance_clock(31 * DAY), lambda: second.advance_clock(31 * DAY))
         for name in names:
             versions = list(keys.list_properties_of_key_versions(name))
             assert len(versions) == 1 + round_, (name, round_, len(versions))

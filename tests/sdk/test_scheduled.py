@@ -32,17 +32,6 @@ def _keys(srv: Server) -> KeyClient:
     return KeyClient(srv.vault_url("rotating"), srv.credential(), connection_verify=str(srv.ca))
 
 
-def _advance(srv: Server, seconds: int) -> dict[str, Any]:
-    response = httpx.post(
-        f"{srv.authority}/admin/clock/advance",
-        json={"seconds": seconds},
-        headers={"Authorization": f"Bearer {srv.token()}"},
-        verify=srv.tls(),
-    )
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
 def test_default_policy_and_round_trip(clocked: Server) -> None:
     keys = _keys(clocked)
     keys.create_ec_key("policy-shape")
@@ -114,9 +103,9 @@ def test_rotates_after_create_and_sets_expiry(clocked: Server) -> None:
         expires_in="P60D",
     )
     keys.update_key_rotation_policy("by-age", policy)
-    assert _advance(clocked, 29 * DAY)["rotated"] == 0
+    assert clocked.advance_clock(29 * DAY)["rotated"] == 0
     assert len(list(keys.list_properties_of_key_versions("by-age"))) == 1
-    now = _advance(clocked, 2 * DAY)["now"]
+    now = clocked.advance_clock(2 * DAY)["now"]
     latest = keys.get_key("by-age")
     assert latest.properties.version != first.properties.version
     assert latest.key_type == "RSA" and len(latest.key.n) == 256
@@ -124,12 +113,12 @@ def test_rotates_after_create_and_sets_expiry(clocked: Server) -> None:
     assert latest.properties.tags == {"t": "1"}
     assert latest.properties.expires_on is not None
     assert abs(latest.properties.expires_on.timestamp() - (now + 60 * DAY)) <= 5
-    assert _advance(clocked, DAY)["rotated"] == 0  # the new version is one day old
+    assert clocked.advance_clock(DAY)["rotated"] == 0  # the new version is one day old
 
 
 def test_rotates_before_expiry(clocked: Server) -> None:
     keys = _keys(clocked)
-    now = _advance(clocked, 0)["now"]
+    now = clocked.advance_clock(0)["now"]
     import datetime as dt
 
     expires = dt.datetime.fromtimestamp(now + 20 * DAY, dt.UTC)
@@ -143,9 +132,9 @@ def test_rotates_before_expiry(clocked: Server) -> None:
             expires_in="P30D",
         ),
     )
-    _advance(clocked, 9 * DAY)
+    clocked.advance_clock(9 * DAY)
     assert len(list(keys.list_properties_of_key_versions("by-expiry"))) == 1
-    later = _advance(clocked, 2 * DAY)["now"]
+    later = clocked.advance_clock(2 * DAY)["now"]
     assert len(list(keys.list_properties_of_key_versions("by-expiry"))) == 2
     rotated = keys.get_key("by-expiry").properties.expires_on
     assert rotated is not None and abs(rotated.timestamp() - (later + 30 * DAY)) <= 5
@@ -188,7 +177,7 @@ def test_clock_endpoint_needs_a_token_and_test_mode(clocked: Server, server: Ser
 
 def test_expiry_is_enforced_on_the_servers_clock(clocked: Server) -> None:
     keys = _keys(clocked)
-    now = _advance(clocked, 0)["now"]
+    now = clocked.advance_clock(0)["now"]
     import datetime as dt
 
     keys.create_ec_key("short-lived", expires_on=dt.datetime.fromtimestamp(now + DAY, dt.UTC))
@@ -197,7 +186,7 @@ def test_expiry_is_enforced_on_the_servers_clock(clocked: Server) -> None:
     key = keys.get_key("short-lived")
     crypto = CryptographyClient(key.id, clocked.credential(), connection_verify=str(clocked.ca))
     crypto.sign(SignatureAlgorithm.es256, bytes(32))
-    _advance(clocked, 2 * DAY)
+    clocked.advance_clock(2 * DAY)
     with pytest.raises(HttpResponseError) as info:
         crypto.sign(SignatureAlgorithm.es256, bytes(32))
     assert "KeyExpired" in str(info.value)
@@ -223,8 +212,8 @@ def test_certificates_renew_by_lifetime_action(clocked: Server) -> None:
         ],
     )
     first = certs.begin_create_certificate("renews", policy).result()
-    assert _advance(clocked, 15 * DAY)["renewed"] == 0
-    assert _advance(clocked, 7 * DAY)["renewed"] == 1
+    assert clocked.advance_clock(15 * DAY)["renewed"] == 0
+    assert clocked.advance_clock(7 * DAY)["renewed"] == 1
     latest = certs.get_certificate("renews")
     assert latest.properties.version != first.properties.version
     assert latest.cer != first.cer

@@ -240,17 +240,6 @@ def test_regenerating_the_active_key_retires_its_tokens(
     )
 
 
-def _advance(srv: Server, seconds: int) -> dict[str, Any]:
-    response = httpx.post(
-        f"{srv.authority}/admin/clock/advance",
-        json={"seconds": seconds},
-        headers={"Authorization": f"Bearer {srv.token()}"},
-        verify=srv.tls(),
-        timeout=60,
-    )
-    return dict(_ok(response))
-
-
 def test_automatic_regeneration_alternates_the_keys(
     storage_server: Server, azurite: Azurite
 ) -> None:
@@ -261,7 +250,7 @@ def test_automatic_regeneration_alternates_the_keys(
     first = _token(storage_server, "storage-a", "auto-all")
     start = azurite.keys("autoacct")
 
-    assert _advance(storage_server, 2 * DAY)["regenerated"] >= 1
+    assert storage_server.advance_clock(2 * DAY)["regenerated"] >= 1
     assert _ok(http.get("/storage/auto"))["activeKeyName"] == "key2"
     middle = azurite.keys("autoacct")
     assert middle["key2"] != start["key2"] and middle["key1"] == start["key1"]
@@ -269,7 +258,7 @@ def test_automatic_regeneration_alternates_the_keys(
     _service(azurite, "autoacct", second).create_container(_unique("second"))
     _service(azurite, "autoacct", first).create_container(_unique("first"))  # key1 still valid
 
-    _advance(storage_server, 2 * DAY)
+    storage_server.advance_clock(2 * DAY)
     assert _ok(http.get("/storage/auto"))["activeKeyName"] == "key1"
     assert azurite.keys("autoacct")["key1"] != start["key1"]
     assert _create_refused(azurite, "autoacct", first) == 403

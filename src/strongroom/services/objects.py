@@ -304,8 +304,10 @@ class ObjectService(Generic[M]):
         name: str,
         version: str,
         change: Callable[[VersionRecord], VersionRecord],
+        after: Callable[[Tx, VersionRecord], None] | None = None,
     ) -> M:
-        """Applies ``change`` to one version ("" = latest) and stamps ``updated``."""
+        """Applies ``change`` to one version ("" = latest) and stamps ``updated``; ``after``
+        writes what goes with the changed version, in the same transaction."""
         lname = name.lower()
 
         def write(tx: Tx) -> tuple[ObjectRecord, VersionRecord]:
@@ -320,6 +322,8 @@ class ObjectService(Generic[M]):
             updated = change(current)
             check_window(updated.nbf, updated.exp)
             tx.update_version(updated)
+            if after is not None:
+                after(tx, updated)
             return obj, updated
 
         obj, record = await self._write(write, vault, lname)
@@ -338,6 +342,7 @@ class ObjectService(Generic[M]):
             tx.set_deleted(
                 vault.id, self._kind, lname, deletion.deleted_date, deletion.scheduled_purge_date
             )
+            self._delete_related(tx, vault, lname, deletion)
             latest = tx.get_version(vault.id, self._kind, lname, obj.latest_version)
             assert latest is not None
             return obj, latest
@@ -353,6 +358,7 @@ class ObjectService(Generic[M]):
             if obj is None or obj.deleted_date is None:
                 raise self.deleted_not_found(name)
             tx.set_deleted(vault.id, self._kind, lname, None, None)
+            self._recover_related(tx, vault, obj)
             latest = tx.get_version(vault.id, self._kind, lname, obj.latest_version)
             assert latest is not None
             return obj, latest
@@ -378,6 +384,13 @@ class ObjectService(Generic[M]):
             self._purge_related(tx, vault, lname)
 
         await self._write(write, vault, lname)
+
+    def _delete_related(self, tx: Tx, vault: VaultRecord, lname: str, deletion: Deletion) -> None:
+        """Soft-deletes what goes with the object, inside the delete's transaction."""
+
+    def _recover_related(self, tx: Tx, vault: VaultRecord, obj: ObjectRecord) -> None:
+        """Recovers what went with the object (``obj`` as it was, deleted), in the same
+        transaction."""
 
     def _purge_related(self, tx: Tx, vault: VaultRecord, lname: str) -> None:
         """Purges what goes with the object, inside the purge's transaction."""

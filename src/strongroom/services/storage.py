@@ -216,12 +216,7 @@ class StorageService(ObjectService[Account]):
         tags_text = check_tags(tags)
         lname, now = name.lower(), self._inst.clock.now()
 
-        def write(tx: Tx) -> tuple[ObjectRecord, VersionRecord]:
-            obj = tx.get_object(vault.id, self._kind, lname)
-            if obj is None or obj.deleted_date is not None:
-                raise self.not_found(name)
-            current = tx.get_version(vault.id, self._kind, lname, obj.latest_version)
-            assert current is not None
+        def change(current: VersionRecord) -> VersionRecord:
             extra = json.loads(current.extra or "{}")
             if active_key_name is not None:
                 extra["activeKeyName"] = active_key_name
@@ -232,18 +227,18 @@ class StorageService(ObjectService[Account]):
             if extra["autoRegenerateKey"] and extra.get("regenerationPeriod") is None:
                 extra["regenerationPeriod"] = DEFAULT_REGENERATION
             enabled = attributes.enabled if attributes and attributes.enabled is not None else None
-            record = replace(
+            return replace(
                 current,
                 extra=json.dumps(extra),
                 enabled=current.enabled if enabled is None else enabled,
                 tags=current.tags if tags is None else tags_text,
                 updated=now,
             )
-            tx.update_version(record)
-            self._schedule(tx, vault, lname, extra)
-            return obj, record
 
-        return self._model(*await self._write(write, vault, lname))
+        def schedule(tx: Tx, record: VersionRecord) -> None:
+            self._schedule(tx, vault, lname, json.loads(record.extra or "{}"))
+
+        return await self.change_version(vault, name, "", change, schedule)
 
     async def regenerate_key(
         self, vault: VaultRecord, name: str, key_name: str, *, activate: bool = False
@@ -257,23 +252,16 @@ class StorageService(ObjectService[Account]):
         keys = await provider.regenerate_key(account, key_name)
         lname, now = name.lower(), self._inst.clock.now()
 
-        def write(tx: Tx) -> tuple[ObjectRecord, VersionRecord]:
-            obj = tx.get_object(vault.id, self._kind, lname)
-            if obj is None or obj.deleted_date is not None:
-                raise self.not_found(name)
-            current = tx.get_version(vault.id, self._kind, lname, obj.latest_version)
-            assert current is not None
+        def change(current: VersionRecord) -> VersionRecord:
             extra = json.loads(current.extra or "{}")
             if activate:
                 extra.update(activeKeyName=key_name, lastRegenerated=now)
-            updated = self._record(
+            return self._record(
                 vault, lname, current.version, keys, extra, created=current.created,
                 updated=now, enabled=current.enabled, tags=current.tags,
             )  # fmt: skip
-            tx.update_version(updated)
-            return obj, updated
 
-        return self._model(*await self._write(write, vault, lname))
+        return await self.change_version(vault, name, "", change)
 
     async def regenerate_due(self) -> int:
         """One scheduler pass: regenerates the inactive key of every account whose period has
@@ -300,43 +288,18 @@ class StorageService(ObjectService[Account]):
             done += 1
         return done
 
-    async def delete(self, vault: VaultRecord, name: str) -> tuple[Account, Deletion]:
-        lname = name.lower()
-        now = self._inst.clock.now()
-        deletion = Deletion(now, now + vault.retention_days * 86400)
+    def _delete_related(self, tx: Tx, vault: VaultRecord, lname: str, deletion: Deletion) -> None:
+        # The account's definitions go with it, at the same dates.
+        for sas, _ in _sas_rows(tx, vault.id, lname, deleted=False):
+            tx.set_deleted(
+                vault.id, Kind.SAS.value, sas.lname,
+                deletion.deleted_date, deletion.scheduled_purge_date,
+            )  # fmt: skip
 
-        def write(tx: Tx) -> tuple[ObjectRecord, VersionRecord]:
-            obj = tx.get_object(vault.id, self._kind, lname)
-            if obj is None or obj.deleted_date is not None:
-                raise self.not_found(name)
-            dates = (deletion.deleted_date, deletion.scheduled_purge_date)
-            tx.set_deleted(vault.id, self._kind, lname, *dates)
-            for sas, _ in _sas_rows(tx, vault.id, lname, deleted=False):
-                tx.set_deleted(vault.id, Kind.SAS.value, sas.lname, *dates)
-            latest = tx.get_version(vault.id, self._kind, lname, obj.latest_version)
-            assert latest is not None
-            return obj, latest
-
-        obj, latest = await self._write(write, vault, lname)
-        return self._model(obj, latest), deletion
-
-    async def recover(self, vault: VaultRecord, name: str) -> Account:
-        lname = name.lower()
-
-        def write(tx: Tx) -> tuple[ObjectRecord, VersionRecord]:
-            obj = tx.get_object(vault.id, self._kind, lname)
-            if obj is None or obj.deleted_date is None:
-                raise self.deleted_not_found(name)
-            tx.set_deleted(vault.id, self._kind, lname, None, None)
-            for sas, _ in _sas_rows(tx, vault.id, lname, deleted=True):
-                if sas.deleted_date == obj.deleted_date:  # deleted with the account
-                    tx.set_deleted(vault.id, Kind.SAS.value, sas.lname, None, None)
-            latest = tx.get_version(vault.id, self._kind, lname, obj.latest_version)
-            assert latest is not None
-            return obj, latest
-
-        obj, latest = await self._write(write, vault, lname)
-        return self._model(obj, latest)
+    def _recover_related(self, tx: Tx, vault: VaultRecord, obj: ObjectRecord) -> None:
+        for sas, _ in _sas_rows(tx, vault.id, obj.lname, deleted=True):
+            if sas.deleted_date == obj.deleted_date:  # deleted with the account
+                tx.set_deleted(vault.id, Kind.SAS.value, sas.lname, None, None)
 
     def _purge_related(self, tx: Tx, vault: VaultRecord, lname: str) -> None:
         # A purged account takes every definition of it along, in the same transaction.
@@ -589,13 +552,9 @@ class SasService(ObjectService[SasDefinition]):
             rotation.seconds(validity_period, "validityPeriod")
         tags_text = check_tags(tags)
         lname, now = self._lname(account, name), self._inst.clock.now()
+        kept: list[str] = []  # the template the definition ends up with
 
-        def write(tx: Tx) -> tuple[ObjectRecord, VersionRecord, str]:
-            obj = tx.get_object(vault.id, self._kind, lname)
-            if obj is None or obj.deleted_date is not None:
-                raise self.not_found(name)
-            current = tx.get_version(vault.id, self._kind, lname, obj.latest_version)
-            assert current is not None
+        def change(current: VersionRecord) -> VersionRecord:
             extra = json.loads(current.extra or "{}")
             if sas_type is not None:
                 extra["sasType"] = sas_type
@@ -603,8 +562,9 @@ class SasService(ObjectService[SasDefinition]):
                 extra["validityPeriod"] = validity_period
             template = template_uri or self.unseal(vault, current).decode()
             self._parse(account_record, template, extra["sasType"])
+            kept.append(template)
             enabled = attributes.enabled if attributes and attributes.enabled is not None else None
-            record = replace(
+            return replace(
                 current,
                 extra=json.dumps(extra),
                 enabled=current.enabled if enabled is None else enabled,
@@ -612,11 +572,9 @@ class SasService(ObjectService[SasDefinition]):
                 updated=now,
                 sealed=self.seal(vault, lname, current.version, template.encode()),
             )
-            tx.update_version(record)
-            return obj, record, template
 
-        obj, record, template = await self._write(write, vault, lname)
-        return replace(self._model(obj, record), template_uri=template)
+        definition = await self.change_version(vault, lname, "", change)
+        return replace(definition, template_uri=kept[-1])
 
     async def delete_sas(
         self, vault: VaultRecord, account: str, name: str
