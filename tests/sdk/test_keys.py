@@ -389,3 +389,34 @@ def test_blobs_of_the_other_kind_are_refused(server: Server, keys: KeyClient, un
         keys.restore_key_backup(secret_blob)
     assert "BackupKindMismatch" in str(into_keys.value)
     assert "POST /secrets/restore" in str(into_keys.value)
+
+
+def test_operations_follow_every_write_after_a_cached_one(server: Server, unique: str) -> None:
+    """Signing keeps what it needs of a version between requests; each write that changes the
+    version in use (rotate, delete, recover, a certificate's new version) must be seen."""
+    digest = _b64(hashlib.sha256(b"cached").digest())
+    body = {"alg": "ES256", "value": digest}
+    with server.http("vault-a") as http:
+        http.post(f"/keys/{unique}/create", json={"kty": "EC", "crv": "P-256"})
+        first = _op(http, f"/keys/{unique}//sign", body)["kid"]
+        rotated = http.post(f"/keys/{unique}/rotate").json()["key"]["kid"]
+        assert rotated != first
+        assert _op(http, f"/keys/{unique}//sign", body)["kid"] == rotated
+        assert http.delete(f"/keys/{unique}").status_code == 200
+        _op(http, f"/keys/{unique}//sign", body, 404)
+        assert http.post(f"/deletedkeys/{unique}/recover").status_code == 200
+        assert _op(http, f"/keys/{unique}//sign", body)["kid"] == rotated
+
+        cert = f"{unique}-cert"
+        policy = {
+            "key_props": {"kty": "EC", "crv": "P-256", "exportable": True},
+            "secret_props": {"contentType": "application/x-pkcs12"},
+            "x509_props": {"subject": "CN=cached"},
+            "issuer": {"name": "Self"},
+        }
+        for _ in range(2):
+            created = http.post(f"/certificates/{cert}/create", json={"policy": policy})
+            assert created.status_code == 202, created.text
+            kid = http.get(f"/certificates/{cert}/").json()["kid"]
+            # The certificate's key (not exportable by our policy) signs with its newest version.
+            assert _op(http, f"/keys/{cert}//sign", body)["kid"] == kid

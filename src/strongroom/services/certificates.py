@@ -115,9 +115,11 @@ class CertificateService(ObjectService[CertificateVersion]):
 
     def _forget(self, vault_id: str, lname: str) -> None:
         self._secrets._forget(vault_id, lname)
+        self._keys._forget(vault_id, lname)
 
     def _forget_all(self) -> None:
         self._secrets._forget_all()
+        self._keys._forget_all()
 
     # -- object-level state -----------------------------------------------------------------
 

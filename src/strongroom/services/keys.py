@@ -22,6 +22,7 @@ from strongroom.services.installation import Installation
 from strongroom.services.objects import (
     AttributeInput,
     ObjectService,
+    ReadCache,
     attributes_of,
     check_tags,
     check_window,
@@ -53,6 +54,16 @@ def _check_release(exportable: bool | None, policy: dict[str, Any] | None) -> No
         raise BadParameter("Non-exportable keys must not have release policy")
 
 
+@dataclass(frozen=True, slots=True)
+class _Usable:
+    """What a cryptographic operation needs of one version, kept between operations."""
+
+    record: VersionRecord
+    kty: str
+    key_ops: frozenset[str]
+    material: bytes
+
+
 class KeyService(ObjectService[KeyVersion]):
     KIND = Kind.KEY
     NOUN = "key"
@@ -62,6 +73,15 @@ class KeyService(ObjectService[KeyVersion]):
     def __init__(self, inst: Installation, pool: CpuPool):
         super().__init__(inst)
         self._pool = pool
+        # Versions used by cryptographic operations: a sign or decrypt then skips the store
+        # read, the unseal and the metadata parse (the same rules as the secrets' cache).
+        self._usable_cache: ReadCache[_Usable] = ReadCache(enabled=not inst.store.shared)
+
+    def _forget(self, vault_id: str, lname: str) -> None:
+        self._usable_cache.forget(vault_id, lname)
+
+    def _forget_all(self) -> None:
+        self._usable_cache.clear()
 
     def _model(self, obj: ObjectRecord, v: VersionRecord) -> KeyVersion:
         meta = json.loads(v.extra or "{}")
@@ -334,8 +354,16 @@ class KeyService(ObjectService[KeyVersion]):
         self, vault: VaultRecord, name: str, version: str, operation: str
     ) -> tuple[VersionRecord, str, bytes]:
         """The version to use, its kty and material, after every check Key Vault makes."""
-        _, record = self.current(vault, name, version)
-        meta = json.loads(record.extra or "{}")
+        lname = name.lower()
+        usable = self._usable_cache.get(vault.id, lname, version)
+        if usable is None:
+            _, found = self.current(vault, name, version)
+            meta = json.loads(found.extra or "{}")
+            usable = _Usable(
+                found, meta["kty"], frozenset(meta["key_ops"]), self.unseal(vault, found)
+            )
+            self._usable_cache.put(vault.id, lname, version, usable)
+        record = usable.record
         if not record.enabled:
             raise Forbidden(
                 f"Operation {operation} is not allowed on a disabled key.", inner="KeyDisabled"
@@ -352,12 +380,12 @@ class KeyService(ObjectService[KeyVersion]):
                 f"Operation {operation} is not allowed: the key expired at {record.exp} (exp).",
                 inner="KeyExpired",
             )
-        if operation not in meta["key_ops"]:
+        if operation not in usable.key_ops:
             raise Forbidden(
                 f"Operation {operation} is not permitted on this key.",
                 inner="KeyOperationForbidden",
             )
-        return record, meta["kty"], self.unseal(vault, record)
+        return record, usable.kty, usable.material
 
     async def _private_op(self, kty: str, operation: str, fn: Any, *args: Any) -> Any:
         if kc.is_private_rsa_op(kty, operation):
