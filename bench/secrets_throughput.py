@@ -3,8 +3,8 @@
 One run: make a throwaway installation (vault + principal through the CLI), start the real
 server, get a token, then drive with wrk (TLS, keep-alive):
 
-* a bare ASGI app on the same server stack (``strongroom.server.run``: uvicorn, uvloop,
-  httptools, TLS) as the ceiling for any request;
+* a bare ASGI app on the same server stack (``strongroom.server.run``: granian's HTTP and TLS,
+  the app on uvloop) as the ceiling for any request;
 * ``GET /secrets/s1/`` (target: at least 0.60 of the bare endpoint);
 * ``PUT /secrets/s2`` (a new durable version per request; target: at least the rate of raw
   SQLite committing one row per transaction in WAL with synchronous=FULL, measured here too).

@@ -1,37 +1,133 @@
-"""Runs an ASGI app on uvicorn over TLS, on several loopback addresses with one listener each.
+"""Runs an ASGI app over TLS on several loopback addresses, with granian's HTTP server.
 
-uvicorn binds one host; getaddrinfo returns ``::1`` before ``127.0.0.1`` for ``*.localhost``,
-so the server makes one socket per address itself and hands them all to one uvicorn server.
+granian parses HTTP and terminates TLS in Rust threads, so the Python thread (the event loop)
+only runs the application: on this 2-core VM a bare endpoint answers about twice as many
+requests per second as on uvicorn, whose HTTP parsing and TLS run on the event loop's thread.
+
+One granian listener binds one address, and getaddrinfo returns ``::1`` before ``127.0.0.1``
+for ``*.localhost``, so this runs one embedded listener per address on one asyncio loop
+(uvloop), sharing one instance of the app. The app's lifespan is driven here, once, around all
+of them (the listeners use the no-lifespan ASGI interface).
 """
 
 from __future__ import annotations
 
-import socket
+import asyncio
+import contextlib
+import logging
+import signal
 from pathlib import Path
 from typing import Any
 
-import uvicorn
+import uvloop
+from granian.constants import HTTPModes, Interfaces, SSLProtocols
+from granian.log import LogLevels
+from granian.server.embed import Server
+
+log = logging.getLogger(__name__)
 
 
-def make_sockets(addresses: tuple[str, ...], port: int) -> list[socket.socket]:
-    sockets: list[socket.socket] = []
-    for address in addresses:
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+class LifespanFailed(RuntimeError):
+    pass
+
+
+class _Lifespan:
+    """Drives an ASGI app's lifespan protocol: ``startup()`` before serving, ``shutdown()``."""
+
+    def __init__(self, app: Any):
+        self._app = app
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        await self._outbox.put(message)
+
+    async def _run(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}
         try:
-            sock.bind((address, port))
-        except OSError:
-            sock.close()
-            if family == socket.AF_INET6 and sockets:
-                continue  # a machine without IPv6 loopback still serves IPv4
+            await self._app(scope, self._inbox.get, self._send)
+        except Exception as exc:
+            await self._outbox.put({"type": "lifespan.error", "message": repr(exc)})
             raise
-        sock.listen(2048)
-        sock.set_inheritable(True)
-        sockets.append(sock)
-    return sockets
+
+    async def _step(self, phase: str) -> None:
+        await self._inbox.put({"type": f"lifespan.{phase}"})
+        reply = await self._outbox.get()
+        if reply["type"] != f"lifespan.{phase}.complete":
+            raise LifespanFailed(f"the app's lifespan {phase} failed: {reply.get('message')}")
+
+    async def startup(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        await self._step("startup")
+
+    async def shutdown(self) -> None:
+        if self._task is None:
+            return
+        await self._step("shutdown")
+        with contextlib.suppress(Exception):
+            await self._task
+
+
+def _listener(
+    app: Any, address: str, port: int, certfile: Path, keyfile: Path, log_level: str, access: bool
+) -> Server:
+    return Server(
+        app,
+        address=address,
+        port=port,
+        interface=Interfaces.ASGINL,
+        http=HTTPModes.http1,
+        websockets=False,
+        backlog=2048,
+        log_level=LogLevels(log_level.lower()),
+        log_access=access,
+        ssl_cert=certfile,
+        ssl_key=keyfile,
+        ssl_protocol_min=SSLProtocols.tls12,
+    )
+
+
+async def _serve(
+    app: Any,
+    addresses: tuple[str, ...],
+    port: int,
+    certfile: Path,
+    keyfile: Path,
+    log_level: str,
+    access_log: bool,
+) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    lifespan = _Lifespan(app)
+    await lifespan.startup()
+    servers: list[Server] = []
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        for address in addresses:
+            server = _listener(app, address, port, certfile, keyfile, log_level, access_log)
+            task = loop.create_task(server.serve())
+            # A bind failure ends serve() at once; let it surface before going on.
+            await asyncio.sleep(0.05)
+            if task.done() and task.exception() is not None:
+                if ":" in address and servers:
+                    log.warning("not listening on %s: %s", address, task.exception())
+                    continue  # a machine without IPv6 loopback still serves IPv4
+                raise task.exception()  # type: ignore[misc]
+            servers.append(server)
+            tasks.append(task)
+        done_any = loop.create_task(stop.wait())
+        await asyncio.wait([done_any, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        done_any.cancel()
+    finally:
+        for server in servers:
+            server.stop()  # type: ignore[no-untyped-call]
+        for task in tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, timeout=5)
+        await lifespan.shutdown()
 
 
 def run(
@@ -44,22 +140,4 @@ def run(
     log_level: str = "warning",
     access_log: bool = False,
 ) -> None:
-    config = uvicorn.Config(
-        app,
-        ssl_certfile=str(certfile),
-        ssl_keyfile=str(keyfile),
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        log_level=log_level,
-        access_log=access_log,
-        server_header=False,
-        date_header=False,
-        timeout_keep_alive=30,
-        # Idle TLS connections otherwise hold shutdown until the peer answers close_notify.
-        timeout_graceful_shutdown=2,
-        proxy_headers=False,
-    )
-    server = uvicorn.Server(config)
-    sockets = make_sockets(addresses, port)
-    server.run(sockets=sockets)
+    uvloop.run(_serve(app, addresses, port, certfile, keyfile, log_level, access_log))

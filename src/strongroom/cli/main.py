@@ -55,7 +55,7 @@ def serve(
     vault_suffix: str = Suffix,
     tls_cert: Path | None = typer.Option(None, help="Your own certificate (PEM, with chain)."),
     tls_key: Path | None = typer.Option(None, help="The key of --tls-cert (PEM)."),
-    log_level: str = typer.Option("warning", help="uvicorn log level."),
+    log_level: str = typer.Option("warning", help="Log level (debug, info, warning, error)."),
     test_clock: bool = typer.Option(
         False, "--test-clock", help="Tests only: a clock moved by POST /admin/clock/advance."
     ),

@@ -271,7 +271,7 @@ class _Tx(_Reads):
         self._c.executemany(
             "INSERT INTO audit (ts, principal, vault, operation, object_id, status, request_id, "
             "caller) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [tuple(r) for r in records],
+            records,
         )
 
     def delete_meta(self, key: str) -> None:
