@@ -25,10 +25,32 @@ from granian.log import LogLevels
 from granian.server.embed import Server
 
 log = logging.getLogger(__name__)
+# granian's own records go to the root logger, formatted like ours (``serve`` configures it).
+_GRANIAN_LOGGING: dict[str, Any] = {
+    "loggers": {
+        "_granian": {"handlers": [], "propagate": True},
+        "granian.access": {"handlers": [], "propagate": True},
+    }
+}
+
+
+class _QuietEmbedded(logging.Filter):
+    """Drops granian's start-up notice that its embedded server is experimental: the tests
+    (the real SDKs and az against it) are what this project relies on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "experimental" not in record.getMessage()
+
+
+_QUIET = _QuietEmbedded()
 
 
 class LifespanFailed(RuntimeError):
     pass
+
+
+class ListenFailed(OSError):
+    """An address could not be bound (e.g. the port is taken)."""
 
 
 class _Lifespan:
@@ -81,6 +103,7 @@ def _listener(
         websockets=False,
         backlog=2048,
         log_level=LogLevels(log_level.lower()),
+        log_dictconfig=_GRANIAN_LOGGING,
         log_access=access,
         ssl_cert=certfile,
         ssl_key=keyfile,
@@ -108,14 +131,18 @@ async def _serve(
     try:
         for address in addresses:
             server = _listener(app, address, port, certfile, keyfile, log_level, access_log)
+            logging.getLogger("_granian").addFilter(_QUIET)  # after the listener's log setup
             task = loop.create_task(server.serve())
             # A bind failure ends serve() at once; let it surface before going on.
             await asyncio.sleep(0.05)
-            if task.done() and task.exception() is not None:
+            error = task.exception() if task.done() else None
+            if error is not None:
                 if ":" in address and servers:
-                    log.warning("not listening on %s: %s", address, task.exception())
+                    log.warning("not listening on %s: %s", address, error)
                     continue  # a machine without IPv6 loopback still serves IPv4
-                raise task.exception()  # type: ignore[misc]
+                where = f"[{address}]" if ":" in address else address
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise ListenFailed(f"Cannot listen on {where}:{port}: {reason}.") from error
             servers.append(server)
             tasks.append(task)
         done_any = loop.create_task(stop.wait())

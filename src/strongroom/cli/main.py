@@ -121,6 +121,8 @@ def serve(
             keyfile=key,
             log_level=log_level,
         )
+    except server.ListenFailed as exc:
+        fail("ListenFailed", f"{exc} Is another server using the port? Choose one with --port.")
     finally:
         inst.close()
 
