@@ -15,12 +15,12 @@ request needs only its method, path, query, two headers and body.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
+import orjson
 from starlette.types import Receive, Scope, Send
 
 from strongroom.api import wire
@@ -46,7 +46,7 @@ class Reply:
 
 
 def json_reply(body: Any, status: int = 200) -> Reply:
-    return Reply(status, json.dumps(body, separators=(",", ":")).encode())
+    return Reply(status, orjson.dumps(body))
 
 
 @dataclass(slots=True)

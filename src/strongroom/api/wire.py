@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import replace
 from typing import Any
+
+import orjson
 
 from strongroom.errors import BadParameter
 from strongroom.models import (
@@ -29,9 +30,9 @@ def parse_object(body: bytes) -> dict[str, Any]:
     if not body:
         raise BadParameter("The request body is empty; send a JSON object.")
     try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise BadParameter(f"The request body is not valid JSON: {exc.args[0][:80]}.") from exc
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadParameter(f"The request body is not valid JSON: {str(exc)[:80]}.") from exc
     if not isinstance(data, dict):
         raise BadParameter("The request body must be a JSON object.")
     return data
