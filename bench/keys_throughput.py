@@ -7,6 +7,12 @@ pyca directly in one process per core for the same length of time.
 
 Target (issue 3): API RSA-2048 sign ≥ 0.85 of raw pyca throughput on all cores.
 
+It also prints the ceiling of that ratio for any server on this stack, measured in the same
+run: every API signature costs at least a raw signature plus what one request costs the
+machine when the server does nothing at all (a bare ASGI endpoint on the same HTTP stack,
+driven by the same wrk script; its CPU, the server's plus wrk's, per request). With all cores
+busy, the ratio can be at most  raw signature CPU / (raw signature CPU + bare request CPU).
+
 Run with the project's venv: ``.venv/bin/python bench/keys_throughput.py``.
 """
 
@@ -31,11 +37,14 @@ from secrets_throughput import (
     VAULT,
     BenchError,
     Children,
+    children_cpu_seconds,
+    cpu_seconds,
     ensure_wrk,
     free_port,
     lua_script,
     run_bench,
     run_wrk,
+    start_bare,
     start_strongroom,
 )
 
@@ -94,6 +103,22 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
         api[kind] = run_wrk(
             wrk, f"{alg} sign", f"{base}/keys/{name}//sign?{API}", script, workdir, **opts
         )
+    # The floor under any API request: a bare endpoint, the RSA request's script, its CPU.
+    tls = started.data_dir / "tls"
+    bare, bare_port = start_bare(
+        children, workdir, tls / "server.pem", tls / "server-key.pem", started.ctx
+    )
+    body = json.dumps({"alg": "RS256", "value": DIGEST})
+    script = lua_script(f"{VAULT}.vault.localhost:{bare_port}", started.token, "POST", body)
+    server_before, wrk_before = cpu_seconds(bare.proc.pid), children_cpu_seconds()
+    floor = run_wrk(wrk, "bare endpoint", f"https://127.0.0.1:{bare_port}/", script, workdir,
+                    **opts)  # fmt: skip
+    bare_cpu = cpu_seconds(bare.proc.pid) - server_before + children_cpu_seconds() - wrk_before
+    children.stop(bare)
+    per_bare = bare_cpu / floor.requests
+    per_sig = workers / raw["RSA"]  # each raw process keeps one core busy
+    ceiling = per_sig / (per_sig + per_bare)
+
     print(f"\nStrongroom key signing: wrk -t{args.threads} -c{args.connections} "
           f"-d{args.duration:g}s, TLS keep-alive, {workers} CPUs")  # fmt: skip
     print(f"{'measurement':<28} {'rate':>12}  {'p50 ms':>7}  {'ratio':>12}")
@@ -103,6 +128,12 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
         ratio = result.rps / raw[kind]
         print(f"{'API ' + label:<28} {result.rps:>10,.0f}/s  {result.p50_ms:>7.2f}  "
               f"{ratio:>6.2f} x raw")  # fmt: skip
+    print(f"{'bare endpoint (floor)':<28} {floor.rps:>10,.0f}/s  {floor.p50_ms:>7.2f}  "
+          f"{per_bare * 1e6:>6.0f} us CPU per request (server + wrk)")  # fmt: skip
+    print(
+        f"ceiling for RSA-2048 on this stack: {ceiling:.2f} x raw "
+        f"(a raw signature: {per_sig * 1e6:.0f} us CPU; + a bare request: {per_bare * 1e6:.0f} us)"
+    )
     met = api["RSA"].rps / raw["RSA"] >= RSA_TARGET
     print(
         f"target: API RSA-2048 sign >= {RSA_TARGET:.2f} x raw pyca: {'met' if met else 'NOT met'}"

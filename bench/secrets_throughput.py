@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -407,6 +408,33 @@ def filesystem_of(path: Path) -> str:
     return fstype
 
 
+def start_bare(
+    children: Children, workdir: Path, cert: Path, key: Path, ctx: ssl.SSLContext
+) -> tuple[Child, int]:
+    """The bare ASGI app on Strongroom's server stack, in its own process; and its port."""
+    port = free_port()
+    bare = children.start(
+        "bare ASGI server",
+        [sys.executable, str(Path(__file__).resolve()), "--bare-server", str(port), str(cert),
+         str(key)],
+        workdir / "bare.log",
+    )  # fmt: skip
+    wait_ready(bare, f"https://127.0.0.1:{port}/", ctx)
+    return bare, port
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a running process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU time of this process's reaped children (wrk runs) so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 @dataclass
 class Started:
     """A running throwaway Strongroom: its port, TLS trust and a bearer token for VAULT."""
@@ -484,20 +512,7 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
         if r.status_code != 200 or r.json().get("value") != "benchmark-read":
             raise BenchError(f"reading secret s1 answered {r.status_code}: {r.text[:500]}")
 
-    bare_port = free_port()
-    bare = children.start(
-        "bare ASGI server",
-        [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--bare-server",
-            str(bare_port),
-            str(cert),
-            str(key),
-        ],
-        workdir / "bare.log",
-    )
-    wait_ready(bare, f"https://127.0.0.1:{bare_port}/", ctx)
+    bare, bare_port = start_bare(children, workdir, cert, key, ctx)
 
     opts = {"threads": args.threads, "connections": args.connections, "duration": args.duration}
     print("measuring ...", file=sys.stderr, flush=True)
