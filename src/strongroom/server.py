@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,37 @@ def _listener(
     )
 
 
+def _where(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def bindable(addresses: tuple[str, ...], port: int) -> tuple[str, ...]:
+    """The addresses to listen on, after checking that no other server holds the port.
+
+    granian binds with SO_REUSEPORT, so a second server on a taken port would start and share
+    the traffic with the first; a plain bind here refuses instead. An IPv6 address that cannot
+    be bound is skipped when another address can (a machine without IPv6 loopback).
+    """
+    usable: list[str] = []
+    for address in addresses:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+            try:
+                sock.bind((address, port))
+            except OSError as exc:
+                if family == socket.AF_INET6 and len(addresses) > 1:
+                    log.warning("not listening on %s: %s", _where(address, port), exc.strerror)
+                    continue
+                raise ListenFailed(
+                    f"Cannot listen on {_where(address, port)}: {exc.strerror}."
+                ) from exc
+        usable.append(address)
+    if not usable:
+        raise ListenFailed(f"Cannot listen on port {port} at any of {', '.join(addresses)}.")
+    return tuple(usable)
+
+
 async def _serve(
     app: Any,
     addresses: tuple[str, ...],
@@ -120,6 +152,7 @@ async def _serve(
     log_level: str,
     access_log: bool,
 ) -> None:
+    addresses = bindable(addresses, port)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -137,12 +170,10 @@ async def _serve(
             await asyncio.sleep(0.05)
             error = task.exception() if task.done() else None
             if error is not None:
-                if ":" in address and servers:
-                    log.warning("not listening on %s: %s", address, error)
-                    continue  # a machine without IPv6 loopback still serves IPv4
-                where = f"[{address}]" if ":" in address else address
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-                raise ListenFailed(f"Cannot listen on {where}:{port}: {reason}.") from error
+                raise ListenFailed(
+                    f"Cannot listen on {_where(address, port)}: {reason}."
+                ) from error
             servers.append(server)
             tasks.append(task)
         done_any = loop.create_task(stop.wait())

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from azure.identity import CertificateCredential, ClientSecretCredential
 from azure.keyvault.secrets import SecretClient
@@ -144,3 +147,18 @@ def test_wrong_secret_credential_fails(server: Server) -> None:
     )
     with pytest.raises(ClientAuthenticationError):
         SecretClient(server.vault_url("vault-a"), credential).get_secret("anything")
+
+
+def test_a_second_server_on_a_taken_port_refuses_to_start(server: Server, tmp_path: Path) -> None:
+    """The HTTP server binds with SO_REUSEPORT; without the check, two installations would
+    silently share one port and split its requests between them."""
+    done = subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.main", "serve", "--data-dir",
+         str(tmp_path / "other"), "--port", str(server.port)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert f"(ListenFailed) Cannot listen on 127.0.0.1:{server.port}" in done.stderr
+    assert "Address already in use" in done.stderr
+    tenant = httpx.get(f"{server.authority}/health", verify=server.tls()).json()["tenantId"]
+    assert tenant == server.tenant_id
