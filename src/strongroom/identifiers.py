@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 from strongroom.errors import BadParameter
 
@@ -41,7 +42,19 @@ def is_version(text: str) -> bool:
 
 
 def new_version() -> str:
-    return os.urandom(16).hex()
+    """A version id as Key Vault shows them (32 lower-case hex digits), laid out as a UUIDv7
+    (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
+
+    Clients treat version ids as opaque; time-ordered ones make a new version's entry land at
+    the end of the store's version index instead of at a random page of it, so a group commit
+    writes a few pages rather than one per version (measured on SQLite, 12 new versions per
+    transaction: commit 1.05-1.2 ms with random ids, 0.64-0.68 ms with these).
+    """
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")  # 80 bits; 74 are used
+    value = (millis & (1 << 48) - 1) << 80 | 0x7 << 76 | (rand >> 68) << 64  # ver 7, rand_a
+    value |= 0b10 << 62 | rand & (1 << 62) - 1  # variant, rand_b
+    return f"{value:032x}"
 
 
 _ACCEPTED: set[str] = set()

@@ -509,9 +509,11 @@ class SqliteStore:
 
     - ``transact_async`` (the server): jobs run on the event loop's thread, grouped into one
       transaction per loop iteration; only the COMMIT (the fsync) goes to a thread, during
-      which the next group gathers. Running the statements on the loop avoids handing the GIL
-      back and forth between a writer thread and a busy loop on every statement, which cost
-      more than the statements themselves.
+      which the next group gathers. When a commit is done, the next group's statements run
+      and its commit starts before the finished group's callers are answered. Running the
+      statements on the loop avoids handing the GIL back and forth between a writer thread
+      and a busy loop on every statement, which cost more than the statements themselves
+      (measured again with granian: a writer thread answered 2,251 SETs/s, the loop ~3,000).
     - ``transact`` (administration commands, tests): a writer thread with its own connection.
     """
 
@@ -576,14 +578,29 @@ class SqliteStore:
             self._after_commit(loop)
             return
 
-        def committed(done: asyncio.Future[None]) -> None:
-            error = done.exception()
+        def committed(error: BaseException | None) -> None:
             if error is not None:
                 log.error("store commit failed: %s", error)
-            _settle(futures, results if error is None else [(False, error)] * len(batch))
-            self._after_commit(loop)
+            try:
+                # The next group's statements and commit go first, so that its fsync overlaps
+                # with this group's callers resuming and answering.
+                if self._pending:
+                    self._flush(loop)
+                else:
+                    self._busy = False
+            finally:
+                _settle(futures, results if error is None else [(False, error)] * len(batch))
 
-        loop.run_in_executor(self._committer, _commit, conn).add_done_callback(committed)
+        def commit() -> None:  # on the committer thread
+            error: BaseException | None = None
+            try:
+                _commit(conn)
+            except BaseException as exc:  # every caller of the group hears of it
+                error = exc
+            # One hop back to the loop; a run_in_executor future would take two.
+            loop.call_soon_threadsafe(committed, error)
+
+        self._committer.submit(commit)
 
     def _after_commit(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._pending:
