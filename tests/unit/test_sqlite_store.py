@@ -95,3 +95,50 @@ def test_event_loop_path_groups_writes_and_isolates_a_failure(tmp_path: Path) ->
     assert [store.reads.get_meta(f"k{i}") for i in range(5)] == ["0", "1", "2", "3", "4"]
     assert store.reads.get_meta("half") is None
     store.close()
+
+
+def test_event_loop_path_waits_for_the_write_lock_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
+    """Another connection (an administration command, the writer thread) holding the write
+    lock delays the loop's group commit; the loop itself keeps running meanwhile."""
+    import sqlite3
+
+    store = SqliteStore(tmp_path / "db")
+    other = sqlite3.connect(tmp_path / "db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO meta (key, value) VALUES ('other', 'first')")
+
+    async def main() -> tuple[int, bool, list[object]]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.001)
+                ticks += 1
+
+        tick_task = asyncio.create_task(ticker())
+        good = store.transact_async(lambda tx: tx.set_meta("loop", "second"))
+
+        def bad(tx: Tx) -> None:  # a failing job retries the group while holding the lock
+            tx.set_meta("half", "written")
+            raise ValueError("boom")
+
+        failing = store.transact_async(bad)
+        await asyncio.sleep(0.2)
+        waiting = not good.done()
+        other.execute("COMMIT")
+        outcomes = await asyncio.gather(good, failing, return_exceptions=True)
+        tick_task.cancel()
+        return ticks, waiting, outcomes
+
+    ticks, waiting, outcomes = asyncio.run(main())
+    assert waiting  # the group did not commit while the other connection held the lock
+    assert ticks > 50  # and the loop ran on: about 200 ticks of 1 ms
+    assert outcomes[0] is None and isinstance(outcomes[1], ValueError)
+    assert store.reads.get_meta("other") == "first"
+    assert store.reads.get_meta("loop") == "second"
+    assert store.reads.get_meta("half") is None
+    other.close()
+    store.close()

@@ -129,6 +129,13 @@ def _lock_key(*parts: str) -> int:
 class _PgTx(_PgReads, _Tx):
     """Reads that a write decides on lock their key first (see the module's docstring)."""
 
+    def insert_audit(self, records: list[AuditRecord]) -> None:
+        self._c.executemany(
+            "INSERT INTO audit (ts, principal, vault, operation, object_id, status, request_id, "
+            "caller) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            list(records),
+        )
+
     def _lock(self, *parts: str) -> None:
         self._c.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(*parts),))
 

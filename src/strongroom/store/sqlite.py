@@ -20,6 +20,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from strongroom.store import migrations
 from strongroom.store.base import (
     AuditRecord,
@@ -56,6 +58,11 @@ _MIGRATIONS = {
         "CREATE INDEX audit_by_time ON audit (ts)",
     ],
 }
+_INSERT_AUDIT = (
+    "INSERT INTO audit (ts, principal, vault, operation, object_id, status, request_id, caller) "
+    "SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, "
+    "value->>7 FROM json_each(?)"
+)
 _OBJECT_COLS = "vault_id, kind, lname, name, latest_version, deleted_date, scheduled_purge_date"
 
 
@@ -268,11 +275,9 @@ class _Tx(_Reads):
         )
 
     def insert_audit(self, records: list[AuditRecord]) -> None:
-        self._c.executemany(
-            "INSERT INTO audit (ts, principal, vault, operation, object_id, status, request_id, "
-            "caller) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            records,
-        )
+        # One statement for the whole batch: sqlite3 releases the GIL once for it rather than
+        # once per row, which matters on the writer thread beside a busy event loop.
+        self._c.execute(_INSERT_AUDIT, (orjson.dumps([tuple(r) for r in records]),))
 
     def delete_meta(self, key: str) -> None:
         self._c.execute("DELETE FROM meta WHERE key=?", (key,))
@@ -386,11 +391,11 @@ class _Tx(_Reads):
         return [ObjectRecord(*r) for r in rows]
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, busy_ms: int = 10_000) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
 
@@ -465,22 +470,28 @@ def _run_jobs(conn: sqlite3.Connection, tx: _Tx, fns: list[Callable[[Tx], Any]])
 
 
 def _run_batch(conn: sqlite3.Connection, tx: _Tx, fns: list[Callable[[Tx], Any]]) -> list[_Outcome]:
-    """Opens a transaction and runs the jobs in it.
+    """Runs the jobs in the transaction the caller opened (BEGIN IMMEDIATE).
 
-    Optimistically without savepoints (two statements fewer per job); if any job fails, the
-    whole batch is rolled back and run again with a savepoint per job. Jobs only act through
-    ``tx``, so running one again after a rollback is safe.
+    Optimistically without a savepoint per job (two statements fewer each); if any job fails,
+    the batch's work is rolled back to a savepoint and every job runs again in its own. The
+    transaction, and with it the write lock, is kept throughout. Jobs only act through ``tx``,
+    so running one again after a rollback is safe.
     """
-    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("SAVEPOINT batch")
     results: list[_Outcome] = []
     try:
         for fn in fns:
             results.append((True, fn(tx)))
+        conn.execute("RELEASE batch")
         return results
     except Exception:  # retried below, one savepoint per job
-        conn.execute("ROLLBACK")
-    conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK TO batch")
+        conn.execute("RELEASE batch")
     return _run_jobs(conn, tx, fns)
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
 
 
 def _commit(conn: sqlite3.Connection) -> None:
@@ -518,6 +529,7 @@ class SqliteStore:
     """
 
     MAX_BATCH = 256
+    BUSY_RETRY_SECONDS = 0.0005
     shared = False  # one server process per database file
 
     def __init__(self, path: Path):
@@ -532,8 +544,9 @@ class SqliteStore:
         )
         self._writer = threading.Thread(target=self._run, name="strongroom-writer", daemon=True)
         self._writer.start()
-        # Event-loop path.
-        self._loop_conn = _connect(path)
+        # Event-loop path. It never waits for the write lock: when another connection (the
+        # writer thread, an administration command) holds it, the group tries again shortly.
+        self._loop_conn = _connect(path, busy_ms=0)
         self._loop_tx = _Tx(self._loop_conn)
         self._pending: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]] = []
         self._busy = False  # a flush is scheduled or a commit is in flight
@@ -568,6 +581,14 @@ class SqliteStore:
             return
         futures = [fut for _, fut in batch]
         conn = self._loop_conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc):
+                raise
+            self._pending[:0] = batch  # first in line again
+            loop.call_later(self.BUSY_RETRY_SECONDS, self._flush, loop)
+            return
         try:
             results = _run_batch(conn, self._loop_tx, [fn for fn, _ in batch])
         except sqlite3.Error as exc:
@@ -634,6 +655,7 @@ class SqliteStore:
                     break
                 batch.append(job)
             try:
+                conn.execute("BEGIN IMMEDIATE")
                 results = _run_batch(conn, tx, [fn for fn, _ in batch])
                 _commit(conn)
             except sqlite3.Error as exc:
