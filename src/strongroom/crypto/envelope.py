@@ -61,12 +61,32 @@ class Sealer:
 
 
 def load_or_create_master_key(path: Path) -> bytes:
-    """Reads the installation's master key, creating it (mode 0600) on first start."""
-    if path.exists():
-        key = path.read_bytes()
-        if len(key) != KEY_BYTES:
-            raise ValueError(f"master key file {path} is damaged: expected {KEY_BYTES} bytes")
-        return key
+    """Reads the installation's master key, creating it (mode 0600) on first start.
+
+    Processes starting together on a new data directory agree on one key: it is written
+    whole to a private temporary file and linked into place, which fails if another process
+    linked its own first; that one is then read.
+    """
+    if not path.exists():
+        key = new_key()
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(key)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+                return key
+            except FileExistsError:
+                pass  # another process's key won
+        finally:
+            tmp.unlink(missing_ok=True)
+    key = path.read_bytes()
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"master key file {path} is damaged: expected {KEY_BYTES} bytes")
+    return key
     key = new_key()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
