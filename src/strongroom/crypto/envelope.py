@@ -87,8 +87,3 @@ def load_or_create_master_key(path: Path) -> bytes:
     if len(key) != KEY_BYTES:
         raise ValueError(f"master key file {path} is damaged: expected {KEY_BYTES} bytes")
     return key
-    key = new_key()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-    return key

@@ -46,7 +46,7 @@ from psycopg_pool import ConnectionPool
 from strongroom.store import migrations
 from strongroom.store.base import AuditRecord, ObjectRecord, VersionRecord
 from strongroom.store.migrations import SchemaMismatch
-from strongroom.store.sqlite import _CURRENT, _Reads, _Tx, _version
+from strongroom.store.sqlite import _CURRENT, _INTO_AUDIT, _Reads, _Tx, _version
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -130,11 +130,7 @@ class _PgTx(_PgReads, _Tx):
     """Reads that a write decides on lock their key first (see the module's docstring)."""
 
     def insert_audit(self, records: list[AuditRecord]) -> None:
-        self._c.executemany(
-            "INSERT INTO audit (ts, principal, vault, operation, object_id, status, request_id, "
-            "caller) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            list(records),
-        )
+        self._c.executemany(_INTO_AUDIT + "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(records))
 
     def _lock(self, *parts: str) -> None:
         self._c.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(*parts),))

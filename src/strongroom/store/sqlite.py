@@ -58,9 +58,12 @@ _MIGRATIONS = {
         "CREATE INDEX audit_by_time ON audit (ts)",
     ],
 }
-_INSERT_AUDIT = (
+_INTO_AUDIT = (
     "INSERT INTO audit (ts, principal, vault, operation, object_id, status, request_id, caller) "
-    "SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, "
+)
+_INSERT_AUDIT = (
+    _INTO_AUDIT
+    + "SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, "
     "value->>7 FROM json_each(?)"
 )
 _OBJECT_COLS = "vault_id, kind, lname, name, latest_version, deleted_date, scheduled_purge_date"
@@ -583,15 +586,12 @@ class SqliteStore:
         conn = self._loop_conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if not _busy(exc):
-                raise
-            self._pending[:0] = batch  # first in line again
-            loop.call_later(self.BUSY_RETRY_SECONDS, self._flush, loop)
-            return
-        try:
             results = _run_batch(conn, self._loop_tx, [fn for fn, _ in batch])
         except sqlite3.Error as exc:
+            if _busy(exc) and not conn.in_transaction:  # the lock is taken: try again shortly
+                self._pending[:0] = batch  # first in line
+                loop.call_later(self.BUSY_RETRY_SECONDS, self._flush, loop)
+                return
             log.exception("store could not run a transaction")
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
