@@ -420,3 +420,63 @@ def test_operations_follow_every_write_after_a_cached_one(server: Server, unique
             kid = http.get(f"/certificates/{cert}/").json()["kid"]
             # The certificate's key (not exportable by our policy) signs with its newest version.
             assert _op(http, f"/keys/{cert}//sign", body)["kid"] == kid
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # gone meanwhile
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_rsa_workers_are_replaced_when_killed_and_die_with_the_server(
+    tmp_path: Any, unique: str
+) -> None:
+    """RSA private operations run in worker processes of the server: killing them costs no
+    more than the requests they held, and they never outlive the server, even a killed one."""
+    import signal
+
+    from tests.conftest import make_server
+
+    srv = make_server(tmp_path, ("vault-a",))
+    try:
+        digest = _b64(hashlib.sha256(b"workers").digest())
+        body = {"alg": "RS256", "value": digest}
+        assert srv.process is not None
+        with srv.http("vault-a") as http:
+            http.post(f"/keys/{unique}/create", json={"kty": "RSA", "key_size": 2048})
+            _op(http, f"/keys/{unique}//sign", body)
+            workers = _children(srv.process.pid)
+            assert workers, "no worker process signed"
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while not all(_gone(pid) for pid in workers) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            for _ in range(4):
+                _op(http, f"/keys/{unique}//sign", body)
+            replaced = _children(srv.process.pid)
+            assert replaced and not set(replaced) & set(workers)
+        srv.process.kill()  # no chance to close anything: the workers see EOF and leave
+        srv.process.wait()
+        deadline = time.monotonic() + 10
+        while not all(_gone(pid) for pid in replaced) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(_gone(pid) for pid in replaced)
+    finally:
+        srv.stop()

@@ -14,6 +14,7 @@ from typing import Any
 
 from strongroom.crypto import keys as kc
 from strongroom.crypto.pool import CpuPool
+from strongroom.crypto.workers import OPERATIONS
 from strongroom.errors import BadParameter, Forbidden
 from strongroom.identifiers import check_object_name, new_version
 from strongroom.models import Deletion, KeyResult, KeyVersion, Kind, Page
@@ -387,16 +388,17 @@ class KeyService(ObjectService[KeyVersion]):
             )
         return record, usable.kty, usable.material
 
-    async def _private_op(self, kty: str, operation: str, fn: Any, *args: Any) -> Any:
+    async def _private_op(self, kty: str, operation: str, fn: str, *args: Any) -> Any:
+        """``crypto.keys.<fn>(*args)``: in a worker process when it is an RSA private one."""
         if kc.is_private_rsa_op(kty, operation):
-            return await self._pool.run(fn, *args)
-        return fn(*args)
+            return await self._pool.private(fn, *args)
+        return OPERATIONS[fn](*args)
 
     async def sign(
         self, vault: VaultRecord, name: str, version: str, alg: str, digest: bytes
     ) -> KeyResult:
         record, kty, material = self._usable(vault, name, version, "sign")
-        value = await self._private_op(kty, "sign", kc.sign, kty, material, alg, digest)
+        value = await self._private_op(kty, "sign", "sign", kty, material, alg, digest)
         return KeyResult(record.version, name, value)
 
     def verify(
@@ -432,7 +434,7 @@ class KeyService(ObjectService[KeyVersion]):
     ) -> KeyResult:
         record, kty, material = self._usable(vault, name, version, "decrypt")
         value = await self._private_op(
-            kty, "decrypt", kc.decrypt, kty, material, alg, ciphertext, iv, aad, tag
+            kty, "decrypt", "decrypt", kty, material, alg, ciphertext, iv, aad, tag
         )
         return KeyResult(record.version, name, value)
 
@@ -446,7 +448,7 @@ class KeyService(ObjectService[KeyVersion]):
         self, vault: VaultRecord, name: str, version: str, alg: str, wrapped: bytes
     ) -> KeyResult:
         record, kty, material = self._usable(vault, name, version, "unwrapKey")
-        value = await self._private_op(kty, "unwrapKey", kc.unwrap_key, kty, material, alg, wrapped)
+        value = await self._private_op(kty, "unwrapKey", "unwrap_key", kty, material, alg, wrapped)
         return KeyResult(record.version, name, value)
 
     @staticmethod
