@@ -142,3 +142,20 @@ def test_event_loop_path_waits_for_the_write_lock_without_blocking_the_loop(
     assert store.reads.get_meta("half") is None
     other.close()
     store.close()
+
+
+def test_a_cancelled_thread_job_is_skipped_and_the_writer_thread_goes_on(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite")
+    try:
+        gate = threading.Event()
+        blocker = store.transact(lambda tx: gate.wait(10))  # holds the writer thread
+        cancelled = store.transact(lambda tx: tx.set_meta("cancelled", "yes"))
+        assert cancelled.cancel()
+        gate.set()
+        blocker.result(timeout=10)
+        after = store.transact(lambda tx: tx.set_meta("after", "yes"))
+        after.result(timeout=10)  # the writer thread survived the cancelled job
+        assert store.reads.get_meta("after") == "yes"
+        assert store.reads.get_meta("cancelled") is None
+    finally:
+        store.close()

@@ -33,7 +33,9 @@ def test_workers_sign_and_decrypt_many_at_once() -> None:
                 *[pool.submit("sign", "RSA", MATERIAL, "RS256", DIGEST) for _ in range(40)]
             )
             secret = PUBLIC.encrypt(b"attack at dawn", padding.PKCS1v15())  # type: ignore[union-attr,call-arg]
-            plain = await pool.submit("decrypt", "RSA", MATERIAL, "RSA1_5", secret, None, None, None)
+            plain = await pool.submit(
+                "decrypt", "RSA", MATERIAL, "RSA1_5", secret, None, None, None
+            )
             return sigs, plain
         finally:
             pool.close()
@@ -49,7 +51,9 @@ def test_domain_errors_come_back_with_their_class_and_message() -> None:
         pool = WorkerPool(1)
         try:
             with pytest.raises(BadParameter, match="cannot be decrypted"):
-                await pool.submit("decrypt", "RSA", MATERIAL, "RSA-OAEP", bytes(256), None, None, None)
+                await pool.submit(
+                    "decrypt", "RSA", MATERIAL, "RSA-OAEP", bytes(256), None, None, None
+                )
             with pytest.raises(BadParameter, match="32-byte digest"):
                 await pool.submit("sign", "RSA", MATERIAL, "RS256", bytes(20))
             # Anything else is an internal error whose message holds none of the arguments.

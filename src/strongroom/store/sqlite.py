@@ -508,7 +508,7 @@ def _commit(conn: sqlite3.Connection) -> None:
 
 def _settle(futures: list[Any], results: list[_Outcome]) -> None:
     for fut, (ok, value) in zip(futures, results, strict=True):
-        if isinstance(fut, asyncio.Future) and fut.cancelled():
+        if fut.cancelled():  # its caller gave up (a cancelled request, a loop shutting down)
             continue
         if ok:
             fut.set_result(value)
@@ -654,6 +654,11 @@ class SqliteStore:
                     stop = True
                     break
                 batch.append(job)
+            # A job whose caller cancelled it is dropped (answering it would raise and end this
+            # thread); the others can no longer be cancelled.
+            batch = [job for job in batch if job[1].set_running_or_notify_cancel()]
+            if not batch:
+                continue
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 results = _run_batch(conn, tx, [fn for fn, _ in batch])
