@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -143,6 +144,17 @@ def bindable(addresses: tuple[str, ...], port: int) -> tuple[str, ...]:
     return tuple(usable)
 
 
+def _settle_heap() -> None:
+    """After start-up: the objects that live as long as the server (modules, the app, its
+    caches' structure) leave the cyclic garbage collector's view, and young collections run
+    less often. A request makes few reference cycles; full collections walked every object of
+    the process and showed as the slowest percent of requests (bench/secrets_throughput.py:
+    GET p99 18-53 ms -> ~10 ms, SET p99 54-66 -> ~26 ms)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+
+
 async def _serve(
     app: Any,
     addresses: tuple[str, ...],
@@ -159,6 +171,7 @@ async def _serve(
         loop.add_signal_handler(signum, stop.set)
     lifespan = _Lifespan(app)
     await lifespan.startup()
+    _settle_heap()
     servers: list[Server] = []
     tasks: list[asyncio.Task[None]] = []
     try:
