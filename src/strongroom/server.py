@@ -146,13 +146,13 @@ def bindable(addresses: tuple[str, ...], port: int) -> tuple[str, ...]:
 
 def _settle_heap() -> None:
     """After start-up: the objects that live as long as the server (modules, the app, its
-    caches' structure) leave the cyclic garbage collector's view, and young collections run
-    less often. A request makes few reference cycles; full collections walked every object of
-    the process and showed as the slowest percent of requests (bench/secrets_throughput.py:
-    GET p99 18-53 ms -> ~10 ms, SET p99 54-66 -> ~26 ms)."""
+    caches' structure) leave the cyclic garbage collector's view. A request makes few reference
+    cycles, but every full collection walked all of those objects and showed as the slowest
+    percent of requests (bench/secrets_throughput.py p99: GET 18-53 -> 8-10 ms, SET 54-75 ->
+    26-31 ms; throughput within this VM's noise). Raising the collection thresholds as well
+    made no difference that the noise did not hide, so they stay Python's."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(20_000, 50, 100)
 
 
 async def _serve(
