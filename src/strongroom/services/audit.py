@@ -25,7 +25,8 @@ class AuditLog:
     def __init__(self, inst: Installation):
         self._inst = inst
         self._buffer: list[AuditRecord] = []
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None  # the flush waiting for FLUSH_SECONDS
+        self._now: set[asyncio.Task[None]] = set()  # flushes of full buffers
 
     def record(
         self,
@@ -44,10 +45,21 @@ class AuditLog:
                 request_id, caller,
             )
         )  # fmt: skip
-        if len(self._buffer) >= self.MAX_BUFFER:
-            self._schedule(0)
+        if len(self._buffer) == self.MAX_BUFFER:
+            self._flush_now()
         elif self._task is None:
             self._schedule(self.FLUSH_SECONDS)
+
+    def _flush_now(self) -> None:
+        """A full buffer is written at once, beside any flush already waiting for its time
+        (each flush takes the records buffered when it starts)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self.flush())
+        self._now.add(task)
+        task.add_done_callback(self._now.discard)
 
     def _schedule(self, delay: float) -> None:
         try:
@@ -74,6 +86,8 @@ class AuditLog:
             log.exception("could not write %d audit records", len(batch))
 
     async def close(self) -> None:
+        if self._now:
+            await asyncio.gather(*self._now, return_exceptions=True)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
