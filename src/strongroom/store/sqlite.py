@@ -532,7 +532,10 @@ class SqliteStore:
     """
 
     MAX_BATCH = 256
-    BUSY_RETRY_SECONDS = 0.0005
+    # uvloop's timers count whole milliseconds: a shorter delay is no delay, and a group finding
+    # the lock taken retried on every loop iteration (0.5 ms: ~50,000 retries a second, 10-13k
+    # in one bench run while audit batches held the lock).
+    BUSY_RETRY_SECONDS = 0.001
     shared = False  # one server process per database file
 
     def __init__(self, path: Path):
