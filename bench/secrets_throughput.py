@@ -55,7 +55,8 @@ class BenchError(Exception):
 
 
 async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """A minimal raw ASGI app: 200 with a small fixed JSON body; handles lifespan."""
+    """A minimal raw ASGI app: reads any request body, answers 200 with a small fixed JSON body;
+    handles lifespan."""
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
@@ -66,6 +67,9 @@ async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 return
     if scope["type"] != "http":
         return
+    if scope["method"] != "GET":  # read the body, as the real server must (the signing floor)
+        while (await receive()).get("more_body", False):
+            pass
     await send(
         {
             "type": "http.response.start",
