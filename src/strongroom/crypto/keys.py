@@ -452,5 +452,6 @@ def unwrap_key(kty: str, material: bytes, alg: str, wrapped: bytes) -> bytes:
 
 
 def is_private_rsa_op(kty: str, operation: str) -> bool:
-    """RSA private operations cost ~0.3-1 ms with the GIL held: they run in worker processes."""
-    return family(kty) == "RSA" and operation in ("sign", "decrypt", "unwrapKey", "generate")
+    """RSA private operations cost ~1 ms of CPU each: they run in worker processes
+    (``crypto.workers``), off the event loop."""
+    return family(kty) == "RSA" and operation in ("sign", "decrypt", "unwrapKey")

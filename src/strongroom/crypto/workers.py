@@ -38,11 +38,11 @@ from strongroom.crypto import keys as kc
 log = logging.getLogger(__name__)
 
 _LEN = struct.Struct("<I")
-# What a worker may be asked to do: functions of ``crypto.keys`` by name.
+# What a worker may be asked to do, by Key Vault's operation names: functions of ``crypto.keys``.
 OPERATIONS: dict[str, Callable[..., bytes]] = {
     "sign": kc.sign,
     "decrypt": kc.decrypt,
-    "unwrap_key": kc.unwrap_key,
+    "unwrapKey": kc.unwrap_key,
 }
 
 
@@ -89,17 +89,23 @@ class _Worker:
     def load(self) -> int:
         return len(self._pending)
 
+    def _send(self, data: bytes | bytearray) -> int | None:
+        """Bytes the socket took (0 when full); None when the worker is gone."""
+        try:
+            return self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError as exc:
+            self._lost(f"could not reach it: {exc}")
+            return None
+
     def submit(self, rid: int, frame: bytes) -> asyncio.Future[Any] | None:
         """Sends one request; None when the worker turned out to be gone (nothing was sent)."""
         if self._outbox:
             self._outbox += frame
         else:
-            try:
-                sent = self._sock.send(frame)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError as exc:
-                self._lost(f"could not reach it: {exc}")
+            sent = self._send(frame)
+            if sent is None:
                 return None
             if sent < len(frame):
                 self._outbox += frame[sent:]
@@ -109,12 +115,8 @@ class _Worker:
         return fut
 
     def _writable(self) -> None:
-        try:
-            sent = self._sock.send(self._outbox)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._lost(f"could not reach it: {exc}")
+        sent = self._send(self._outbox)
+        if sent is None:
             return
         del self._outbox[:sent]
         if not self._outbox:

@@ -388,17 +388,18 @@ class KeyService(ObjectService[KeyVersion]):
             )
         return record, usable.kty, usable.material
 
-    async def _private_op(self, kty: str, operation: str, fn: str, *args: Any) -> Any:
-        """``crypto.keys.<fn>(*args)``: in a worker process when it is an RSA private one."""
+    async def _private_op(self, kty: str, operation: str, *args: Any) -> Any:
+        """``crypto.workers.OPERATIONS[operation](kty, *args)``: in a worker process when it is
+        an RSA private operation, here otherwise (EC and AES ones cost microseconds)."""
         if kc.is_private_rsa_op(kty, operation):
-            return await self._pool.private(fn, *args)
-        return OPERATIONS[fn](*args)
+            return await self._pool.private(operation, kty, *args)
+        return OPERATIONS[operation](kty, *args)
 
     async def sign(
         self, vault: VaultRecord, name: str, version: str, alg: str, digest: bytes
     ) -> KeyResult:
         record, kty, material = self._usable(vault, name, version, "sign")
-        value = await self._private_op(kty, "sign", "sign", kty, material, alg, digest)
+        value = await self._private_op(kty, "sign", material, alg, digest)
         return KeyResult(record.version, name, value)
 
     def verify(
@@ -433,9 +434,7 @@ class KeyService(ObjectService[KeyVersion]):
         tag: bytes | None,
     ) -> KeyResult:
         record, kty, material = self._usable(vault, name, version, "decrypt")
-        value = await self._private_op(
-            kty, "decrypt", "decrypt", kty, material, alg, ciphertext, iv, aad, tag
-        )
+        value = await self._private_op(kty, "decrypt", material, alg, ciphertext, iv, aad, tag)
         return KeyResult(record.version, name, value)
 
     async def wrap_key(
@@ -448,7 +447,7 @@ class KeyService(ObjectService[KeyVersion]):
         self, vault: VaultRecord, name: str, version: str, alg: str, wrapped: bytes
     ) -> KeyResult:
         record, kty, material = self._usable(vault, name, version, "unwrapKey")
-        value = await self._private_op(kty, "unwrapKey", "unwrap_key", kty, material, alg, wrapped)
+        value = await self._private_op(kty, "unwrapKey", material, alg, wrapped)
         return KeyResult(record.version, name, value)
 
     @staticmethod
