@@ -214,6 +214,33 @@ def test_event_loop_writes_isolate_a_failure(store: Store) -> None:
     assert store.reads.count_objects(VAULT.id) == 5
 
 
+def test_the_audit_log_is_read_across_batches_by_time_vault_and_limit(store: Store) -> None:
+    def rec(ts: int, vault: str | None, operation: str) -> AuditRecord:
+        return AuditRecord(ts, "p", vault, operation, "/secrets/x", 200, None, "127.0.0.1")
+
+    first = [rec(10, "va", "a1"), rec(12, "v_", "a2"), rec(11, None, "a3")]
+    second = [rec(20, "vb", "b1"), rec(21, "va", "b2"), rec(19, "VA", "b3")]
+    run(store, lambda tx: tx.insert_audit(first))
+    run(store, lambda tx: tx.insert_audit([]))  # nothing to write: no batch
+    run(store, lambda tx: tx.insert_audit(second))
+    run(store, lambda tx: tx.insert_audit([rec(30, "vb", "c1")]))
+
+    def ops(vault: str | None, since: int, limit: int = 100) -> list[str]:
+        return [r.operation for r in store.reads.list_audit(vault, since, limit)]
+
+    assert ops(None, 0) == ["a1", "a2", "a3", "b1", "b2", "b3", "c1"]  # as written
+    assert store.reads.list_audit(None, 0, 1) == first[:1]  # whole records, fields in place
+    assert ops(None, 12) == ["a2", "b1", "b2", "b3", "c1"]  # every record at or after 12
+    assert ops(None, 0, 4) == ["a1", "a2", "a3", "b1"]  # the limit cuts inside a batch
+    assert ops(None, 0, 0) == []
+    assert ops(None, 31) == []
+    assert ops("va", 0) == ["a1", "b2"]  # exactly that name: not "v_", not "VA"
+    assert ops("v_", 0) == ["a2"]  # LIKE's wildcards in a name match only themselves
+    assert ops("v%", 0) == []
+    assert ops("vb", 21) == ["c1"]
+    assert ops("nowhere", 0) == []
+
+
 def test_metadata_audit_and_the_exclusive_lock(store: Store) -> None:
     def write(tx: Tx) -> None:
         tx.set_meta("vault/v1/access/a", "1")

@@ -33,6 +33,38 @@ def test_sqlite_upgrades_an_older_file_when_opened(tmp_path: Path) -> None:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (HEAD,)
 
 
+def test_audit_rows_move_into_batches_and_back(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    url = migrations.sqlalchemy_url(None, path)
+    command.upgrade(migrations._config(url), "0002")
+    rows = [
+        (1000 + i, "p", f"v{i % 3}", "SecretGet", f"/secrets/s{i}", 200, f"r{i}", "::1")
+        for i in range(4500)  # three batches
+    ]
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO audit (ts, principal, vault, operation, object_id, status, request_id,"
+            " caller) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    store = SqliteStore(path)  # upgrades the file to HEAD
+    try:
+        assert [tuple(r) for r in store.reads.list_audit(None, 0, 10_000)] == rows
+        assert [r.request_id for r in store.reads.list_audit("v1", 4000, 2)] == ["r3001", "r3004"]
+    finally:
+        store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM audit_batches").fetchone() == (3,)
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name='audit'").fetchone() is None
+    command.downgrade(migrations._config(url), "0002")
+    with sqlite3.connect(path) as conn:
+        back = conn.execute(
+            "SELECT ts, principal, vault, operation, object_id, status, request_id, caller "
+            "FROM audit ORDER BY seq"
+        ).fetchall()
+    assert back == rows
+
+
 @pytest.fixture
 def database() -> str:
     if not pg.available():
@@ -62,7 +94,7 @@ def test_postgres_refuses_an_older_schema_until_db_upgrade(database: str) -> Non
     assert f'"revision": "{HEAD}"' in upgraded.stdout
     PostgresStore(database).close()
     with psycopg.connect(database) as conn:
-        assert conn.execute("SELECT to_regclass('audit_by_vault')").fetchone() != (None,)
+        assert conn.execute("SELECT to_regclass('audit_batches_by_time')").fetchone() != (None,)
 
 
 def test_postgres_refuses_a_newer_schema(database: str) -> None:

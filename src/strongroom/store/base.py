@@ -14,11 +14,14 @@ Contract, for every backend:
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, TypeVar
+
+import orjson
 
 T = TypeVar("T")
 
@@ -92,6 +95,42 @@ class AuditRecord(NamedTuple):
     status: int
     request_id: str | None
     caller: str | None
+
+
+# The audit log is stored a batch per row (``audit_batches``): a row per request cost the server
+# ~7 us of CPU per record in b-tree inserts, a sixth of a cached GET's throughput (2026-11-29).
+# ``records`` is this format byte, then zlib (level 1) of a JSON array holding each record's
+# fields as an array in AuditRecord's order; ``vaults`` is "/v1/v2/", the batch's vault names,
+# so a search for one vault skips batches without it.
+AUDIT_BATCH_FORMAT = b"\x01"
+
+
+class AuditBatch(NamedTuple):
+    min_ts: int
+    max_ts: int
+    vaults: str
+    records: bytes
+
+
+def pack_audit(records: list[AuditRecord]) -> AuditBatch:
+    stamps = [r.ts for r in records]
+    names = sorted({r.vault for r in records if r.vault})
+    body = zlib.compress(orjson.dumps([tuple(r) for r in records]), 1)
+    return AuditBatch(
+        min(stamps), max(stamps), "/" + "".join(f"{n}/" for n in names), AUDIT_BATCH_FORMAT + body
+    )
+
+
+def unpack_audit(blob: bytes) -> list[AuditRecord]:
+    if blob[:1] != AUDIT_BATCH_FORMAT:
+        raise ValueError(f"unknown audit batch format {blob[:1]!r}")
+    return [AuditRecord(*fields) for fields in orjson.loads(zlib.decompress(blob[1:]))]
+
+
+def vault_pattern(vault: str) -> str:
+    """A LIKE pattern (ESCAPE '\\') for the batches whose ``vaults`` name ``vault``."""
+    escaped = vault.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%/{escaped}/%"
 
 
 class Reads(Protocol):

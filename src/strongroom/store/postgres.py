@@ -44,9 +44,9 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool
 
 from strongroom.store import migrations
-from strongroom.store.base import AuditRecord, ObjectRecord, VersionRecord
+from strongroom.store.base import ObjectRecord, VersionRecord
 from strongroom.store.migrations import SchemaMismatch
-from strongroom.store.sqlite import _CURRENT, _INTO_AUDIT, _Reads, _Tx, _version
+from strongroom.store.sqlite import _CURRENT, _Reads, _Tx, _version
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -112,14 +112,6 @@ class _PgReads(_Reads):
         ).fetchone()
         return None if row is None else (ObjectRecord(*row[:7]), _version(row[7:]))
 
-    def list_audit(self, vault: str | None, since: int, limit: int) -> list[AuditRecord]:
-        rows = self._c.execute(
-            "SELECT ts, principal, vault, operation, object_id, status, request_id, caller "
-            "FROM audit WHERE ts>=? AND (?::text IS NULL OR vault=?) ORDER BY seq LIMIT ?",
-            (since, vault, vault, limit),
-        ).fetchall()
-        return [AuditRecord(*r) for r in rows]
-
 
 def _lock_key(*parts: str) -> int:
     digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
@@ -128,9 +120,6 @@ def _lock_key(*parts: str) -> int:
 
 class _PgTx(_PgReads, _Tx):
     """Reads that a write decides on lock their key first (see the module's docstring)."""
-
-    def insert_audit(self, records: list[AuditRecord]) -> None:
-        self._c.executemany(_INTO_AUDIT + "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(records))
 
     def _lock(self, *parts: str) -> None:
         self._c.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(*parts),))

@@ -20,8 +20,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
-
 from strongroom.store import migrations
 from strongroom.store.base import (
     AuditRecord,
@@ -31,6 +29,9 @@ from strongroom.store.base import (
     Tx,
     VaultRecord,
     VersionRecord,
+    pack_audit,
+    unpack_audit,
+    vault_pattern,
 )
 
 SchemaMismatch = migrations.SchemaMismatch
@@ -58,13 +59,11 @@ _MIGRATIONS = {
         "CREATE INDEX audit_by_time ON audit (ts)",
     ],
 }
-_INTO_AUDIT = (
-    "INSERT INTO audit (ts, principal, vault, operation, object_id, status, request_id, caller) "
-)
-_INSERT_AUDIT = (
-    _INTO_AUDIT
-    + "SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, "
-    "value->>7 FROM json_each(?)"
+_INSERT_AUDIT = "INSERT INTO audit_batches (min_ts, max_ts, vaults, records) VALUES (?, ?, ?, ?)"
+# Batches that may hold records of ``vault`` (None: any) at or after ``since``, oldest first.
+_AUDIT_BATCHES = (
+    "SELECT records FROM audit_batches WHERE max_ts>=? "
+    "AND (CAST(? AS TEXT) IS NULL OR vaults LIKE ? ESCAPE '\\') ORDER BY seq"
 )
 _OBJECT_COLS = "vault_id, kind, lname, name, latest_version, deleted_date, scheduled_purge_date"
 
@@ -257,12 +256,17 @@ class _Reads:
         return [(r[0], r[1], r[2]) for r in rows]
 
     def list_audit(self, vault: str | None, since: int, limit: int) -> list[AuditRecord]:
-        rows = self._c.execute(
-            "SELECT ts, principal, vault, operation, object_id, status, request_id, caller "
-            "FROM audit WHERE ts>=? AND (? IS NULL OR vault=?) ORDER BY seq LIMIT ?",
-            (since, vault, vault, limit),
-        ).fetchall()
-        return [AuditRecord(*r) for r in rows]
+        found: list[AuditRecord] = []
+        if limit <= 0:
+            return found
+        pattern = None if vault is None else vault_pattern(vault)
+        for (blob,) in self._c.execute(_AUDIT_BATCHES, (since, pattern, pattern)):
+            for record in unpack_audit(bytes(blob)):
+                if record.ts >= since and (vault is None or record.vault == vault):
+                    found.append(record)
+                    if len(found) == limit:
+                        return found
+        return found
 
     def count_objects(self, vault_id: str) -> int:
         row = self._c.execute("SELECT count(*) FROM objects WHERE vault_id=?", (vault_id,))
@@ -278,9 +282,8 @@ class _Tx(_Reads):
         )
 
     def insert_audit(self, records: list[AuditRecord]) -> None:
-        # One statement for the whole batch: sqlite3 releases the GIL once for it rather than
-        # once per row, which matters on the writer thread beside a busy event loop.
-        self._c.execute(_INSERT_AUDIT, (orjson.dumps([tuple(r) for r in records]),))
+        if records:
+            self._c.execute(_INSERT_AUDIT, pack_audit(records))
 
     def delete_meta(self, key: str) -> None:
         self._c.execute("DELETE FROM meta WHERE key=?", (key,))
