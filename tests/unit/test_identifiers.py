@@ -16,6 +16,10 @@ def test_version_ids_are_uuid7_hex_and_unique() -> None:
         parsed = uuid.UUID(hex=text)
         assert parsed.version == 7
         assert parsed.variant == uuid.RFC_4122
+    # Every digit after the millisecond stamp is random but for the version and variant bits.
+    assert {text[16] for text in ids} == set("89ab")
+    for position in (*range(13, 16), *range(17, 32)):
+        assert len({text[position] for text in ids}) == 16
 
 
 def test_version_ids_follow_time_at_millisecond_grain() -> None:

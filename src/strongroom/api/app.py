@@ -72,10 +72,15 @@ def _providers(inst: Installation) -> list[StorageProvider]:
 
 
 class StrongroomApp:
+    MAX_HOSTS = 4096
+
     def __init__(self, inst: Installation):
         settings = inst.settings
         self.services = Services(inst)
         self._suffix = "." + settings.vault_suffix.lower()
+        # Host headers already seen naming a vault ({vault}.{suffix}[:port]), and its name:
+        # every data-plane request needs it, and most come from a few hosts.
+        self._vaults_by_host: dict[bytes, str] = {}
         self._identity_hosts = {settings.host.lower(), "127.0.0.1", "[::1]"}
         secret_routes = SecretRoutes(self.services.secrets, self.services.storage.sas)
         storage_routes = StorageRoutes(self.services.storage)
@@ -122,12 +127,19 @@ class StrongroomApp:
             if key == b"host":
                 host = value
                 break
+        vault = self._vaults_by_host.get(host)
+        if vault is not None:
+            await self._data(scope, receive, send, vault)
+            return
         name = host.decode("latin-1").lower()
         # "[::1]:8443" keeps its brackets; "host:8443" loses its port.
         hostname = name.split("]")[0] + "]" if name.startswith("[") else name.partition(":")[0]
         if hostname.endswith(self._suffix):
             vault = hostname[: -len(self._suffix)]
             if vault and "." not in vault:
+                if len(self._vaults_by_host) >= self.MAX_HOSTS:
+                    self._vaults_by_host.clear()
+                self._vaults_by_host[host] = vault
                 await self._data(scope, receive, send, vault)
                 return
         elif hostname in self._identity_hosts:

@@ -94,6 +94,22 @@ async def _send(send: Send, status: int, body: bytes, extra: list[Any] | None = 
     await send({"type": "http.response.body", "body": body})
 
 
+_QUERIES: dict[bytes, dict[str, str]] = {}  # query strings seen, parsed (most are a handful)
+_MAX_QUERIES = 1024
+
+
+def _query_of(scope: Scope) -> dict[str, str]:
+    """The request's query parameters, in a dict of its own (handlers may keep it)."""
+    raw: bytes = scope.get("query_string", b"")
+    parsed = _QUERIES.get(raw)
+    if parsed is None:
+        parsed = _parse_query(raw.decode("latin-1"))
+        if len(_QUERIES) >= _MAX_QUERIES:
+            _QUERIES.clear()
+        _QUERIES[raw] = parsed
+    return parsed.copy()
+
+
 def _parse_query(raw: str) -> dict[str, str]:
     if "%" in raw or "+" in raw:
         return dict(parse_qsl(raw, keep_blank_values=True))
@@ -148,17 +164,17 @@ class DataPlane:
             caller = self._identity.verify(token, self._audiences)
         except Unauthorized as exc:
             await _send(send, 401, error_body("Unauthorized", exc.message), self._challenge)
-            self._audit.record(**note.fields(None, "Authentication", 401))
+            note.audit(self._audit, None, "Authentication", 401)
             return
         try:
             reply = await self._handle(scope, receive, vault_name, caller, host, note)
         except Exception as exc:  # every failure gets Key Vault's error shape
             status, body = error_parts(exc)
             await _send(send, status, body)
-            self._audit.record(**note.fields(caller.client_id, note.operation, status))
+            note.audit(self._audit, caller.client_id, note.operation, status)
             return
         await _send(send, reply.status, reply.body)
-        self._audit.record(**note.fields(caller.client_id, note.operation, reply.status))
+        note.audit(self._audit, caller.client_id, note.operation, reply.status)
 
     async def _handle(
         self,
@@ -170,7 +186,7 @@ class DataPlane:
         note: _Note,
     ) -> Reply:
         record, vault = self._vaults.lookup(vault_name)
-        query = _parse_query(scope.get("query_string", b"").decode("latin-1"))
+        query = _query_of(scope)
         check_api_version(query.get("api-version"))
         path: str = scope["path"]
         segments = path.split("/")[1:]
@@ -203,12 +219,10 @@ class _Note:
         client = scope.get("client")
         self._caller = client[0] if client else None
 
-    def fields(self, principal: str | None, operation: str, status: int) -> dict[str, Any]:
-        return {
-            "principal": principal, "vault": self._vault, "operation": operation,
-            "object_id": self._path, "status": status, "request_id": self._request_id,
-            "caller": self._caller,
-        }  # fmt: skip
+    def audit(self, log: AuditLog, principal: str | None, operation: str, status: int) -> None:
+        log.record(
+            principal, self._vault, operation, self._path, status, self._request_id, self._caller
+        )
 
 
 def method_not_allowed(method: str, operation: str) -> StrongroomError:

@@ -30,7 +30,6 @@ class AuditLog:
 
     def record(
         self,
-        *,
         principal: str | None,
         vault: str | None,
         operation: str,

@@ -123,8 +123,12 @@ class SecretService(ObjectService[SecretVersion]):
             nbf=attrs.nbf, exp=attrs.exp, content_type=content_type, tags=check_tags(tags),
             sealed=self.seal(vault, lname, version, raw),
         )  # fmt: skip
-        secret = await self.add_version(vault, name, record)
-        return replace(secret, value=value)
+        made = await self.add_version(vault, name, record)
+        # Not dataclasses.replace: this runs on every write, and replace costs 3x a constructor.
+        return SecretVersion(
+            made.name, made.version, made.attributes, made.content_type, made.tags, value,
+            made.managed,
+        )  # fmt: skip
 
     async def update_secret(
         self,
