@@ -26,6 +26,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import hashes
@@ -46,6 +47,7 @@ from secrets_throughput import (
     run_wrk,
     start_bare,
     start_strongroom,
+    wait_ready,
 )
 
 RSA_TARGET = 0.85
@@ -72,6 +74,46 @@ def _raw_sign(kind: str, seconds: float) -> int:
             one()
         count += 20
     return count
+
+
+# -- the bare signer (runs in its own process: ``--bare-signer``) ------------------------------
+# The least any server with Strongroom's architecture can do per RS256 request: granian's HTTP
+# and TLS, the body read, the signature in a worker process (``strongroom.crypto.workers``), a
+# fixed answer. No authentication, routing, JSON, key lookup or audit.
+
+_SIGNER: dict[str, Any] = {}
+_SIGNED = b'{"kid":"bare","value":"signed"}'
+
+
+async def bare_signer_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                _SIGNER["pool"].close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body", False):
+        pass
+    await _SIGNER["pool"].submit("sign", "RSA", _SIGNER["material"], "RS256", bytes(range(32)))
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(_SIGNED))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": _SIGNED})
+
+
+def serve_bare_signer(port: int, certfile: str, keyfile: str) -> None:
+    from strongroom import server
+    from strongroom.crypto import keys as kc
+    from strongroom.crypto.workers import WorkerPool
+
+    _SIGNER["material"] = kc.generate("RSA", 2048, None, 65537)
+    _SIGNER["pool"] = WorkerPool(os.cpu_count())
+    server.run(bare_signer_app, addresses=("127.0.0.1",), port=port, certfile=Path(certfile),
+               keyfile=Path(keyfile))  # fmt: skip
 
 
 def raw_rate(kind: str, seconds: float, workers: int) -> float:
@@ -115,6 +157,18 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
                     **opts)  # fmt: skip
     bare_cpu = cpu_seconds(bare.proc.pid) - server_before + children_cpu_seconds() - wrk_before
     children.stop(bare)
+    signer_port = free_port()
+    signer = children.start(
+        "bare signer",
+        [sys.executable, str(Path(__file__).resolve()), "--bare-signer", str(signer_port),
+         str(tls / "server.pem"), str(tls / "server-key.pem")],
+        workdir / "bare-signer.log",
+    )  # fmt: skip
+    wait_ready(signer, f"https://127.0.0.1:{signer_port}/", started.ctx)
+    script = lua_script(f"{VAULT}.vault.localhost:{signer_port}", started.token, "POST", body)
+    signed = run_wrk(wrk, "bare signer", f"https://127.0.0.1:{signer_port}/", script, workdir,
+                     **opts)  # fmt: skip
+    children.stop(signer)
     per_bare = bare_cpu / floor.requests
     per_sig = workers / raw["RSA"]  # each raw process keeps one core busy
     ceiling = per_sig / (per_sig + per_bare)
@@ -134,6 +188,14 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
         f"ceiling for RSA-2048 on this stack: {ceiling:.2f} x raw "
         f"(a raw signature: {per_sig * 1e6:.0f} us CPU; + a bare request: {per_bare * 1e6:.0f} us)"
     )
+    print(
+        f"{'bare signer (no app)':<28} {signed.rps:>10,.0f}/s  {signed.p50_ms:>7.2f}  "
+        f"{signed.rps / raw['RSA']:>6.2f} x raw: HTTP, TLS, body read and a worker's RS256 only"
+    )
+    print(
+        f"Strongroom's own handling of an RS256 request costs "
+        f"{1 - api['RSA'].rps / signed.rps:.0%} of the bare signer's rate"
+    )
     met = api["RSA"].rps / raw["RSA"] >= RSA_TARGET
     print(
         f"target: API RSA-2048 sign >= {RSA_TARGET:.2f} x raw pyca: {'met' if met else 'NOT met'}"
@@ -147,7 +209,12 @@ def main() -> int:
     parser.add_argument("--raw-seconds", type=float, default=4, help="seconds of raw pyca (4)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    parser.add_argument("--bare-signer", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bare_signer:
+        port, certfile, keyfile = args.bare_signer
+        serve_bare_signer(int(port), certfile, keyfile)
+        return 0
     return run_bench(bench, args, "strongroom-keybench-")
 
 
