@@ -12,6 +12,10 @@ run: every API signature costs at least a raw signature plus what one request co
 machine when the server does nothing at all (a bare ASGI endpoint on the same HTTP stack,
 driven by the same wrk script; its CPU, the server's plus wrk's, per request). With all cores
 busy, the ratio can be at most  raw signature CPU / (raw signature CPU + bare request CPU).
+That bound takes a bare request's CPU measured with nothing signing beside it, so it is loose;
+the run therefore also measures servers on the same stack that do nothing but sign: a bare
+signer (the body read, Strongroom's worker processes, a fixed answer) and two processes of it
+signing on their event loops. Their ratios are what this stack allows any server.
 
 Run with the project's venv: ``.venv/bin/python bench/keys_throughput.py``.
 """
@@ -24,7 +28,7 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ from secrets_throughput import (
     API,
     VAULT,
     BenchError,
+    Child,
     Children,
     children_cpu_seconds,
     cpu_seconds,
@@ -99,19 +104,24 @@ async def bare_signer_app(scope: dict[str, Any], receive: Any, send: Any) -> Non
         return
     while (await receive()).get("more_body", False):
         pass
-    await _SIGNER["pool"].submit("sign", "RSA", _SIGNER["material"], "RS256", bytes(range(32)))
+    if _SIGNER["inline"]:  # on the event loop: no hand-off at all (and no other request)
+        _SIGNER["sign"]("RSA", _SIGNER["material"], "RS256", bytes(range(32)))
+    else:
+        await _SIGNER["pool"].submit("sign", "RSA", _SIGNER["material"], "RS256", bytes(range(32)))
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(_SIGNED))]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": _SIGNED})
 
 
-def serve_bare_signer(port: int, certfile: str, keyfile: str) -> None:
+def serve_bare_signer(port: int, certfile: str, keyfile: str, mode: str) -> None:
     from strongroom import server
     from strongroom.crypto import keys as kc
     from strongroom.crypto.workers import WorkerPool
 
     _SIGNER["material"] = kc.generate("RSA", 2048, None, 65537)
     _SIGNER["pool"] = WorkerPool(os.cpu_count())
+    _SIGNER["inline"] = mode == "inline"
+    _SIGNER["sign"] = kc.sign
     server.run(bare_signer_app, addresses=("127.0.0.1",), port=port, certfile=Path(certfile),
                keyfile=Path(keyfile))  # fmt: skip
 
@@ -157,18 +167,36 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
                     **opts)  # fmt: skip
     bare_cpu = cpu_seconds(bare.proc.pid) - server_before + children_cpu_seconds() - wrk_before
     children.stop(bare)
-    signer_port = free_port()
-    signer = children.start(
-        "bare signer",
-        [sys.executable, str(Path(__file__).resolve()), "--bare-signer", str(signer_port),
-         str(tls / "server.pem"), str(tls / "server-key.pem")],
-        workdir / "bare-signer.log",
-    )  # fmt: skip
-    wait_ready(signer, f"https://127.0.0.1:{signer_port}/", started.ctx)
-    script = lua_script(f"{VAULT}.vault.localhost:{signer_port}", started.token, "POST", body)
-    signed = run_wrk(wrk, "bare signer", f"https://127.0.0.1:{signer_port}/", script, workdir,
-                     **opts)  # fmt: skip
-    children.stop(signer)
+
+    def signer(mode: str, n: int) -> tuple[Child, str, str]:
+        port = free_port()
+        child = children.start(
+            f"bare signer {mode} {n}",
+            [sys.executable, str(Path(__file__).resolve()), "--bare-signer", str(port),
+             str(tls / "server.pem"), str(tls / "server-key.pem"), mode],
+            workdir / f"bare-signer-{mode}-{n}.log",
+        )  # fmt: skip
+        url = f"https://127.0.0.1:{port}/"
+        wait_ready(child, url, started.ctx)
+        return (
+            child,
+            url,
+            lua_script(f"{VAULT}.vault.localhost:{port}", started.token, "POST", body),
+        )
+
+    child, url, script = signer("workers", 0)
+    signed = run_wrk(wrk, "bare signer", url, script, workdir, **opts)
+    children.stop(child)
+    # Two servers signing on their event loops, each driven by half the connections.
+    inline = [signer("inline", n) for n in range(2)]
+    half = {"threads": max(1, args.threads // 2), "connections": max(1, args.connections // 2),
+            "duration": args.duration}  # fmt: skip
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda s: run_wrk(wrk, "inline signer", s[1], s[2], workdir, **half),
+                             inline))  # fmt: skip
+    for child, _, _ in inline:
+        children.stop(child)
+    inline_rps = sum(r.rps for r in runs)
     per_bare = bare_cpu / floor.requests
     per_sig = workers / raw["RSA"]  # each raw process keeps one core busy
     ceiling = per_sig / (per_sig + per_bare)
@@ -193,6 +221,10 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
         f"{signed.rps / raw['RSA']:>6.2f} x raw: HTTP, TLS, body read and a worker's RS256 only"
     )
     print(
+        f"{'two inline signers (no app)':<28} {inline_rps:>10,.0f}/s  {'':>7}  "
+        f"{inline_rps / raw['RSA']:>6.2f} x raw: as above, signing on their event loops"
+    )
+    print(
         f"Strongroom's own handling of an RS256 request costs "
         f"{1 - api['RSA'].rps / signed.rps:.0%} of the bare signer's rate"
     )
@@ -209,11 +241,11 @@ def main() -> int:
     parser.add_argument("--raw-seconds", type=float, default=4, help="seconds of raw pyca (4)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
-    parser.add_argument("--bare-signer", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--bare-signer", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_signer:
-        port, certfile, keyfile = args.bare_signer
-        serve_bare_signer(int(port), certfile, keyfile)
+        port, certfile, keyfile, mode = args.bare_signer
+        serve_bare_signer(int(port), certfile, keyfile, mode)
         return 0
     return run_bench(bench, args, "strongroom-keybench-")
 
