@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from strongroom.api import wire
 from strongroom.api.errors import JSON, error_body, error_parts
-from strongroom.api.permissions import need_of
+from strongroom.api.permissions import Need, need_of
 from strongroom.errors import BadParameter, NotFound, StrongroomError, Unauthorized
 from strongroom.identifiers import check_api_version
 from strongroom.models import Page, Vault
@@ -123,7 +123,12 @@ def _parse_query(raw: str) -> dict[str, str]:
     return query
 
 
+_Route = tuple[Handler, tuple[str, ...], Need]
+
+
 class DataPlane:
+    MAX_ROUTES = 4096
+
     def __init__(
         self,
         identity: IdentityService,
@@ -137,6 +142,7 @@ class DataPlane:
         self._identity = identity
         self._vaults = vaults
         self._routers = routers
+        self._taken: dict[tuple[str, str], _Route] = {}
         self._access = access
         self._audit = audit
         self._audiences = [resource, resource + "/"]
@@ -188,7 +194,20 @@ class DataPlane:
         record, vault = self._vaults.lookup(vault_name)
         query = _query_of(scope)
         check_api_version(query.get("api-version"))
-        path: str = scope["path"]
+        method: str = scope["method"]
+        handler, args, need = self._route(method, scope["path"])
+        note.operation = need.operation
+        self._access.check(record, caller.client_id, need.kind, need.permission)
+        base = "https://" + host.decode("latin-1")
+        return await handler(Call(method, record, vault, caller, base, query, args, receive))
+
+    def _route(self, method: str, path: str) -> _Route:
+        """The handler, its arguments and what it needs, for a method and path; routing
+        depends on nothing else, so routes already taken are remembered (errors are not)."""
+        key = (method, path)
+        route = self._taken.get(key)
+        if route is not None:
+            return route
         segments = path.split("/")[1:]
         collection = segments[0].lower() if segments else ""
         router = self._routers.get(collection)
@@ -197,13 +216,12 @@ class DataPlane:
                 f"'{unquote(path)[:100]}' is not a Key Vault operation on this server.",
                 code="NotFound",
             )
-        method: str = scope["method"]
         handler, args = router(method, segments[1:])
-        need = need_of(handler.__qualname__, args)
-        note.operation = need.operation
-        self._access.check(record, caller.client_id, need.kind, need.permission)
-        base = "https://" + host.decode("latin-1")
-        return await handler(Call(method, record, vault, caller, base, query, args, receive))
+        route = (handler, args, need_of(handler.__qualname__, args))
+        if len(self._taken) >= self.MAX_ROUTES:
+            self._taken.clear()
+        self._taken[key] = route
+        return route
 
 
 class _Note:
