@@ -47,6 +47,7 @@ from secrets_throughput import (
     cpu_seconds,
     ensure_wrk,
     free_port,
+    lifespan,
     lua_script,
     run_bench,
     run_wrk,
@@ -92,14 +93,7 @@ _SIGNED = b'{"kid":"bare","value":"signed"}'
 
 async def bare_signer_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                _SIGNER["pool"].close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan(receive, send, _SIGNER["pool"].close)
     if scope["type"] != "http":
         return
     while (await receive()).get("more_body", False):

@@ -60,17 +60,24 @@ class BenchError(Exception):
 # -- the bare endpoint (runs in its own process: ``--bare-server``) ------------------------------
 
 
+async def lifespan(receive: Any, send: Any, on_shutdown: Callable[[], None] | None = None) -> None:
+    """Answers an ASGI lifespan's messages until its shutdown (for the bench's bare apps)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            if on_shutdown is not None:
+                on_shutdown()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """A minimal raw ASGI app: reads any request body, answers 200 with a small fixed JSON body;
     handles lifespan."""
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan(receive, send)
     if scope["type"] != "http":
         return
     if scope["method"] != "GET":  # read the body, as the real server must (the signing floor)
