@@ -70,7 +70,9 @@ def test_a_version_1_database_from_before_alembic_is_migrated(tmp_path: Path) ->
     conn = sqlite3.connect(tmp_path / "db")
     assert "extra" in [r[1] for r in conn.execute("PRAGMA table_info(versions)")]
     assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (HEAD,)
-    assert conn.execute("SELECT name FROM sqlite_master WHERE name='audit_batches_by_time'").fetchone()
+    assert conn.execute(
+        "SELECT name FROM sqlite_master WHERE name='audit_batches_by_time'"
+    ).fetchone()
     conn.close()
 
 
