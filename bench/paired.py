@@ -22,24 +22,18 @@ import httpx
 
 from secrets_throughput import (
     API,
-    SET_BODY,
     VAULT,
     BenchError,
     Children,
     Started,
+    cpu_seconds,
     ensure_wrk,
     free_port,
-    lua_script,
     run_bench,
     run_wrk,
+    secret_requests,
     start_strongroom,
 )
-
-
-def _cpu(pid: int, tid: int | None = None) -> float:
-    path = f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat"
-    fields = Path(path).read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _start(tree: Path, workdir: Path, children: Children) -> tuple[Started, str]:
@@ -74,15 +68,14 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
         for label in ("A", "B") if n % 2 == 0 else ("B", "A"):
             started, host = servers[label]
             pid, port = started.server.proc.pid, started.port
-            if args.mode == "get":
-                url, script = f"/secrets/s1/?{API}", lua_script(host, started.token, "GET", None)
-            else:
-                url, script = f"/secrets/s2?{API}", lua_script(host, started.token, "PUT", SET_BODY)
-            server0, loop0 = _cpu(pid), _cpu(pid, pid)
-            result = run_wrk(wrk, f"{args.mode} {label}", f"https://127.0.0.1:{port}{url}", script,
+            path, script = secret_requests(host, started.token)[f"{args.mode.upper()} secret"]
+            server0, loop0 = cpu_seconds(pid), cpu_seconds(pid, pid)
+            result = run_wrk(wrk, f"{args.mode} {label}", f"https://127.0.0.1:{port}{path}", script,
                              workdir, **opts)  # fmt: skip
             per = 1e6 / result.requests
-            cpu[label].append(((_cpu(pid) - server0) * per, (_cpu(pid, pid) - loop0) * per))
+            cpu[label].append(
+                ((cpu_seconds(pid) - server0) * per, (cpu_seconds(pid, pid) - loop0) * per)
+            )
             rates[label].append(result.rps)
             server, loop = cpu[label][-1]
             print(f"pair {n + 1} {label}: {result.rps:,.0f}/s, p99 {result.p99_ms:.1f} ms, "

@@ -440,10 +440,20 @@ def start_bare(
     return bare, port
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a running process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU time a running process (or one of its threads) has used so far
+    (Linux /proc)."""
+    stat = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def secret_requests(vault_host: str, token: str) -> dict[str, tuple[str, str]]:
+    """The measured secret requests, by label: their path and query, and their wrk script."""
+    return {
+        "GET secret": (f"/secrets/s1/?{API}", lua_script(vault_host, token, "GET", None)),
+        "SET secret": (f"/secrets/s2?{API}", lua_script(vault_host, token, "PUT", SET_BODY)),
+    }
 
 
 def children_cpu_seconds() -> float:
@@ -572,21 +582,9 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
             workdir,
             **opts,
         )
-        get_result = run_wrk(
-            wrk,
-            "GET secret",
-            f"{base}/secrets/s1/?{API}",
-            lua_script(vault_host, token, "GET", None),
-            workdir,
-            **opts,
-        )
-        set_result = run_wrk(
-            wrk,
-            "SET secret",
-            f"{base}/secrets/s2?{API}",
-            lua_script(vault_host, token, "PUT", SET_BODY),
-            workdir,
-            **opts,
+        get_result, set_result = (
+            run_wrk(wrk, label, base + path, script, workdir, **opts)
+            for label, (path, script) in secret_requests(vault_host, token).items()
         )
         rounds.append(Round(sqlite_rate, sqlite_commits, bare_result, get_result, set_result))
         if server.proc.poll() is not None:
