@@ -96,16 +96,25 @@ async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": BARE_BODY})
 
 
-def serve_bare(port: int, certfile: str, keyfile: str) -> None:
+def serve_bare(port: int, certfile: str, keyfile: str, workers: int = 1) -> None:
+    """The bare app on the server stack; with ``workers`` > 1, in as many processes as
+    ``strongroom serve --workers`` runs (``server.run_workers``)."""
     from strongroom import server
 
-    server.run(
-        bare_app,
-        addresses=("127.0.0.1",),
-        port=port,
-        certfile=Path(certfile),
-        keyfile=Path(keyfile),
-    )
+    def worker(index: int, addresses: tuple[str, ...]) -> None:
+        server.run(
+            bare_app,
+            addresses=addresses,
+            port=port,
+            certfile=Path(certfile),
+            keyfile=Path(keyfile),
+            check_port=False,
+        )
+
+    if workers == 1:
+        worker(0, server.bindable(("127.0.0.1",), port))
+    else:
+        sys.exit(server.run_workers(workers, ("127.0.0.1",), port, worker))
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -426,14 +435,20 @@ def filesystem_of(path: Path) -> str:
 
 
 def start_bare(
-    children: Children, workdir: Path, cert: Path, key: Path, ctx: ssl.SSLContext
+    children: Children,
+    workdir: Path,
+    cert: Path,
+    key: Path,
+    ctx: ssl.SSLContext,
+    workers: int = 1,
 ) -> tuple[Child, int]:
-    """The bare ASGI app on Strongroom's server stack, in its own process; and its port."""
+    """The bare ASGI app on Strongroom's server stack, in its own process (or ``workers``
+    processes, as ``serve --workers``); and its port."""
     port = free_port()
     bare = children.start(
         "bare ASGI server",
         [sys.executable, str(Path(__file__).resolve()), "--bare-server", str(port), str(cert),
-         str(key)],
+         str(key), str(workers)],
         workdir / "bare.log",
     )  # fmt: skip
     wait_ready(bare, f"https://127.0.0.1:{port}/", ctx)
@@ -473,7 +488,7 @@ class Started:
     data_dir: Path
 
 
-def start_strongroom(workdir: Path, children: Children, port: int) -> Started:
+def start_strongroom(workdir: Path, children: Children, port: int, workers: int = 1) -> Started:
     data_dir = workdir / "data"
     run_cli(["vault", "create", VAULT, "--data-dir", str(data_dir), "--port", str(port)])
     principal = run_cli(
@@ -484,9 +499,10 @@ def start_strongroom(workdir: Path, children: Children, port: int) -> Started:
 
     server = children.start(
         "strongroom serve",
-        [*cli_command(), "serve", "--data-dir", str(data_dir), "--port", str(port)],
+        [*cli_command(), "serve", "--data-dir", str(data_dir), "--port", str(port),
+         "--workers", str(workers)],
         workdir / "server.log",
-    )
+    )  # fmt: skip
     tls = data_dir / "tls"
     ca, key = tls / "ca.pem", tls / "server-key.pem"
     # The server writes the CA, then its certificate, then the key, before it listens.
@@ -546,7 +562,7 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
     port = free_port()
     print(f"temp dir {workdir} ({filesystem_of(workdir)}), server port {port}", file=sys.stderr)
 
-    started = start_strongroom(workdir, children, port)
+    started = start_strongroom(workdir, children, port, args.workers)
     server, ctx, token = started.server, started.ctx, started.token
     tls = started.data_dir / "tls"
     cert, key = tls / "server.pem", tls / "server-key.pem"
@@ -563,7 +579,8 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
         if r.status_code != 200 or r.json().get("value") != "benchmark-read":
             raise BenchError(f"reading secret s1 answered {r.status_code}: {r.text[:500]}")
 
-    bare, bare_port = start_bare(children, workdir, cert, key, ctx)  # idle between its runs
+    # Idle between its runs; as many processes as the server.
+    bare, bare_port = start_bare(children, workdir, cert, key, ctx, args.workers)
 
     opts = {"threads": args.threads, "connections": args.connections, "duration": args.duration}
     rounds: list[Round] = []
@@ -597,7 +614,8 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
     print(
         f"Strongroom secrets throughput: {args.rounds} rounds of wrk -t{args.threads} "
         f"-c{args.connections} -d{max(1, round(args.duration))}s, TLS keep-alive, "
-        f"{os.cpu_count()} CPUs, data on {filesystem_of(workdir)}"
+        f"{os.cpu_count()} CPUs, {args.workers} server process(es) (serve --workers), "
+        f"data on {filesystem_of(workdir)}"
     )
     rows = [("round", "bare req/s", "GET req/s", "GET p99 ms", "GET/bare", "SET req/s",
              "SET p99 ms", "SQLite commits/s", "SET/SQLite")]  # fmt: skip
@@ -663,12 +681,21 @@ def main() -> int:
     parser.add_argument(
         "--tmp-root", type=Path, default=None, help="where to make the temp dir (default: TMPDIR)"
     )
-    parser.add_argument("--bare-server", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="server processes (serve --workers), for Strongroom and the bare endpoint alike "
+        "(default: one per CPU)",
+    )
+    parser.add_argument("--bare-server", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:
-        port, certfile, keyfile = args.bare_server
-        serve_bare(int(port), certfile, keyfile)
+        port, certfile, keyfile, workers = args.bare_server
+        serve_bare(int(port), certfile, keyfile, int(workers))
         return 0
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads")
     if args.rounds < 1:

@@ -16,8 +16,11 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import socket
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -163,8 +166,10 @@ async def _serve(
     keyfile: Path,
     log_level: str,
     access_log: bool,
+    check_port: bool,
 ) -> None:
-    addresses = bindable(addresses, port)
+    if check_port:
+        addresses = bindable(addresses, port)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -210,5 +215,80 @@ def run(
     keyfile: Path,
     log_level: str = "warning",
     access_log: bool = False,
+    check_port: bool = True,
 ) -> None:
-    uvloop.run(_serve(app, addresses, port, certfile, keyfile, log_level, access_log))
+    """Serves ``app`` until SIGINT or SIGTERM. ``check_port=False``: a worker of
+    ``run_workers``, whose parent checked the port and whose siblings listen on it too."""
+    uvloop.run(_serve(app, addresses, port, certfile, keyfile, log_level, access_log, check_port))
+
+
+def _exit_code(exc: BaseException) -> int:
+    code = getattr(exc, "exit_code", getattr(exc, "code", 1))  # typer's Exit, SystemExit
+    return code if isinstance(code, int) else 1
+
+
+def run_workers(
+    workers: int,
+    addresses: tuple[str, ...],
+    port: int,
+    worker: Callable[[int, tuple[str, ...]], None],
+) -> int:
+    """Forks ``workers`` processes that each run ``worker(index, addresses)`` (which opens its
+    own installation and calls ``run(..., check_port=False)``), then waits for them; returns
+    the exit code for the whole server.
+
+    Every worker's listeners bind the port with SO_REUSEPORT, so the kernel spreads incoming
+    connections among them: each has its own event loop, and so its own GIL. SIGINT and SIGTERM
+    to this process are passed on to the workers; when one worker ends on its own (e.g. it could
+    not start), the others are stopped too.
+    """
+    addresses = bindable(addresses, port)
+    pids: dict[int, int] = {}
+    stopping = False
+
+    def stop_all(signum: int = signal.SIGTERM, frame: Any = None) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop_all) for sig in (signal.SIGINT, signal.SIGTERM)}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        for index in range(workers):
+            if stopping:
+                break
+            pid = os.fork()
+            if pid == 0:  # the worker: it never returns from this block
+                code = 0
+                try:
+                    for sig in previous:
+                        signal.signal(sig, signal.SIG_DFL)
+                    worker(index, addresses)
+                except BaseException as exc:
+                    code = _exit_code(exc)
+                    if code and not hasattr(exc, "exit_code"):
+                        log.exception("worker %d failed", index)
+                finally:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os._exit(code)
+            pids[pid] = index
+        code = 0
+        while pids:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            index = pids.pop(pid)
+            ended = os.waitstatus_to_exitcode(status)
+            if not stopping:
+                log.error("worker %d ended (exit code %d); stopping the others", index, ended)
+                code = ended if ended > 0 else 1
+                stop_all()
+        return code
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from strongroom.store.base import Tx
 from strongroom.store.migrations import HEAD
-from strongroom.store.sqlite import SqliteStore
+from strongroom.store.sqlite import CommitCounters, SqliteStore
 
 
 def test_a_failing_transaction_rolls_back_alone(tmp_path: Path) -> None:
@@ -161,3 +162,45 @@ def test_a_cancelled_thread_job_is_skipped_and_the_writer_thread_goes_on(tmp_pat
         assert store.reads.get_meta("cancelled") is None
     finally:
         store.close()
+
+
+def test_commit_counters_are_shared_with_forked_workers() -> None:
+    counters = CommitCounters(2)
+    pid = os.fork()
+    if pid == 0:  # worker 1: three commits
+        try:
+            counters.claim(1)
+            for _ in range(3):
+                counters.bump()
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    counters.claim(0)
+    counters.bump()  # this process's own commits are not "foreign"
+    assert counters.others() == 3
+
+
+def test_workers_take_the_write_lock_in_turn(tmp_path: Path) -> None:
+    """Two stores with counters on one file, as two workers (here in one process: the file
+    lock, one descriptor per write path, excludes them alike): interleaved writes on the loop
+    path and the thread path all land, none waits for SQLite's busy handler."""
+    a = SqliteStore(tmp_path / "db", CommitCounters(1))
+    b = SqliteStore(tmp_path / "db", CommitCounters(1))
+
+    async def main() -> None:
+        jobs = [
+            (a if i % 2 else b).transact_async(lambda tx, i=i: tx.set_meta(f"k{i}", str(i)))
+            for i in range(40)
+        ]
+        jobs += [asyncio.wrap_future(b.transact(lambda tx: tx.set_meta("thread", "yes")))]
+        await asyncio.gather(*jobs)
+
+    asyncio.run(main())
+    assert [a.reads.get_meta(f"k{i}") for i in range(40)] == [str(i) for i in range(40)]
+    assert b.reads.get_meta("thread") == "yes"
+    with a.exclusive("job") as held_a, b.exclusive("job") as held_b:
+        assert (held_a, held_b) == (True, False)
+    with b.exclusive("job") as held_b:
+        assert held_b
+    a.close()
+    b.close()

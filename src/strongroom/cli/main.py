@@ -25,6 +25,7 @@ from strongroom.config import DEFAULT_PORT, DEFAULT_VAULT_SUFFIX, Settings
 from strongroom.crypto.tls import ensure_local_tls
 from strongroom.models import Principal, Vault
 from strongroom.services.installation import Installation
+from strongroom.store.sqlite import CommitCounters
 
 app = typer.Typer(
     help="Strongroom: a self-hosted key vault speaking the Azure Key Vault REST API.",
@@ -80,6 +81,15 @@ def serve(
         help="Azurite's blob endpoint (e.g. http://127.0.0.1:10000): a key regeneration then "
         "returns once Azurite accepts the new key.",
     ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        max=64,
+        help="Server processes sharing the port, the kernel spreading connections among them "
+        "(e.g. one per CPU core: each has its own event loop). They take the database's write "
+        "lock in turn and keep their caches consistent with each other's writes.",
+    ),
 ) -> None:
     """Start the HTTPS server (127.0.0.1 and ::1)."""
     from strongroom import server
@@ -95,6 +105,8 @@ def serve(
     )
     if (tls_cert is None) != (tls_key is None):
         fail("BadParameter", "Pass --tls-cert and --tls-key together.")
+    if test_clock and workers > 1:
+        fail("BadParameter", "--test-clock moves one process's clock: use it with --workers 1.")
     if test_clock:
         typer.echo("WARNING: --test-clock lets any principal move this server's time.", err=True)
     inst = open_local(settings, ManualClock() if test_clock else None)
@@ -106,11 +118,34 @@ def serve(
             settings.tls_dir, [settings.host, f"*.{settings.vault_suffix}"]
         )
         ca_note = f"CA certificate: {ca}\n  export REQUESTS_CA_BUNDLE={ca} SSL_CERT_FILE={ca}"
+    processes = "" if workers == 1 else f", {workers} worker processes"
     typer.echo(
-        f"Strongroom listening on {settings.authority} (127.0.0.1 and ::1)\n"
+        f"Strongroom listening on {settings.authority} (127.0.0.1 and ::1{processes})\n"
         f"  tenant {inst.tenant_id}\n  vaults at {settings.vault_url('<name>')}\n  {ca_note}",
         err=True,
     )
+    if workers > 1:
+        # The first start's files exist now; each worker opens its own installation.
+        inst.close()
+        counters = None if settings.database_url else CommitCounters(workers)
+
+        def worker(index: int, addresses: tuple[str, ...]) -> None:
+            if counters is not None:
+                counters.claim(index)
+            mine = open_local(settings, None, counters)
+            try:
+                server.run(
+                    create_app(mine), addresses=addresses, port=port, certfile=cert,
+                    keyfile=key, log_level=log_level, check_port=False,
+                )  # fmt: skip
+            finally:
+                mine.close()
+
+        try:
+            code = server.run_workers(workers, settings.bind, port, worker)
+        except server.ListenFailed as exc:
+            fail("ListenFailed", f"{exc} Is another server using the port? Choose one with --port.")
+        raise typer.Exit(code)
     app_ = create_app(inst)
     try:
         server.run(

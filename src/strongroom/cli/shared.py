@@ -17,6 +17,7 @@ from strongroom.config import DEFAULT_VAULT_SUFFIX, Settings, default_data_dir
 from strongroom.errors import StrongroomError
 from strongroom.services.installation import Installation, open_installation
 from strongroom.store.base import AuditRecord
+from strongroom.store.sqlite import CommitCounters
 
 DataDir = typer.Option(None, "--data-dir", help="Data directory (default: per-user data dir).")
 
@@ -35,9 +36,11 @@ def settings_for(data_dir: Path | None, port: int, suffix: str = DEFAULT_VAULT_S
     )
 
 
-def open_local(settings: Settings, clock: Clock | None = None) -> Installation:
+def open_local(
+    settings: Settings, clock: Clock | None = None, counters: CommitCounters | None = None
+) -> Installation:
     try:
-        return open_installation(settings, clock)
+        return open_installation(settings, clock, counters)
     except Exception as exc:
         fail("InstallationError", f"Cannot open the installation in {settings.data_dir}: {exc}")
 

@@ -19,7 +19,7 @@ from strongroom.clock import Clock, SystemClock
 from strongroom.config import Settings
 from strongroom.crypto.envelope import Sealer, aad, load_or_create_master_key, new_key
 from strongroom.store.base import DomainKeyRecord, Store, Tx, VaultRecord
-from strongroom.store.sqlite import SqliteStore
+from strongroom.store.sqlite import CommitCounters, SqliteStore
 
 _TENANT = "tenant_id"
 _INSTANCE = "instance_id"
@@ -102,7 +102,11 @@ def _initialise(tx: Tx, keyring: Keyring) -> None:
         tx.set_meta(_SIGNING_KEY, keyring.master.seal(pem, aad("token-signing-key")).hex())
 
 
-def open_installation(settings: Settings, clock: Clock | None = None) -> Installation:
+def open_installation(
+    settings: Settings, clock: Clock | None = None, counters: CommitCounters | None = None
+) -> Installation:
+    """Opens (creating on first use) the installation; ``counters``: this process is one of
+    several workers of one ``serve`` on the SQLite file."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     keyring = Keyring(master=Sealer(load_or_create_master_key(settings.master_key_file)))
     store: Store
@@ -111,7 +115,7 @@ def open_installation(settings: Settings, clock: Clock | None = None) -> Install
 
         store = PostgresStore(settings.database_url)
     else:
-        store = SqliteStore(settings.database)
+        store = SqliteStore(settings.database, counters)
     store.transact(lambda tx: _initialise(tx, keyring)).result()
     reads = store.reads
 

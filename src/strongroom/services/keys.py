@@ -76,7 +76,7 @@ class KeyService(ObjectService[KeyVersion]):
         self._pool = pool
         # Versions used by cryptographic operations: a sign or decrypt then skips the store
         # read, the unseal and the metadata parse (the same rules as the secrets' cache).
-        self._usable_cache: ReadCache[_Usable] = ReadCache(enabled=not inst.store.shared)
+        self._usable_cache: ReadCache[_Usable] = ReadCache(inst.store)
 
     def _forget(self, vault_id: str, lname: str) -> None:
         self._usable_cache.forget(vault_id, lname)

@@ -19,7 +19,7 @@ from strongroom.identifiers import check_object_name
 from strongroom.models import Attributes, Deletion, Kind, Page
 from strongroom.services import backup
 from strongroom.services.installation import Installation
-from strongroom.store.base import ObjectRecord, Tx, VaultRecord, VersionRecord
+from strongroom.store.base import ObjectRecord, Store, Tx, VaultRecord, VersionRecord
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -86,12 +86,14 @@ def tags_of(v: VersionRecord) -> dict[str, str] | None:
 class ReadCache(Generic[M]):
     """Recently read versions, so a hot GET skips the store and the unseal.
 
-    Correct because this process is the only writer of its store (SQLite: one server process)
-    and every write forgets the object's entries after its commit and before its caller is
-    answered; all of it happens on the event loop's thread. A GET served from here between a
+    Correct because every write of this process forgets the object's entries after its commit
+    and before its caller is answered, all of it on the event loop's thread; and because a
+    write of another worker of the same ``serve`` (``Store.foreign_commits`` changes) empties
+    the cache before its next use. That check comes before the store is read, so a value read
+    while another worker commits is dropped at the next use. A GET served from here between a
     write's commit and its acknowledgement returns the previous value, which is allowed: the
-    write has not completed yet. With a store shared by several processes (``Store.shared``)
-    it is built disabled and holds nothing.
+    write has not completed yet. With a store shared by processes that tell nothing of their
+    writes (``Store.shared``: PostgreSQL) it is built disabled and holds nothing.
 
     Values may be plaintext, as they are anyway while a response is built; the process already
     holds every key that opens them.
@@ -99,11 +101,18 @@ class ReadCache(Generic[M]):
 
     MAX_OBJECTS = 10_000
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, store: Store) -> None:
         self._objects: dict[tuple[str, str], dict[str, M]] = {}
-        self._enabled = enabled
+        self._enabled = not store.shared
+        self._foreign = store.foreign_commits
+        self._seen = self._foreign()
 
     def get(self, vault_id: str, lname: str, version: str) -> M | None:
+        seen = self._foreign()
+        if seen != self._seen:  # another worker wrote: anything here may be stale
+            self._objects.clear()
+            self._seen = seen
+            return None
         versions = self._objects.get((vault_id, lname))
         return None if versions is None else versions.get(version)
 

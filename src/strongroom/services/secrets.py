@@ -33,7 +33,7 @@ class SecretService(ObjectService[SecretVersion]):
 
     def __init__(self, inst: Installation):
         super().__init__(inst)
-        self._cache: ReadCache[SecretVersion] = ReadCache(enabled=not inst.store.shared)
+        self._cache: ReadCache[SecretVersion] = ReadCache(inst.store)
 
     def _forget(self, vault_id: str, lname: str) -> None:
         self._cache.forget(vault_id, lname)

@@ -223,6 +223,11 @@ class Store(Protocol):
 
     @property
     def reads(self) -> Reads: ...
+    def foreign_commits(self) -> int:
+        """A number that changes whenever another process sharing this store (not ``shared``:
+        a worker of the same ``serve``) has committed; a cache compares it before each use."""
+        ...
+
     def exclusive(self, name: str) -> AbstractContextManager[bool]:
         """A lock across every process of the store: yields True if this one holds it (it is
         released on exit), False if another holds it now."""

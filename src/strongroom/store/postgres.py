@@ -215,6 +215,9 @@ class PostgresStore:
     def transact_async(self, fn: Callable[[Any], T]) -> asyncio.Future[T]:
         return asyncio.wrap_future(self.transact(fn))
 
+    def foreign_commits(self) -> int:
+        return 0  # shared: nothing is cached above this store
+
     @contextlib.contextmanager
     def exclusive(self, name: str) -> Iterator[bool]:
         """Holds the named lock across processes if it is free; yields whether it is held."""

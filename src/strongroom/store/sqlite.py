@@ -5,15 +5,24 @@ thread pool would cost more than the read). Writes go to one thread that owns th
 connection. It takes every transaction waiting in its queue, runs each inside its own SAVEPOINT
 (a failing one rolls back alone), commits once, and only then resolves the futures: each caller
 is answered after its data is durable, and concurrent writers share one fsync.
+
+Several server processes forked from one ``serve`` (``--workers``) may share the file. They
+take the write lock in turn through a file lock (a waiter wakes when it is released; SQLite's
+own busy handler would poll, sleeping milliseconds), and each counts its commits in memory
+they share (``CommitCounters``), so that a process knows when its caches may be out of date.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import mmap
+import os
 import queue
 import sqlite3
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -519,6 +528,64 @@ def _settle(futures: list[Any], results: list[_Outcome]) -> None:
             fut.set_exception(value)
 
 
+class CommitCounters:
+    """How many transactions each server process sharing one SQLite file has committed, in an
+    anonymous shared mapping that the parent makes before forking them (``serve --workers``).
+
+    A process adds one to its own count after every commit, before any of its callers is
+    answered. A cache in another process compares the sum of the others' counts before each
+    use and drops everything when it changed: a read that starts after a write was answered
+    then never sees the value that write replaced.
+    """
+
+    def __init__(self, workers: int):
+        if workers < 1:
+            raise ValueError("at least one worker")
+        self.workers = workers
+        self._mem = mmap.mmap(-1, 8 * workers)  # MAP_SHARED: forked children share it
+        self._all = struct.Struct(f"<{workers}Q")
+        self._one = struct.Struct("<Q")
+        self._index = 0
+        self._mine = 0
+
+    def claim(self, index: int) -> None:
+        """Makes this process worker ``index`` (after the fork, in the child)."""
+        if not 0 <= index < self.workers:
+            raise ValueError(f"worker {index} of {self.workers}")
+        self._index = index
+        self._mine = self._one.unpack_from(self._mem, 8 * index)[0]
+
+    def bump(self) -> None:
+        self._mine += 1
+        self._one.pack_into(self._mem, 8 * self._index, self._mine)
+
+    def others(self) -> int:
+        """The sum of the other processes' counts: it changes when any of them commits."""
+        total: int = sum(self._all.unpack_from(self._mem))
+        return total - self._mine
+
+
+class _FileLock:
+    """An exclusive ``flock`` on a file next to the database. Each instance opens its own
+    descriptor, so two instances exclude each other even inside one process."""
+
+    def __init__(self, path: Path):
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def acquire(self, blocking: bool = True) -> bool:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 class SqliteStore:
     """The SQLite store. ``reads`` may be used from one thread at a time (the event loop's).
 
@@ -532,6 +599,10 @@ class SqliteStore:
       and a busy loop on every statement, which cost more than the statements themselves
       (measured again with granian: a writer thread answered 2,251 SETs/s, the loop ~3,000).
     - ``transact`` (administration commands, tests): a writer thread with its own connection.
+
+    With ``counters`` (a process among several ``serve --workers``), both paths take the
+    writers' file lock before BEGIN IMMEDIATE and release it after COMMIT; on the event-loop
+    path the committer thread waits for it, then hands the group back to the loop.
     """
 
     MAX_BATCH = 256
@@ -541,8 +612,9 @@ class SqliteStore:
     BUSY_RETRY_SECONDS = 0.001
     shared = False  # one server process per database file
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, counters: CommitCounters | None = None):
         self._path = path
+        self._counters = counters
         _prepare(path)
         self._read_conn = _connect(path)
         self._reads = _Reads(self._read_conn)
@@ -560,14 +632,31 @@ class SqliteStore:
         self._pending: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]] = []
         self._busy = False  # a flush is scheduled or a commit is in flight
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="strongroom-commit")
+        # Processes sharing the file (serve --workers): the writers' lock, one per write path.
+        lock_path = path.with_name(path.name + "-writer.lock")
+        self._loop_lock = None if counters is None else _FileLock(lock_path)
+        self._thread_lock = None if counters is None else _FileLock(lock_path)
 
     @property
     def reads(self) -> _Reads:
         return self._reads
 
+    def foreign_commits(self) -> int:
+        return 0 if self._counters is None else self._counters.others()
+
     @contextlib.contextmanager
     def exclusive(self, name: str) -> Iterator[bool]:
-        yield True  # the only process
+        """A file lock named ``name`` next to the database, if no other process holds it."""
+        lock = _FileLock(self._path.with_name(f"{self._path.name}-{name}.lock"))
+        try:
+            held = lock.acquire(blocking=False)
+            try:
+                yield held
+            finally:
+                if held:
+                    lock.release()
+        finally:
+            lock.close()
 
     def transact(self, fn: Callable[[Tx], T]) -> Future[T]:
         fut: Future[T] = Future()
@@ -584,8 +673,25 @@ class SqliteStore:
         return fut
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        lock = self._loop_lock
+        if lock is None:
+            self._flush_locked(loop)
+            return
+
+        def take() -> None:  # on the committer thread: wait for the other processes' writes
+            lock.acquire()
+            loop.call_soon_threadsafe(self._flush_locked, loop)
+
+        self._committer.submit(take)
+
+    def _unlock(self) -> None:
+        if self._loop_lock is not None:
+            self._loop_lock.release()
+
+    def _flush_locked(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH :]
         if not batch:
+            self._unlock()
             self._busy = False
             return
         futures = [fut for _, fut in batch]
@@ -595,12 +701,14 @@ class SqliteStore:
             results = _run_batch(conn, self._loop_tx, [fn for fn, _ in batch])
         except sqlite3.Error as exc:
             if _busy(exc) and not conn.in_transaction:  # the lock is taken: try again shortly
+                self._unlock()
                 self._pending[:0] = batch  # first in line
                 loop.call_later(self.BUSY_RETRY_SECONDS, self._flush, loop)
                 return
             log.exception("store could not run a transaction")
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            self._unlock()
             _settle(futures, [(False, exc)] * len(batch))
             self._after_commit(loop)
             return
@@ -622,8 +730,12 @@ class SqliteStore:
             error: BaseException | None = None
             try:
                 _commit(conn)
+                if self._counters is not None:
+                    self._counters.bump()
             except BaseException as exc:  # every caller of the group hears of it
                 error = exc
+            finally:
+                self._unlock()
             # One hop back to the loop; a run_in_executor future would take two.
             loop.call_soon_threadsafe(committed, error)
 
@@ -641,6 +753,9 @@ class SqliteStore:
         self._committer.shutdown(wait=True)
         self._loop_conn.close()
         self._read_conn.close()
+        for lock in (self._loop_lock, self._thread_lock):
+            if lock is not None:
+                lock.close()
 
     def _run(self) -> None:
         conn = self._write_conn
@@ -665,14 +780,22 @@ class SqliteStore:
             batch = [job for job in batch if job[1].set_running_or_notify_cancel()]
             if not batch:
                 continue
+            lock = self._thread_lock
+            if lock is not None:
+                lock.acquire()
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 results = _run_batch(conn, tx, [fn for fn, _ in batch])
                 _commit(conn)
+                if self._counters is not None:
+                    self._counters.bump()
             except sqlite3.Error as exc:
                 log.exception("store commit failed")
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 results = [(False, exc)] * len(batch)
+            finally:
+                if lock is not None:
+                    lock.release()
             _settle([fut for _, fut in batch], results)
         conn.close()
