@@ -139,6 +139,29 @@ def test_managed_objects_take_versions_only_when_asked(store: Store) -> None:
                                                managed=True)) == "cert"  # fmt: skip
 
 
+def test_set_latest_named_as_stored_or_not(store: Store) -> None:
+    """``name``, as the caller wrote it, only spares reading the stored name back: the answer
+    and the refusals are those of a call without it."""
+    run(store, lambda tx: create(tx, "MixedCase", "1" * 32))
+
+    def set_as(name: str, v: str) -> Any:
+        return run(store, lambda tx: tx.set_latest(VAULT.id, "secret", "mixedcase", v, name=name))
+
+    assert set_as("MixedCase", "2" * 32) == "MixedCase"
+    assert set_as("MIXEDCASE", "3" * 32) == "MixedCase"  # the stored name, not the caller's
+    obj = store.reads.get_object(VAULT.id, "secret", "mixedcase")
+    assert obj is not None and obj.latest_version == "3" * 32
+    run(store, lambda tx: tx.set_deleted(VAULT.id, "secret", "mixedcase", 100, 200))
+    assert set_as("MixedCase", "4" * 32) is None  # deleted
+    run(store, lambda tx: create(tx, "cert", "1" * 32, managed=True))
+    assert run(store, lambda tx: tx.set_latest(VAULT.id, "secret", "cert", "2" * 32,
+                                               name="cert")) is None  # fmt: skip
+    assert run(store, lambda tx: tx.set_latest(VAULT.id, "secret", "absent", "1" * 32,
+                                               name="absent")) is None  # fmt: skip
+    obj = store.reads.get_object(VAULT.id, "secret", "mixedcase")
+    assert obj is not None and obj.latest_version == "3" * 32
+
+
 def test_version_ids_are_unique_and_a_failed_transaction_leaves_nothing(store: Store) -> None:
     run(store, lambda tx: create(tx, "dup", "1" * 32))
 

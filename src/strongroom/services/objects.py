@@ -285,7 +285,7 @@ class ObjectService(Generic[M]):
         lname = record.lname
 
         def write(tx: Tx) -> str:
-            shown = tx.set_latest(vault.id, self._kind, lname, record.version)
+            shown = tx.set_latest(vault.id, self._kind, lname, record.version, name=name)
             if shown is None:
                 existing = tx.get_object(vault.id, self._kind, lname)
                 if existing is not None and existing.deleted_date is None:

@@ -193,10 +193,19 @@ class Tx(Reads, Protocol):
     def delete_domain_key(self, domain_id: str, version: str) -> None: ...
     def insert_object(self, obj: ObjectRecord) -> None: ...
     def set_latest(
-        self, vault_id: str, kind: str, lname: str, version: str, *, managed: bool = False
+        self,
+        vault_id: str,
+        kind: str,
+        lname: str,
+        version: str,
+        *,
+        managed: bool = False,
+        name: str | None = None,
     ) -> str | None:
         """Points an *active* object at ``version``; returns its name, or None if there is no
-        such object or (unless ``managed``) its latest version is managed by a certificate."""
+        such object or (unless ``managed``) its latest version is managed by a certificate.
+        ``name``: the name as the caller wrote it, which is usually the stored one; a backend
+        may then skip reading the stored name back."""
         ...
 
     def insert_version(self, version: VersionRecord) -> None: ...

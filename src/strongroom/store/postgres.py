@@ -133,12 +133,19 @@ class _PgTx(_PgReads, _Tx):
         return super().get_meta(key)
 
     def set_latest(
-        self, vault_id: str, kind: str, lname: str, version: str, *, managed: bool = False
+        self,
+        vault_id: str,
+        kind: str,
+        lname: str,
+        version: str,
+        *,
+        managed: bool = False,
+        name: str | None = None,
     ) -> str | None:
         # Decides, like a read: "is there an active object?". Without the lock, a writer that
         # finds none while another creates it would go on to find it and misjudge why.
         self._lock("object", vault_id, kind, lname)
-        return super().set_latest(vault_id, kind, lname, version, managed=managed)
+        return super().set_latest(vault_id, kind, lname, version, managed=managed, name=name)
 
 
 def revision(url: str) -> tuple[str | None, bool]:

@@ -108,6 +108,9 @@ _SET_LATEST = _SET_LATEST_ANY.replace(
     "v.kind=objects.kind AND v.lname=objects.lname AND v.version=objects.latest_version "
     "AND v.managed=1) RETURNING",
 )
+# The same, for the usual case of a caller naming the object exactly as it is stored: without
+# RETURNING, which costs as much as the UPDATE itself (9.7 -> 20.4 us here).
+_SET_LATEST_NAMED = _SET_LATEST.replace(" RETURNING name", " AND name=?")
 _PRINCIPAL_COLS = "client_id, name, secret_hash, certificate_pem, certificate_thumbprint, created"
 _VAULT_COLS = "id, name, domain_id, retention_days, purge_protection, wrapped_key, created"
 _O_COLS = ", ".join(f"o.{c.strip()}" for c in _OBJECT_COLS.split(","))
@@ -346,8 +349,19 @@ class _Tx(_Reads):
         )  # fmt: skip
 
     def set_latest(
-        self, vault_id: str, kind: str, lname: str, version: str, *, managed: bool = False
+        self,
+        vault_id: str,
+        kind: str,
+        lname: str,
+        version: str,
+        *,
+        managed: bool = False,
+        name: str | None = None,
     ) -> str | None:
+        if name is not None and not managed:
+            named = self._c.execute(_SET_LATEST_NAMED, (version, vault_id, kind, lname, name))
+            if named.rowcount == 1:
+                return name
         row = self._c.execute(
             _SET_LATEST_ANY if managed else _SET_LATEST, (version, vault_id, kind, lname)
         ).fetchone()
