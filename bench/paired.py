@@ -26,21 +26,21 @@ from secrets_throughput import (
     BenchError,
     Children,
     Started,
-    cpu_seconds,
     ensure_wrk,
     free_port,
     run_bench,
     run_wrk,
     secret_requests,
+    server_cpu_seconds,
     start_strongroom,
 )
 
 
-def _start(tree: Path, workdir: Path, children: Children) -> tuple[Started, str]:
+def _start(tree: Path, workdir: Path, children: Children, workers: int) -> tuple[Started, str]:
     os.environ["PYTHONPATH"] = str(tree.resolve() / "src")
     try:
         port = free_port()
-        started = start_strongroom(workdir, children, port)
+        started = start_strongroom(workdir, children, port, workers)
     finally:
         del os.environ["PYTHONPATH"]
     host = f"{VAULT}.vault.localhost:{port}"
@@ -60,7 +60,7 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
     servers = {}
     for label, tree in trees.items():
         (workdir / label).mkdir()
-        servers[label] = _start(tree, workdir / label, children)
+        servers[label] = _start(tree, workdir / label, children, args.workers)
     opts = {"threads": 2, "connections": args.connections, "duration": args.duration}
     rates: dict[str, list[float]] = {"A": [], "B": []}
     cpu: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
@@ -69,13 +69,12 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
             started, host = servers[label]
             pid, port = started.server.proc.pid, started.port
             path, script = secret_requests(host, started.token)[f"{args.mode.upper()} secret"]
-            server0, loop0 = cpu_seconds(pid), cpu_seconds(pid, pid)
+            server0, loop0 = server_cpu_seconds(pid)
             result = run_wrk(wrk, f"{args.mode} {label}", f"https://127.0.0.1:{port}{path}", script,
                              workdir, **opts)  # fmt: skip
             per = 1e6 / result.requests
-            cpu[label].append(
-                ((cpu_seconds(pid) - server0) * per, (cpu_seconds(pid, pid) - loop0) * per)
-            )
+            server1, loop1 = server_cpu_seconds(pid)
+            cpu[label].append(((server1 - server0) * per, (loop1 - loop0) * per))
             rates[label].append(result.rps)
             server, loop = cpu[label][-1]
             print(f"pair {n + 1} {label}: {result.rps:,.0f}/s, p99 {result.p99_ms:.1f} ms, "
@@ -97,6 +96,7 @@ def main() -> int:
     parser.add_argument("b", help="tree B")
     parser.add_argument("--mode", choices=("get", "set"), default="get")
     parser.add_argument("--pairs", type=int, default=6)
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers (1)")
     parser.add_argument("--duration", type=float, default=4, help="seconds per wrk run (4)")
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()

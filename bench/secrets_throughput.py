@@ -463,6 +463,14 @@ def cpu_seconds(pid: int, thread: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def server_cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time used so far by a server (``pid`` and its worker processes, as ``serve
+    --workers`` forks them), and by its event-loop threads alone: (whole, loops)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    pids = [pid, *(int(c) for c in children)]
+    return sum(cpu_seconds(p) for p in pids), sum(cpu_seconds(p, p) for p in pids)
+
+
 def secret_requests(vault_host: str, token: str) -> dict[str, tuple[str, str]]:
     """The measured secret requests, by label: their path and query, and their wrk script."""
     return {

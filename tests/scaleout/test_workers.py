@@ -189,3 +189,24 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except FileNotFoundError:
         return "gone"
+
+
+def test_workers_on_postgresql(tmp_path: Path) -> None:
+    """On PostgreSQL the workers cache nothing (the store is shared), so they agree too."""
+    from tests import pg
+
+    if not pg.available():
+        if os.environ.get("STRONGROOM_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is not installed (apt-get install postgresql)")
+        pytest.skip("PostgreSQL is not installed; make test installs it")
+    url = pg.cluster().new_database("workers")
+    srv = make_server(tmp_path, ("shared",), "--workers", "2", database_url=url)
+    try:
+        clients = _secret_clients(srv)
+        for i in range(4):
+            written = clients[i].set_secret("on-pg", f"value-{i}")
+            for client in clients:
+                got = client.get_secret("on-pg")
+                assert got.properties.version == written.properties.version
+    finally:
+        srv.stop()
