@@ -688,7 +688,7 @@ class SqliteStore:
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         lock = self._loop_lock
-        if lock is None:
+        if lock is None or lock.acquire(blocking=False):  # free: no hop to the committer
             self._flush_locked(loop)
             return
 
