@@ -204,3 +204,37 @@ def test_workers_take_the_write_lock_in_turn(tmp_path: Path) -> None:
         assert held_b
     a.close()
     b.close()
+
+
+def test_a_worker_waits_for_the_writers_lock_off_the_loop(tmp_path: Path) -> None:
+    """While another worker holds the writers' lock (here: in the middle of a transaction on
+    its writer thread), a group on the loop path waits for it on the committer thread: the
+    loop keeps running, and the group commits once the lock is released."""
+    a = SqliteStore(tmp_path / "db", CommitCounters(1))
+    b = SqliteStore(tmp_path / "db", CommitCounters(1))
+    inside, release = threading.Event(), threading.Event()
+
+    def held(tx: Tx) -> None:
+        tx.set_meta("b", "first")
+        inside.set()
+        release.wait(10)
+
+    holder = b.transact(held)
+    assert inside.wait(10)
+
+    async def main() -> int:
+        ticks = 0
+        write = a.transact_async(lambda tx: tx.set_meta("a", "second"))
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+            ticks += 1
+        assert not write.done()  # still waiting for the lock
+        release.set()
+        await asyncio.wait_for(write, 10)
+        return ticks
+
+    assert asyncio.run(main()) == 20
+    holder.result(10)
+    assert (a.reads.get_meta("b"), a.reads.get_meta("a")) == ("first", "second")
+    a.close()
+    b.close()
