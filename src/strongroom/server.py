@@ -1,4 +1,5 @@
-"""Runs an ASGI app over TLS on several loopback addresses, with granian's HTTP server.
+"""Runs an ASGI app over TLS on several loopback addresses, with granian's HTTP server
+(through its RSGI interface: ``AsgiOverRsgi``).
 
 granian parses HTTP and terminates TLS in Rust threads, so the Python thread (the event loop)
 only runs the application: on this 2-core VM a bare endpoint answers about twice as many
@@ -48,6 +49,81 @@ class _QuietEmbedded(logging.Filter):
 
 
 _QUIET = _QuietEmbedded()
+
+
+def _address(text: str) -> tuple[str, int]:
+    """RSGI's "host:port" or "[v6]:port" as ASGI's (host, port)."""
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port) if port.isdigit() else 0
+
+
+def _respond(protocol: Any, start: dict[str, Any], parts: list[bytes]) -> None:
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start.get("headers", ())]
+    protocol.response_bytes(start["status"], headers, b"".join(parts))
+
+
+class AsgiOverRsgi:
+    """Serves an ASGI app (HTTP only) through granian's RSGI interface.
+
+    granian builds an RSGI request lazily, hands over a whole body with one await and takes a
+    whole response in one call, where its ASGI interface builds a scope of Python objects up
+    front and costs a message dict and a future per receive and per send. Translating here to
+    the ASGI the app speaks is cheaper: 4 paired wrk runs, SET of a secret with --workers 2:
+    +13% (median; 1.01-1.22), server CPU 342 -> 304 us per request; GET +2%.
+
+    ASGI's ``raw_path`` is absent (RSGI gives the decoded path only); a response's body parts
+    are joined and sent once the last arrives.
+    """
+
+    __slots__ = ("_app",)
+
+    def __init__(self, app: Any):
+        self._app = app
+
+    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+        asgi_scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": scope.http_version,
+            "method": scope.method,
+            "scheme": scope.scheme,
+            "path": scope.path,
+            "query_string": scope.query_string.encode("latin-1"),
+            "root_path": "",
+            "headers": [
+                (k.encode("latin-1"), v.encode("latin-1")) for k, v in scope.headers.items()
+            ],
+            "client": _address(scope.client),
+            "server": _address(scope.server),
+        }
+        read = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal read
+            if read:  # the body is all read: what is left is the client leaving
+                await protocol.client_disconnect()
+                return {"type": "http.disconnect"}
+            read = True
+            return {"type": "http.request", "body": await protocol(), "more_body": False}
+
+        start: dict[str, Any] | None = None
+        parts: list[bytes] = []
+        sent = False
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal start, sent
+            kind = message["type"]
+            if kind == "http.response.start":
+                start = message
+            elif kind == "http.response.body" and start is not None and not sent:
+                parts.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    sent = True
+                    _respond(protocol, start, parts)
+
+        await self._app(asgi_scope, receive, send)
+        if start is not None and not sent:  # the app ended without its last body part
+            _respond(protocol, start, parts)
 
 
 class LifespanFailed(RuntimeError):
@@ -100,10 +176,10 @@ def _listener(
     app: Any, address: str, port: int, certfile: Path, keyfile: Path, log_level: str, access: bool
 ) -> Server:
     return Server(
-        app,
+        AsgiOverRsgi(app),
         address=address,
         port=port,
-        interface=Interfaces.ASGINL,
+        interface=Interfaces.RSGI,
         http=HTTPModes.http1,
         websockets=False,
         backlog=2048,
