@@ -358,9 +358,9 @@ def run_workers(
                 pid, status = os.wait()
             except ChildProcessError:
                 break
-            index = pids.pop(pid)
+            index = pids.pop(pid, -1)
             ended = os.waitstatus_to_exitcode(status)
-            if not stopping:
+            if index >= 0 and not stopping:
                 log.error("worker %d ended (exit code %d); stopping the others", index, ended)
                 code = ended if ended > 0 else 1
                 stop_all()
