@@ -176,12 +176,15 @@ def test_a_worker_that_dies_stops_the_server(tmp_path: Path) -> None:
 
 def test_sigterm_stops_every_worker(tmp_path: Path) -> None:
     srv = make_server(tmp_path, ("shared",), "--workers", "2")
-    assert srv.process is not None
-    pids = _children(srv.process.pid)
-    srv.process.send_signal(signal.SIGTERM)
-    assert srv.process.wait(timeout=30) == 0
-    for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in _state(pid)
+    try:
+        assert srv.process is not None
+        pids = _children(srv.process.pid)
+        srv.process.send_signal(signal.SIGTERM)
+        assert srv.process.wait(timeout=30) == 0
+        for pid in pids:
+            assert not Path(f"/proc/{pid}").exists() or "Z" in _state(pid)
+    finally:
+        srv.stop()
 
 
 def _state(pid: int) -> str:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
 
+from strongroom.store import sqlite as sqlite_store
 from strongroom.store.base import Tx
 from strongroom.store.migrations import HEAD
 from strongroom.store.sqlite import CommitCounters, SqliteStore
@@ -166,7 +169,9 @@ def test_a_cancelled_thread_job_is_skipped_and_the_writer_thread_goes_on(tmp_pat
 
 def test_commit_counters_are_shared_with_forked_workers() -> None:
     counters = CommitCounters(2)
-    pid = os.fork()
+    with warnings.catch_warnings():  # Python 3.12+ warns of a fork beside threads (pytest's)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # worker 1: three commits
         try:
             counters.claim(1)
@@ -180,10 +185,20 @@ def test_commit_counters_are_shared_with_forked_workers() -> None:
     assert counters.others() == 3
 
 
-def test_workers_take_the_write_lock_in_turn(tmp_path: Path) -> None:
+def test_workers_take_the_write_lock_in_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two stores with counters on one file, as two workers (here in one process: the file
     lock, one descriptor per write path, excludes them alike): interleaved writes on the loop
-    path and the thread path all land, none waits for SQLite's busy handler."""
+    path and the thread path all land, and none finds SQLite's write lock taken."""
+    found_busy: list[bool] = []
+    real_busy = sqlite_store._busy
+
+    def busy(exc: sqlite3.Error) -> bool:
+        found_busy.append(real_busy(exc))
+        return found_busy[-1]
+
+    monkeypatch.setattr(sqlite_store, "_busy", busy)
     a = SqliteStore(tmp_path / "db", CommitCounters(1))
     b = SqliteStore(tmp_path / "db", CommitCounters(1))
 
@@ -198,8 +213,13 @@ def test_workers_take_the_write_lock_in_turn(tmp_path: Path) -> None:
     asyncio.run(main())
     assert [a.reads.get_meta(f"k{i}") for i in range(40)] == [str(i) for i in range(40)]
     assert b.reads.get_meta("thread") == "yes"
+    assert not any(found_busy)
     with a.exclusive("job") as held_a, b.exclusive("job") as held_b:
         assert (held_a, held_b) == (True, False)
+        with a.exclusive("job") as again:  # callers in one process share it
+            assert again
+        with b.exclusive("job") as still:
+            assert not still
     with b.exclusive("job") as held_b:
         assert held_b
     a.close()

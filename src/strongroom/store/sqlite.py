@@ -561,6 +561,7 @@ class CommitCounters:
         self._one = struct.Struct("<Q")
         self._index = 0
         self._mine = 0
+        self._bumping = threading.Lock()  # the loop and the writer thread both commit
 
     def claim(self, index: int) -> None:
         """Makes this process worker ``index`` (after the fork, in the child)."""
@@ -570,13 +571,17 @@ class CommitCounters:
         self._mine = self._one.unpack_from(self._mem, 8 * index)[0]
 
     def bump(self) -> None:
-        self._mine += 1
-        self._one.pack_into(self._mem, 8 * self._index, self._mine)
+        with self._bumping:
+            self._mine += 1
+            self._one.pack_into(self._mem, 8 * self._index, self._mine)
 
     def others(self) -> int:
-        """The sum of the other processes' counts: it changes when any of them commits."""
-        total: int = sum(self._all.unpack_from(self._mem))
-        return total - self._mine
+        """The sum of the other processes' counts: it changes when any of them commits. One
+        snapshot of every count, this process's own taken out of it: a commit of this process
+        landing meanwhile cannot hide another's."""
+        counts = self._all.unpack_from(self._mem)
+        total: int = sum(counts) - counts[self._index]
+        return total
 
 
 class _FileLock:
@@ -652,6 +657,8 @@ class SqliteStore:
         lock_path = path.with_name(path.name + "-writer.lock")
         self._loop_lock = None if counters is None else _FileLock(lock_path)
         self._thread_lock = None if counters is None else _FileLock(lock_path)
+        self._exclusive: dict[str, list[Any]] = {}  # name -> [its file lock, holders here]
+        self._exclusive_guard = threading.Lock()
 
     @property
     def reads(self) -> _Reads:
@@ -662,17 +669,29 @@ class SqliteStore:
 
     @contextlib.contextmanager
     def exclusive(self, name: str) -> Iterator[bool]:
-        """A file lock named ``name`` next to the database, if no other process holds it."""
-        lock = _FileLock(self._path.with_name(f"{self._path.name}-{name}.lock"))
+        """A file lock named ``name`` next to the database, if no other process holds it.
+        Callers in this process share it, as PostgreSQL's advisory lock of one session is."""
+        with self._exclusive_guard:
+            entry = self._exclusive.get(name)
+            if entry is None:
+                lock = _FileLock(self._path.with_name(f"{self._path.name}-{name}.lock"))
+                if not lock.acquire(blocking=False):
+                    lock.close()
+                    entry = None
+                else:
+                    entry = self._exclusive[name] = [lock, 0]
+            if entry is not None:
+                entry[1] += 1
         try:
-            held = lock.acquire(blocking=False)
-            try:
-                yield held
-            finally:
-                if held:
-                    lock.release()
+            yield entry is not None
         finally:
-            lock.close()
+            if entry is not None:
+                with self._exclusive_guard:
+                    entry[1] -= 1
+                    if entry[1] == 0:
+                        del self._exclusive[name]
+                        entry[0].release()
+                        entry[0].close()
 
     def transact(self, fn: Callable[[Tx], T]) -> Future[T]:
         fut: Future[T] = Future()
@@ -696,7 +715,10 @@ class SqliteStore:
 
         def take() -> None:  # on the committer thread: wait for the other processes' writes
             lock.acquire()
-            loop.call_soon_threadsafe(self._flush_locked, loop)
+            try:
+                loop.call_soon_threadsafe(self._flush_locked, loop)
+            except RuntimeError:  # the loop is closed: nobody will write
+                lock.release()
 
         self._committer.submit(take)
 
@@ -715,16 +737,21 @@ class SqliteStore:
         try:
             conn.execute("BEGIN IMMEDIATE")
             results = _run_batch(conn, self._loop_tx, [fn for fn, _ in batch])
-        except sqlite3.Error as exc:
-            if _busy(exc) and not conn.in_transaction:  # the lock is taken: try again shortly
+        except Exception as exc:
+            busy = isinstance(exc, sqlite3.Error) and _busy(exc)
+            if busy and not conn.in_transaction:  # the lock is taken: try again shortly
                 self._unlock()
                 self._pending[:0] = batch  # first in line
                 loop.call_later(self.BUSY_RETRY_SECONDS, self._flush, loop)
                 return
             log.exception("store could not run a transaction")
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self._unlock()
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("store could not roll a transaction back")
+            finally:
+                self._unlock()  # whatever happened, the other workers may write
             _settle(futures, [(False, exc)] * len(batch))
             self._after_commit(loop)
             return
