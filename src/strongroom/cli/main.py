@@ -12,7 +12,7 @@ import shlex
 import subprocess
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -47,6 +47,10 @@ Suffix = typer.Option(DEFAULT_VAULT_SUFFIX, "--vault-suffix", help="DNS suffix o
 
 def _ca_path(settings: Settings) -> Path:
     return settings.tls_dir / "ca.pem"
+
+
+def _listen_failed(exc: Exception) -> NoReturn:
+    fail("ListenFailed", f"{exc} Is another server using the port? Choose one with --port.")
 
 
 @app.command()
@@ -144,7 +148,7 @@ def serve(
         try:
             code = server.run_workers(workers, settings.bind, port, worker)
         except server.ListenFailed as exc:
-            fail("ListenFailed", f"{exc} Is another server using the port? Choose one with --port.")
+            _listen_failed(exc)
         raise typer.Exit(code)
     app_ = create_app(inst)
     try:
@@ -157,7 +161,7 @@ def serve(
             log_level=log_level,
         )
     except server.ListenFailed as exc:
-        fail("ListenFailed", f"{exc} Is another server using the port? Choose one with --port.")
+        _listen_failed(exc)
     finally:
         inst.close()
 
