@@ -84,7 +84,7 @@ def database(url: str | None) -> Iterator[None]:
 def start(
     data_dir: Path, children: Children, count: int, workdir: Path, name: str
 ) -> list[Process]:
-    run_cli(["vault", "create", VAULT, "--data-dir", str(data_dir)])
+    run_cli(["vault", "create", VAULT, "--open", "--data-dir", str(data_dir)])
     principal = run_cli(["principal", "create", PRINCIPAL, "--data-dir", str(data_dir)])
     processes = []
     for i in range(count):

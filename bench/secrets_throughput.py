@@ -498,7 +498,7 @@ class Started:
 
 def start_strongroom(workdir: Path, children: Children, port: int, workers: int = 1) -> Started:
     data_dir = workdir / "data"
-    run_cli(["vault", "create", VAULT, "--data-dir", str(data_dir), "--port", str(port)])
+    run_cli(["vault", "create", VAULT, "--open", "--data-dir", str(data_dir), "--port", str(port)])
     principal = run_cli(
         ["principal", "create", PRINCIPAL, "--data-dir", str(data_dir), "--port", str(port)]
     )

@@ -163,7 +163,7 @@ class Server:
     def start(self) -> None:
         shutil.rmtree(self.data_dir, ignore_errors=True)
         admin = ("--data-dir", str(self.data_dir))
-        strongroom("vault", "create", VAULT, *admin)
+        strongroom("vault", "create", VAULT, "--open", *admin)
         self.principal = strongroom(
             "principal", "create", "conformance", *admin, "--port", str(self.port)
         )

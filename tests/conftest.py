@@ -226,7 +226,7 @@ def make_server(
 
         _DATABASES[server.data_dir] = pg.cluster().new_database("server")
     for name in vaults:
-        cli(server.data_dir, "vault", "create", name)
+        cli(server.data_dir, "vault", "create", name, "--open")
     created = cli(server.data_dir, "principal", "create", "tests", port=server.port)
     server.tenant_id = created["tenantId"]
     server.client_id = created["clientId"]

@@ -10,7 +10,9 @@
     ├── NotFound                    "<Kind>NotFound", "VaultNotFound", ...
     ├── Conflict                    "Conflict" (name in use, deleted but recoverable, ...)
     ├── Upstream                    a service Strongroom relies on failed (a storage provider)
+    ├── PayloadTooLarge             a request body over its limit
     └── OAuthError                  token endpoint failures, rendered as OAuth JSON
+        └── Throttled               too many failed attempts: wait ``retry_after`` seconds
 
 Messages never contain secret values, key material or tokens.
 """
@@ -57,9 +59,28 @@ class Upstream(StrongroomError):
     code = "UpstreamServiceFailed"
 
 
+class PayloadTooLarge(StrongroomError):
+    code = "RequestTooLarge"
+
+
 class OAuthError(StrongroomError):
     """An RFC 6749 section 5.2 error: ``code`` is the OAuth ``error`` value."""
+
+    retry_after: int | None = None
 
     def __init__(self, error: str, description: str, *, status: int = 400):
         super().__init__(description, code=error)
         self.status = status
+
+
+class Throttled(OAuthError):
+    """Too many failed authentications from this client id or address (429 + Retry-After)."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(
+            "temporarily_unavailable",
+            f"AADSTS50196: Too many failed sign-in attempts for this client id or from this "
+            f"address; try again in {retry_after} seconds.",
+            status=429,
+        )
+        self.retry_after = retry_after

@@ -25,6 +25,7 @@ class Vault:
     retention_days: int
     purge_protection: bool
     created: int
+    open_access: bool = False  # every principal of the installation may do everything
 
     @property
     def recovery_level(self) -> str:

@@ -99,14 +99,28 @@ class AsgiOverRsgi:
             "server": _address(scope.server),
         }
         read = False
+        # With a Content-Length (checked against its limit by the app before it reads), the
+        # body comes whole; a chunked one comes a chunk at a time, so that the app can stop
+        # reading one that grows past its limit.
+        whole = "content-length" in scope.headers
+        chunks: Any = None
 
         async def receive() -> dict[str, Any]:
-            nonlocal read
+            nonlocal read, chunks
             if read:  # the body is all read: what is left is the client leaving
                 await protocol.client_disconnect()
                 return {"type": "http.disconnect"}
-            read = True
-            return {"type": "http.request", "body": await protocol(), "more_body": False}
+            if whole:
+                read = True
+                return {"type": "http.request", "body": await protocol(), "more_body": False}
+            if chunks is None:
+                chunks = protocol.__aiter__()
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                read = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": bytes(chunk), "more_body": True}
 
         start: dict[str, Any] | None = None
         parts: list[bytes] = []

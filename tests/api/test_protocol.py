@@ -155,13 +155,6 @@ def test_missing_or_malformed_api_version_is_400(server: Server, query: str) -> 
     _assert_error(response, 400, "BadParameter")
 
 
-def test_unknown_vault_is_404(server: Server) -> None:
-    with server.http("vault-a") as http:
-        response = http.get(server.vault_url("no-such-vault") + "/secrets")
-    error = _assert_error(response, 404, "VaultNotFound")
-    assert "strongroom vault create no-such-vault" in str(error["message"])
-
-
 def test_bad_requests_are_400_with_reasons(server: Server) -> None:
     with server.http("vault-a") as http:
         big = http.put("/secrets/big", json={"value": "x" * (25 * 1024 + 1)})
@@ -224,6 +217,7 @@ def test_purge_refused_under_purge_protection(tmp_path: object, server: Server) 
         "--purge-protection",
         "--retention-days",
         "7",
+        "--open",
     )
     with server.http("protected") as http:
         http.put("/secrets/keep", json={"value": "v"})

@@ -141,6 +141,7 @@ def test_a_principal_without_backup_permission_gets_403(
     run, srv = az
     run("keyvault", "secret", "set", "--vault-name", "az-prod", "--name", "kept", "--value", "x")
     reader = cli(srv.data_dir, "principal", "create", "az-reader", port=srv.port)
+    cli(srv.data_dir, "vault", "update", "az-prod", "--closed")
     cli(srv.data_dir, "vault", "set-policy", "az-prod", "--principal", "tests",
         "--secret-permissions", "all")  # fmt: skip
     cli(srv.data_dir, "vault", "set-policy", "az-prod", "--principal", "az-reader",
@@ -164,6 +165,8 @@ def test_a_principal_without_backup_permission_gets_403(
     assert "does not have secrets backup permission" in error
     cli(srv.data_dir, "vault", "delete-policy", "az-prod", "--principal", "az-reader")
     cli(srv.data_dir, "vault", "delete-policy", "az-prod", "--principal", "tests")
+    cli(srv.data_dir, "vault", "update", "az-prod", "--open")  # for the module's other tests
+    time.sleep(2.2)
 
 
 def test_a_damaged_blob_is_refused_with_its_cause(az: tuple[Az, Server], tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from azure.keyvault.keys import KeyClient, KeyRotationLifetimeAction, KeyRotatio
 from azure.keyvault.keys import KeyRotationPolicyAction as Action
 
 from tests import pg
-from tests.conftest import Server, another_process, make_server
+from tests.conftest import Server, another_process, cli, make_server
 
 DAY = 86400
 
@@ -148,3 +148,32 @@ def test_the_scheduler_rotates_once_across_processes(
         for name in names:
             versions = list(keys.list_properties_of_key_versions(name))
             assert len(versions) == 1 + round_, (name, round_, len(versions))
+
+
+def test_a_deleted_principal_is_refused_at_once_by_every_process(
+    pair: tuple[Server, Server],
+) -> None:
+    """Each process hears of the deletion (LISTEN/NOTIFY) before the command has returned."""
+    first = pair[0]
+    made = cli(first.data_dir, "principal", "create", "leaving", port=first.port)
+    tokens = []
+    for srv in pair:
+        as_leaving = Server(
+            data_dir=srv.data_dir, port=srv.port, tenant_id=srv.tenant_id,
+            client_id=made["clientId"], client_secret=made["clientSecret"],
+        )  # fmt: skip
+        tokens.append(as_leaving.token())
+
+    def statuses() -> list[int]:
+        out = []
+        for srv, token in zip(pair, tokens, strict=True):
+            response = httpx.get(
+                f"{srv.vault_url('shared')}/secrets?api-version=7.6",
+                headers={"Authorization": f"Bearer {token}"}, verify=srv.tls(),
+            )  # fmt: skip
+            out.append(response.status_code)
+        return out
+
+    assert statuses() == [200, 200]
+    cli(first.data_dir, "principal", "delete", "leaving")
+    assert statuses() == [401, 401]

@@ -21,7 +21,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.keyvault.keys import KeyClient
 from azure.keyvault.secrets import SecretClient
 
-from tests.conftest import Server, env_for, free_port, make_server
+from tests.conftest import Server, cli, env_for, free_port, make_server
 
 CLIENTS = 12  # connections; the kernel spreads them over the workers by their source ports
 DIGEST_B64 = base64.urlsafe_b64encode(bytes(range(32))).decode().rstrip("=")
@@ -213,3 +213,30 @@ def test_workers_on_postgresql(tmp_path: Path) -> None:
                 assert got.properties.version == written.properties.version
     finally:
         srv.stop()
+
+
+def _refused_everywhere(srv: Server, token: str, expected: int) -> list[int]:
+    """The statuses of requests with ``token`` over new connections (spread over workers)."""
+    statuses = []
+    for _ in range(2 * CLIENTS):
+        with httpx.Client(verify=srv.tls()) as client:
+            statuses.append(
+                client.get(
+                    f"{srv.vault_url('shared')}/secrets?api-version=7.6",
+                    headers={"Authorization": f"Bearer {token}"},
+                ).status_code
+            )
+    assert set(statuses) == {expected}, statuses
+    return statuses
+
+
+def test_a_deleted_principal_is_refused_at_once_by_every_worker(workers: Server) -> None:
+    made = cli(workers.data_dir, "principal", "create", "leaving", port=workers.port)
+    leaving = Server(
+        data_dir=workers.data_dir, port=workers.port, tenant_id=workers.tenant_id,
+        client_id=made["clientId"], client_secret=made["clientSecret"],
+    )  # fmt: skip
+    token = leaving.token()
+    _refused_everywhere(workers, token, 200)  # every worker has verified and cached it
+    cli(workers.data_dir, "principal", "delete", "leaving")
+    _refused_everywhere(workers, token, 401)

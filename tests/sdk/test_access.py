@@ -50,8 +50,14 @@ def test_policies_decide_who_does_what(guarded: Server) -> None:
     saver_id, saver = _principal(guarded, "saver")
     _, stranger = _principal(guarded, "stranger")
     admin.set_secret("payroll", "s3cr3t-value")
-    assert reader.get_secret("payroll").value == "s3cr3t-value"  # no policy yet: open vault
+    assert reader.get_secret("payroll").value == "s3cr3t-value"  # made --open
 
+    with pytest.raises(subprocess.CalledProcessError):  # a policy on an open vault means nothing
+        cli(guarded.data_dir, "vault", "set-policy", "guarded", "--principal", "reader",
+            "--secret-permissions", "get")  # fmt: skip
+    assert not cli(guarded.data_dir, "vault", "update", "guarded", "--closed")[
+        "openToAllPrincipals"
+    ]
     cli(guarded.data_dir, "vault", "set-policy", "guarded", "--principal", "tests",
         "--secret-permissions", "all")  # fmt: skip
     cli(guarded.data_dir, "vault", "set-policy", "guarded", "--principal", "reader",

@@ -120,7 +120,7 @@ def test_dr_across_installations(
     imported = strongroom(b.data_dir, "domain", "import", str(tmp_path / "domain.json"),
                           "--key", str(k3), "--key", str(k2))  # fmt: skip
     assert imported["id"] == domain_id
-    strongroom(b.data_dir, "vault", "create", "dr-vault", "--domain", domain_id)
+    strongroom(b.data_dir, "vault", "create", "dr-vault", "--domain", domain_id, "--open")
 
     # Into B's own-domain vault: refused as a domain mismatch.
     with pytest.raises(HttpResponseError) as mismatch:

@@ -3,12 +3,14 @@ renewal by lifetime action, and the policies themselves."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.keyvault.keys import (
     KeyClient,
     KeyRotationLifetimeAction,
@@ -72,6 +74,9 @@ def test_default_policy_and_round_trip(clocked: Server) -> None:
             "ISO 8601",
         ),
         ({"lifetimeActions": [{"trigger": {}, "action": {"type": "Rotate"}}]}, "exactly one"),
+        ({"attributes": {"expiryTime": "P9999999999999Y"}}, "100 years"),
+        ({"attributes": {"expiryTime": "P101Y"}}, "100 years"),
+        ({"lifetimeActions": [{"trigger": ["P1D"], "action": {"type": "Rotate"}}]}, "objects"),
         (
             {
                 "lifetimeActions": [
@@ -221,3 +226,57 @@ def test_certificates_renew_by_lifetime_action(clocked: Server) -> None:
     assert len(list(certs.list_properties_of_certificate_versions("renews"))) == 2
     key = _keys(clocked).get_key("renews")
     assert key.properties.version == latest.properties.version  # a new managed key version
+
+
+def _plant_policy(srv: Server, vault: str, key: str, body: dict[str, Any]) -> None:
+    """Writes a rotation policy straight into the store, as a bug or an older release might
+    have left it: what the API would refuse."""
+    text = json.dumps(body)
+    if srv.database_url:
+        import psycopg
+
+        with psycopg.connect(srv.database_url) as conn:
+            conn.execute(
+                "UPDATE policies SET body=%s WHERE kind='key' AND lname=%s AND vault_id="
+                "(SELECT id FROM vaults WHERE lname=%s)",
+                (text, key, vault),
+            )
+        return
+    with sqlite3.connect(srv.data_dir / "strongroom.db") as conn:
+        changed = conn.execute(
+            "UPDATE policies SET body=? WHERE kind='key' AND lname=? AND vault_id="
+            "(SELECT id FROM vaults WHERE lname=?)",
+            (text, key, vault),
+        ).rowcount
+        assert changed == 1
+
+
+def test_one_bad_policy_does_not_stop_the_scheduler(clocked: Server) -> None:
+    """A policy whose rotation would set an expiry centuries away used to end every pass
+    with OverflowError: no key rotated and nothing was purged, in any vault."""
+    keys = _keys(clocked)
+    every_day = KeyRotationPolicy(
+        lifetime_actions=[
+            KeyRotationLifetimeAction(KeyRotationPolicyAction.rotate, time_after_create="P28D")
+        ],
+        expires_in="P60D",
+    )
+    for name in ("a-healthy", "m-broken", "z-healthy"):
+        keys.create_ec_key(name)
+        keys.update_key_rotation_policy(name, every_day)
+    broken = {
+        "lifetimeActions": [{"trigger": {"timeAfterCreate": "P1D"}, "action": {"type": "Rotate"}}],
+        "attributes": {"expiryTime": "P9999999999999Y"},
+    }
+    _plant_policy(clocked, "rotating", "m-broken", broken)
+    keys.create_ec_key("doomed")
+    keys.begin_delete_key("doomed").wait()
+    done = clocked.advance_clock(91 * DAY)  # past the vault's retention: purged too
+    assert done["failed"] >= 1
+    assert done["rotated"] >= 2
+    assert done["purged"] >= 1
+    for name in ("a-healthy", "z-healthy"):
+        assert len(list(keys.list_properties_of_key_versions(name))) == 2
+    assert len(list(keys.list_properties_of_key_versions("m-broken"))) == 1
+    with pytest.raises(ResourceNotFoundError):
+        keys.get_deleted_key("doomed")

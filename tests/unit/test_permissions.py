@@ -14,7 +14,7 @@ from strongroom.api.routes.keys import KeyRoutes
 from strongroom.api.routes.secrets import SecretRoutes
 from strongroom.api.routes.storage import StorageRoutes
 from strongroom.config import Settings
-from strongroom.errors import Forbidden
+from strongroom.errors import BadParameter, Forbidden
 from strongroom.services.access import PERMISSIONS, AccessService
 from strongroom.services.installation import Installation, open_installation
 from strongroom.services.vaults import VaultService
@@ -45,7 +45,7 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Installati
 
 def _needs() -> list[Need]:
     seen = {(n.kind, n.permission) for n in [*NEEDS.values(), *KEY_OPERATIONS.values()]}
-    return [Need(kind, perm, "") for kind, perm in sorted(seen, key=str) if perm is not None]
+    return [Need(kind, perm, "") for kind, perm in sorted(seen, key=str)]
 
 
 @pytest.mark.parametrize("need", _needs(), ids=lambda n: f"{n.kind}-{n.permission}")
@@ -54,7 +54,6 @@ def test_allowed_with_its_permission_refused_without(
 ) -> None:
     inst, record = vault
     access = AccessService(inst)
-    assert need.permission is not None
     access.set_policy(record, "holder", "holder", {need.kind: [need.permission]})
     others = [p for p in PERMISSIONS[need.kind] if p != need.permission]
     if need.kind == "certificates" and need.permission.endswith("issuers"):
@@ -69,9 +68,47 @@ def test_allowed_with_its_permission_refused_without(
         access.check(record, "nobody", need.kind, need.permission)
 
 
-def test_an_unpoliced_vault_is_open(vault: tuple[Installation, VaultRecord]) -> None:
+def test_a_vault_without_policies_denies_everyone(
+    vault: tuple[Installation, VaultRecord],
+) -> None:
     inst, _ = vault
-    VaultService(inst).create("open-vault")
+    VaultService(inst).create("closed-vault")
+    record = inst.store.reads.get_vault("closed-vault")
+    assert record is not None and not record.open_access
+    with pytest.raises(Forbidden):
+        AccessService(inst).check(record, "anyone", "secrets", "get")
+
+
+def test_removing_the_last_policy_denies_rather_than_opens(
+    vault: tuple[Installation, VaultRecord],
+) -> None:
+    inst, _ = vault
+    VaultService(inst).create("revoked-vault")
+    record = inst.store.reads.get_vault("revoked-vault")
+    assert record is not None
+    access = AccessService(inst)
+    access.set_policy(record, "only", "only", {"secrets": ["get"]})
+    access.check(record, "only", "secrets", "get")
+    access.delete_policy(record, "only")
+    access.forget()
+    for who in ("only", "anyone"):
+        with pytest.raises(Forbidden):
+            access.check(record, who, "secrets", "get")
+
+
+def test_an_open_vault_admits_every_principal_and_takes_no_policy(
+    vault: tuple[Installation, VaultRecord],
+) -> None:
+    inst, _ = vault
+    VaultService(inst).create("open-vault", open_access=True)
+    record = inst.store.reads.get_vault("open-vault")
+    assert record is not None and record.open_access
+    AccessService(inst).check(record, "anyone", "secrets", "purge")
+    with pytest.raises(BadParameter, match="--closed"):
+        AccessService(inst).set_policy(record, "x", "x", {"secrets": ["get"]})
+    closed = VaultService(inst).set_open_access("open-vault", False)
+    assert not closed.open_access
     record = inst.store.reads.get_vault("open-vault")
     assert record is not None
-    AccessService(inst).check(record, "anyone", "secrets", "purge")
+    with pytest.raises(Forbidden):
+        AccessService(inst).check(record, "anyone", "secrets", "purge")

@@ -37,7 +37,7 @@ def test_deleted_secrets_are_purged_once_their_date_passes(inst: Installation) -
         early = await secrets.purge_expired(now=due - 1)
         on_time = await secrets.purge_expired(now=due)
         again = await secrets.purge_expired(now=due + 10)
-        return early, on_time, again
+        return early.done, on_time.done, again.done
 
     assert asyncio.run(scenario()) == (0, 1, 0)
     with pytest.raises(NotFound):

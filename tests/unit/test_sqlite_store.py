@@ -66,6 +66,7 @@ def test_a_version_1_database_from_before_alembic_is_migrated(tmp_path: Path) ->
         "INSERT INTO meta VALUES ('schema_version', '1');"
         "CREATE TABLE versions (seq INTEGER PRIMARY KEY, vault_id TEXT);"
         "CREATE TABLE objects (vault_id TEXT, kind TEXT, lname TEXT);"
+        "CREATE TABLE vaults (id TEXT PRIMARY KEY);"
     )
     conn.close()
     store = SqliteStore(tmp_path / "db")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from typing import Any
 
 from starlette.applications import Starlette
@@ -17,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from strongroom.api.dataplane import DataPlane
 from strongroom.api.errors import JSON, error_body
+from strongroom.api.limits import MAX_TOKEN_BODY, BodyLimit
 from strongroom.api.routes.admin import AdminRoutes
 from strongroom.api.routes.certificates import CertificateRoutes
 from strongroom.api.routes.identity import IdentityRoutes
@@ -32,6 +34,7 @@ from strongroom.services.identity import IdentityService
 from strongroom.services.installation import Installation
 from strongroom.services.issuers import IssuerService
 from strongroom.services.keys import KeyService
+from strongroom.services.scheduler import Scheduler
 from strongroom.services.secrets import SecretService
 from strongroom.services.storage import StorageService
 from strongroom.services.storage_providers import (
@@ -42,6 +45,8 @@ from strongroom.services.storage_providers import (
 from strongroom.services.vaults import VaultService
 
 log = logging.getLogger(__name__)
+# A vault's name as a Host label (identifiers.check_vault_name's rule, lower-cased).
+_VAULT_LABEL = re.compile(r"[a-z][a-z0-9-]{1,22}[a-z0-9]")
 
 
 class Services:
@@ -77,6 +82,17 @@ class StrongroomApp:
     def __init__(self, inst: Installation):
         settings = inst.settings
         self.services = Services(inst)
+        services = self.services
+        self.scheduler = Scheduler(
+            inst.store,
+            {
+                "rotated": services.keys.rotate_due_keys,
+                "renewed": services.certificates.renew_due_certificates,
+                "regenerated": services.storage.regenerate_due,
+                "purged": services.secrets.purge_expired,
+            },
+            settings.scheduler_interval,
+        )
         self._suffix = "." + settings.vault_suffix.lower()
         # Host headers already seen naming a vault ({vault}.{suffix}[:port]), and its name:
         # every data-plane request needs it, and most come from a few hosts.
@@ -104,6 +120,7 @@ class StrongroomApp:
             settings.vault_resource,
             self.services.access,
             self.services.audit,
+            settings.vault_url,
         )
         suffix_netloc = settings.vault_resource.removeprefix("https://")
         routes = IdentityRoutes(
@@ -112,8 +129,7 @@ class StrongroomApp:
         if isinstance(inst.clock, ManualClock):
             admin = AdminRoutes(self.services.identity, inst.clock, self.scheduler_pass, settings)
             routes += admin.routes()
-        self._identity = Starlette(routes=routes)
-        self._interval = settings.scheduler_interval
+        self._identity = BodyLimit(Starlette(routes=routes), MAX_TOKEN_BODY)
         self._purger: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -132,11 +148,22 @@ class StrongroomApp:
             await self._data(scope, receive, send, vault)
             return
         name = host.decode("latin-1").lower()
-        # "[::1]:8443" keeps its brackets; "host:8443" loses its port.
-        hostname = name.split("]")[0] + "]" if name.startswith("[") else name.partition(":")[0]
+        # "[::1]:8443" keeps its brackets; "host:8443" loses its port. Anything after the
+        # name but a port (":8443@evil") makes the Host unknown.
+        if name.startswith("["):
+            hostname, _, rest = name.partition("]")
+            hostname += "]"
+            port = rest.removeprefix(":") if rest.startswith(":") else rest
+        else:
+            hostname, colon, port = name.partition(":")
+            port = port if colon else ""
+            if colon and not port:
+                port = "-"
+        if port and not port.isdigit():
+            hostname = ""
         if hostname.endswith(self._suffix):
             vault = hostname[: -len(self._suffix)]
-            if vault and "." not in vault:
+            if _VAULT_LABEL.fullmatch(vault):
                 if len(self._vaults_by_host) >= self.MAX_HOSTS:
                     self._vaults_by_host.clear()
                 self._vaults_by_host[host] = vault
@@ -163,7 +190,7 @@ class StrongroomApp:
         while True:
             message: Any = await receive()
             if message["type"] == "lifespan.startup":
-                self._purger = asyncio.create_task(self._scheduler())
+                self._purger = asyncio.create_task(self.scheduler.run_forever())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._purger is not None:
@@ -176,36 +203,7 @@ class StrongroomApp:
                 return
 
     async def scheduler_pass(self) -> dict[str, int]:
-        """One pass, by one process at a time among those sharing the store: a due action is
-        seen as done by the next pass anywhere, so it happens once."""
-        with self.services.installation.store.exclusive("strongroom-scheduler") as held:
-            if not held:
-                return {"rotated": 0, "renewed": 0, "regenerated": 0, "purged": 0, "skipped": 1}
-            return await self._scheduler_pass()
-
-    async def _scheduler_pass(self) -> dict[str, int]:
-        """Rotates, renews and regenerates what policies say is due; purges objects past their
-        purge date."""
-        rotated = await self.services.keys.rotate_due_keys()
-        renewed = await self.services.certificates.renew_due_certificates()
-        regenerated = await self.services.storage.regenerate_due()
-        purged = await self.services.secrets.purge_expired()
-        if rotated or renewed or regenerated or purged:
-            log.info(
-                "scheduler: rotated %d keys, renewed %d certificates, regenerated %d storage "
-                "account keys, purged %d objects", rotated, renewed, regenerated, purged,
-            )  # fmt: skip
-        return {
-            "rotated": rotated, "renewed": renewed, "regenerated": regenerated, "purged": purged,
-        }  # fmt: skip
-
-    async def _scheduler(self) -> None:
-        while True:
-            try:
-                await self.scheduler_pass()
-            except Exception:
-                log.exception("scheduler pass failed")
-            await asyncio.sleep(self._interval)
+        return await self.scheduler.run_pass()
 
 
 def create_app(inst: Installation) -> StrongroomApp:

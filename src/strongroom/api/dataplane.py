@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from strongroom.api import wire
 from strongroom.api.errors import JSON, error_body, error_parts
+from strongroom.api.limits import MAX_BODY, MAX_RESTORE_BODY, read_body
 from strongroom.api.permissions import Need, need_of
 from strongroom.errors import BadParameter, NotFound, StrongroomError, Unauthorized
 from strongroom.identifiers import check_api_version
@@ -57,18 +58,15 @@ class Call:
     record: VaultRecord
     vault: Vault
     caller: Caller
-    base: str  # https://{host as dialled}
+    base: str  # the vault's URL, https://{vault}.{suffix}[:port], from configuration
     query: dict[str, str]
     args: tuple[str, ...]
     receive: Receive
+    length: int | None  # Content-Length, if the request declared one
 
-    async def body(self) -> bytes:
-        chunks: list[bytes] = []
-        while True:
-            message = await self.receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+    async def body(self, limit: int = MAX_BODY) -> bytes:
+        """The request body, refused (413) beyond ``limit`` before or while it is read."""
+        return await read_body(self.receive, self.length, limit)
 
     def int_query(self, name: str) -> int | None:
         raw = self.query.get(name)
@@ -138,6 +136,7 @@ class DataPlane:
         resource: str,
         access: AccessService,
         audit: AuditLog,
+        vault_url: Callable[[str], str],
     ):
         self._identity = identity
         self._vaults = vaults
@@ -145,6 +144,7 @@ class DataPlane:
         self._taken: dict[tuple[str, str], _Route] = {}
         self._access = access
         self._audit = audit
+        self._vault_url = vault_url  # ids are built from configuration, never from Host
         self._audiences = [resource, resource + "/"]
         tenant_url = f"{authority}/{identity.tenant_id}"
         # No "," or "=" may appear inside values: the SDK splits on both.
@@ -152,12 +152,13 @@ class DataPlane:
         self._challenge = [(b"www-authenticate", challenge.encode())]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, vault_name: str) -> None:
-        auth = host = request_id = b""
+        auth = request_id = b""
+        length: int | None = None
         for key, value in scope["headers"]:
             if key == b"authorization":
                 auth = value
-            elif key == b"host":
-                host = value
+            elif key == b"content-length":
+                length = int(value) if value.isdigit() else None
             elif key == b"x-ms-client-request-id":
                 request_id = value
         note = _Note(vault_name, scope, request_id)
@@ -170,10 +171,14 @@ class DataPlane:
             caller = self._identity.verify(token, self._audiences)
         except Unauthorized as exc:
             await _send(send, 401, error_body("Unauthorized", exc.message), self._challenge)
-            note.audit(self._audit, None, "Authentication", 401)
+            note.auth_failed(self._audit)
+            return
+        except Exception as exc:  # the store failing while it checks the principal
+            status, body = error_parts(exc)
+            await _send(send, status, body)
             return
         try:
-            reply = await self._handle(scope, receive, vault_name, caller, host, note)
+            reply = await self._handle(scope, receive, vault_name, caller, length, note)
         except Exception as exc:  # every failure gets Key Vault's error shape
             status, body = error_parts(exc)
             await _send(send, status, body)
@@ -188,18 +193,26 @@ class DataPlane:
         receive: Receive,
         vault_name: str,
         caller: Caller,
-        host: bytes,
+        length: int | None,
         note: _Note,
     ) -> Reply:
-        record, vault = self._vaults.lookup(vault_name)
         query = _query_of(scope)
         check_api_version(query.get("api-version"))
         method: str = scope["method"]
         handler, args, need = self._route(method, scope["path"])
         note.operation = need.operation
+        try:
+            record, vault = self._vaults.lookup(vault_name)
+        except NotFound:
+            # A principal is told the same of a vault that does not exist as of one it may not
+            # use, so that vault names cannot be enumerated.
+            raise self._access.denied(
+                vault_name, caller.client_id, need.kind, need.permission
+            ) from None
         self._access.check(record, caller.client_id, need.kind, need.permission)
-        base = "https://" + host.decode("latin-1")
-        return await handler(Call(method, record, vault, caller, base, query, args, receive))
+        base = self._vault_url(vault_name)
+        call = Call(method, record, vault, caller, base, query, args, receive, length)
+        return await handler(call)
 
     def _route(self, method: str, path: str) -> _Route:
         """The handler, its arguments and what it needs, for a method and path; routing
@@ -242,6 +255,9 @@ class _Note:
             principal, self._vault, operation, self._path, status, self._request_id, self._caller
         )
 
+    def auth_failed(self, log: AuditLog) -> None:
+        log.auth_failed(self._vault, self._path, self._request_id, self._caller)
+
 
 def method_not_allowed(method: str, operation: str) -> StrongroomError:
     return BadParameter(f"Method {method} does not allow operation '{operation}'")
@@ -254,7 +270,8 @@ def blob_reply(blob: bytes) -> Reply:
 
 async def blob_of(call: Call) -> bytes:
     """The blob a restore request carries in ``value``."""
-    return wire.b64url_decode(wire.req_str(wire.parse_object(await call.body()), "value"))
+    body = await call.body(MAX_RESTORE_BODY)
+    return wire.b64url_decode(wire.req_str(wire.parse_object(body), "value"))
 
 
 def only(method: str, wanted: str, operation: str, handler: Handler) -> Handler:

@@ -19,6 +19,7 @@ _STATUS: dict[type[errors.StrongroomError], int] = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
     errors.Upstream: 502,
 }
 
@@ -57,4 +58,8 @@ def error_parts(exc: Exception) -> tuple[int, bytes]:
 
 def error_response(exc: Exception) -> Response:
     status, body = error_parts(exc)
-    return Response(body, status, media_type=JSON)
+    response = Response(body, status, media_type=JSON)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response

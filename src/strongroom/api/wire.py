@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import replace
 from typing import Any
 
 import orjson
 
+from strongroom import codec
 from strongroom.errors import BadParameter
 from strongroom.models import (
     Attributes,
@@ -63,12 +62,22 @@ def tags(data: dict[str, Any]) -> dict[str, str] | None:
     return value
 
 
+# Timestamps Strongroom accepts: 1970-01-01 to 9999-12-31T23:59:59Z, what the Azure SDK's
+# datetime conversion can represent (and far inside what the stores hold).
+MAX_UNIXTIME = 253_402_300_799
+
+
 def _unixtime(attrs: dict[str, Any], field: str) -> int | None:
     value = attrs.get(field)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadParameter(f"'attributes.{field}' must be integer Unix seconds.")
+    if not 0 <= value <= MAX_UNIXTIME:  # also refuses NaN and infinities
+        raise BadParameter(
+            f"'attributes.{field}' must be Unix seconds from 0 to {MAX_UNIXTIME} "
+            f"(9999-12-31T23:59:59Z); got {str(value)[:30]}."
+        )
     return int(value)
 
 
@@ -85,18 +94,11 @@ def attributes(data: dict[str, Any]) -> AttributeInput | None:
 
 
 def b64url_decode(text: str, field: str = "value") -> bytes:
-    """Accepts base64url with or without padding, and standard base64 (the SDK sends both)."""
-    cleaned = text.strip().replace("+", "-").replace("/", "_").rstrip("=")
-    try:
-        return base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise BadParameter(
-            f"'{field}' is not valid base64url.", inner="BackupBlobMalformed"
-        ) from exc
+    """A backup blob's base64url (or standard base64) ``value``."""
+    return codec.b64url_decode(text, field, inner="BackupBlobMalformed")
 
 
-def b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+b64url_encode = codec.b64url_encode
 
 
 # -- responses ------------------------------------------------------------------------------
@@ -216,13 +218,7 @@ def req_b64(data: dict[str, Any], field: str) -> bytes:
 
 
 def b64url_decode_field(value: Any, field: str) -> bytes:
-    if not isinstance(value, str):
-        raise BadParameter(f"'{field}' must be a base64url string.")
-    cleaned = value.strip().replace("+", "-").replace("/", "_").rstrip("=")
-    try:
-        return base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise BadParameter(f"'{field}' is not valid base64url.") from exc
+    return codec.b64url_decode(value, field)
 
 
 def _key_attributes(k: KeyVersion, vault: Vault) -> dict[str, Any]:
@@ -275,7 +271,7 @@ def certificate_bundle(
         out["kid"] = f"{base}/keys/{c.name}/{c.version}"
         out["sid"] = f"{base}/secrets/{c.name}/{c.version}"
         out["x5t"] = c.x5t
-        out["cer"] = base64.b64encode(c.cer).decode()  # standard base64 (spec format "byte")
+        out["cer"] = codec.b64_encode(c.cer)  # standard base64 (spec format "byte")
     else:
         out["pending"] = {"id": f"{base}/certificates/{c.name}/pending"}
     out["contentType"] = c.content_type
@@ -319,10 +315,7 @@ def std_b64_list(data: dict[str, Any], field: str) -> list[bytes]:
     value = data.get(field)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise BadParameter(f"'{field}' must be a list of standard base64 strings.")
-    try:
-        return [base64.b64decode(v, validate=True) for v in value]
-    except (binascii.Error, ValueError) as exc:
-        raise BadParameter(f"'{field}' items must be standard base64.") from exc
+    return [codec.b64_decode(v, f"{field}[{i}]") for i, v in enumerate(value)]
 
 
 # -- storage accounts -----------------------------------------------------------------------

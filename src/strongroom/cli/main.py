@@ -23,6 +23,7 @@ from strongroom.cli.shared import DataDir, local, open_local, settings_for
 from strongroom.clock import ManualClock
 from strongroom.config import DEFAULT_PORT, DEFAULT_VAULT_SUFFIX, Settings
 from strongroom.crypto.tls import ensure_local_tls
+from strongroom.errors import NotFound
 from strongroom.models import Principal, Vault
 from strongroom.services.installation import Installation
 from strongroom.store.sqlite import CommitCounters
@@ -276,6 +277,7 @@ def _vault_json(v: Vault, settings: Settings, inst: Installation | None = None) 
         "securityDomain": v.domain_id,
         "softDeleteRetentionInDays": v.retention_days,
         "enablePurgeProtection": v.purge_protection,
+        "openToAllPrincipals": v.open_access,
         "recoveryLevel": v.recovery_level,
         "created": v.created,
         "accessPolicies": policies,
@@ -290,10 +292,18 @@ def vault_create(
     domain: str | None = typer.Option(
         None, "--domain", help="Security domain (name or id; default: the installation's first)."
     ),
+    open_access: bool = typer.Option(
+        False,
+        "--open",
+        help="Let every principal of this installation do everything in the vault (a "
+        "development vault). Without it, only principals given access policies may act.",
+    ),
     data_dir: Path | None = DataDir,
     port: int = Port,
     output: Output = OutputOption,
 ) -> None:
+    """Create a vault. It is closed to every principal until `vault set-policy` grants access,
+    unless --open makes it open to all of this installation's principals."""
     from strongroom.services.domains import DomainService
     from strongroom.services.vaults import VaultService
 
@@ -304,8 +314,30 @@ def vault_create(
             retention_days=retention_days,
             purge_protection=purge_protection,
             domain_id=domain_id,
+            open_access=open_access,
         )
         emit(_vault_json(vault, settings), output)
+
+
+@vault_app.command("update")
+def vault_update(
+    name: str,
+    open_access: bool = typer.Option(
+        ...,
+        "--open/--closed",
+        help="--open: every principal of this installation may do everything in the vault; "
+        "--closed: only what access policies grant (a vault without policies denies everyone).",
+    ),
+    data_dir: Path | None = DataDir,
+    port: int = Port,
+    output: Output = OutputOption,
+) -> None:
+    """Open a vault to every principal, or close it to all but its access policies."""
+    from strongroom.services.vaults import VaultService
+
+    with local(data_dir, port, "VaultUpdate", name) as (inst, settings):
+        vault = VaultService(inst).set_open_access(name, open_access)
+        emit(_vault_json(vault, settings, inst), output)
 
 
 @vault_app.command("list")
@@ -416,8 +448,8 @@ def vault_set_policy(
     data_dir: Path | None = DataDir,
     output: Output = OutputOption,
 ) -> None:
-    """Grant a principal permissions on a vault, like az keyvault set-policy. A vault with no
-    policy is open to every principal; once it has one, only listed principals may act."""
+    """Grant a principal permissions on a vault, like az keyvault set-policy. In a vault that
+    is not --open, only principals with a policy may act, each within its permissions."""
     from strongroom.services.access import AccessService, policy_json
     from strongroom.services.identity import IdentityService
     from strongroom.services.vaults import VaultService
@@ -451,9 +483,12 @@ def vault_delete_policy(
     from strongroom.services.vaults import VaultService
 
     with local(data_dir, DEFAULT_PORT, "VaultAccessPolicyDelete", name) as (inst, _):
-        who = IdentityService(inst).find_principal(principal)
         record = VaultService(inst).get_record(name)
-        emit(policy_json(AccessService(inst).delete_policy(record, who.client_id)), output)
+        try:
+            client_id = IdentityService(inst).find_principal(principal).client_id
+        except NotFound:
+            client_id = principal  # a policy may outlive its principal: remove it by client id
+        emit(policy_json(AccessService(inst).delete_policy(record, client_id)), output)
 
 
 audit_app = typer.Typer(help="The audit log of data-plane requests.", no_args_is_help=True)

@@ -14,7 +14,6 @@ also records M, so too few keys are refused before any decryption with a message
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from strongroom import codec
 from strongroom.errors import BadParameter
 
 FORMAT = "strongroom-security-domain-1"
@@ -34,12 +34,11 @@ MAX_CUSTODIANS = 10
 _OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+_b64 = codec.b64_encode
 
 
 def _unb64(text: Any) -> bytes:
-    return base64.b64decode(str(text), validate=True)
+    return codec.b64_decode(text, "domain file field")
 
 
 def _fingerprint(public: rsa.RSAPublicKey) -> str:
@@ -108,7 +107,8 @@ def open_export(
         header = {k: content[k] for k in ("format", "domain", "quorum", "custodians")}
         shares = {s["custodian"]: _unb64(s["share"]) for s in content["shares"]}
         nonce, sealed = _unb64(content["nonce"]), _unb64(content["payload"])
-    except (KeyError, TypeError, ValueError) as exc:
+        quorum = int(header["quorum"])
+    except (KeyError, TypeError, ValueError, BadParameter) as exc:
         raise BadParameter(
             "The domain file is damaged: a required field is missing or unreadable."
         ) from exc
@@ -116,8 +116,8 @@ def open_export(
         raise BadParameter(
             f"The domain file has format {header['format']!r:.60}; expected {FORMAT}."
         )
-    quorum = int(header["quorum"])
     opened: list[bytes] = []
+    given: dict[str, int] = {}  # custodian fingerprint -> which key named it first
     for i, pem in enumerate(private_keys, 1):
         try:
             key = serialization.load_pem_private_key(pem, password=None)
@@ -125,7 +125,14 @@ def open_export(
             raise BadParameter(f"Key {i} is not an unencrypted PEM private key.") from exc
         if not isinstance(key, rsa.RSAPrivateKey):
             raise BadParameter(f"Key {i} is not an RSA key; custodians hold RSA keys.")
-        share = shares.get(_fingerprint(key.public_key()))
+        fingerprint = _fingerprint(key.public_key())
+        if fingerprint in given:
+            raise BadParameter(
+                f"Key {i} is the same custodian key as key {given[fingerprint]}; give each "
+                f"custodian's key once ({quorum} different custodians are needed)."
+            )
+        given[fingerprint] = i
+        share = shares.get(fingerprint)
         if share is None:
             raise BadParameter(f"Key {i} belongs to no custodian of this domain file.")
         try:
@@ -139,7 +146,10 @@ def open_export(
             f"This domain file needs {quorum} different custodians' keys; {len(set(opened))} "
             "were given."
         )
-    transport = combine(opened[:quorum])
+    try:
+        transport = combine(opened[:quorum])
+    except (ValueError, IndexError) as exc:
+        raise BadParameter("The domain file is damaged: its shares do not combine.") from exc
     try:
         body = AESGCM(transport).decrypt(nonce, sealed, json.dumps(header, sort_keys=True).encode())
     except InvalidTag as exc:

@@ -8,6 +8,7 @@ length-prefixed parts, so no two different (vault, kind, name, version) tuples s
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -60,30 +61,53 @@ class Sealer:
             raise SealBroken("sealed value failed authentication") from exc
 
 
-def load_or_create_master_key(path: Path) -> bytes:
-    """Reads the installation's master key, creating it (mode 0600) on first start.
+class MasterKeyError(Exception):
+    """The master key file is missing, damaged or exposed; the message says what to do."""
+
+
+def load_master_key(path: Path) -> bytes:
+    """Reads the installation's master key, refusing a file other users may read."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError as exc:
+        raise MasterKeyError(
+            f"The master key file {path} is missing, but this installation's database was "
+            "made with it: every sealed value needs it. Restore master.key from your backup "
+            "of the data directory (mode 0600). Strongroom will not make a new one, which "
+            "could open nothing already stored."
+        ) from exc
+    if mode & 0o077:
+        raise MasterKeyError(
+            f"The master key file {path} may be read by other users (mode "
+            f"{stat.S_IMODE(mode):04o}). Make it private with: chmod 600 {path}"
+        )
+    key = path.read_bytes()
+    if len(key) != KEY_BYTES:
+        raise MasterKeyError(f"master key file {path} is damaged: expected {KEY_BYTES} bytes")
+    return key
+
+
+def create_master_key(path: Path) -> bytes:
+    """Creates the master key (mode 0600) of a new installation, or reads the one another
+    process starting at the same moment made.
 
     Processes starting together on a new data directory agree on one key: it is written
     whole to a private temporary file and linked into place, which fails if another process
     linked its own first; that one is then read.
     """
-    if not path.exists():
-        key = new_key()
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    key = new_key()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+            f.flush()
+            os.fsync(f.fileno())
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(key)
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, path)
-                return key
-            except FileExistsError:
-                pass  # another process's key won
-        finally:
-            tmp.unlink(missing_ok=True)
-    key = path.read_bytes()
-    if len(key) != KEY_BYTES:
-        raise ValueError(f"master key file {path} is damaged: expected {KEY_BYTES} bytes")
-    return key
+            os.link(tmp, path)
+            return key
+        except FileExistsError:
+            pass  # another process's key won
+    finally:
+        tmp.unlink(missing_ok=True)
+    return load_master_key(path)

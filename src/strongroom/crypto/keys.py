@@ -11,8 +11,6 @@ Algorithms: JSON Web Algorithms (RFC 7518) as Key Vault names them (keys.json, 2
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from cryptography.hazmat.primitives.keywrap import (
     aes_key_wrap_with_padding,
 )
 
+from strongroom import codec
 from strongroom.errors import BadParameter
 
 RSA_SIZES = (2048, 3072, 4096)
@@ -62,18 +61,11 @@ def family(kty: str) -> str:
     return kty.removesuffix("-HSM")
 
 
-def b64u(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+b64u = codec.b64url_encode
 
 
 def unb64u(text: Any, field: str) -> bytes:
-    if not isinstance(text, str):
-        raise BadParameter(f"'{field}' must be a base64url string.")
-    cleaned = text.strip().replace("+", "-").replace("/", "_").rstrip("=")
-    try:
-        return base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise BadParameter(f"'{field}' is not valid base64url.") from exc
+    return codec.b64url_decode(text, field)
 
 
 def _int(data: bytes) -> int:
@@ -311,6 +303,7 @@ _RSA_PADDINGS: dict[str, Callable[[], asym.AsymmetricPadding]] = {
     "RSA-OAEP-256": lambda: asym.OAEP(asym.MGF1(hashes.SHA256()), hashes.SHA256(), None),
 }
 _AES_BITS = {"128": 128, "192": 192, "256": 256}
+_GCM_NONCE, _GCM_TAG = 12, 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,10 +339,20 @@ def encrypt(
     if kind == "oct":
         mode = _aes_alg(alg, material, ("GCM", "CBC", "CBCPAD"))
         if mode == "GCM":
-            nonce = iv or os.urandom(12)
+            if iv is not None:
+                # A nonce the caller chooses can be one already used with this key: encrypting
+                # zeros under it yields the keystream of the earlier ciphertext, and GCM's
+                # authentication key with it. Managed HSM refuses one too.
+                raise BadParameter(
+                    f"{alg} encryption does not take an 'iv': the server makes a fresh 12-byte "
+                    "nonce for every encryption and returns it in 'iv'. Remove 'iv'."
+                )
+            nonce = os.urandom(_GCM_NONCE)
             sealed = AESGCM(material).encrypt(nonce, plaintext, aad)
             return Encrypted(sealed[:-16], nonce, sealed[-16:], aad)
         if mode in ("CBC", "CBCPAD"):
+            # The Azure SDK requires the caller's IV for CBC (and sends it); docs/security.md
+            # says what a caller-chosen CBC IV allows.
             iv = iv or os.urandom(16)
             if len(iv) != 16:
                 raise BadParameter(f"{alg} needs a 16-byte iv; got {len(iv)} bytes.")
@@ -386,6 +389,11 @@ def decrypt(
         if mode == "GCM":
             if iv is None or tag is None:
                 raise BadParameter(f"{alg} decryption needs 'iv' and 'tag'.")
+            if len(iv) != _GCM_NONCE or len(tag) != _GCM_TAG:
+                raise BadParameter(
+                    f"{alg} decryption needs the 12-byte 'iv' and 16-byte 'tag' that encryption "
+                    f"returned; got {len(iv)} and {len(tag)} bytes."
+                )
             try:
                 return AESGCM(material).decrypt(iv, ciphertext + tag, aad)
             except InvalidTag as exc:

@@ -6,8 +6,6 @@ Policies arrive already completed by ``services.certificates`` (snake_case, as o
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import hashlib
 import ipaddress
@@ -21,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ObjectIdentifier
 
+from strongroom import codec
 from strongroom.crypto.keys import load_private
 from strongroom.errors import BadParameter
 
@@ -44,7 +43,7 @@ _USAGES = {
 def x5t(der: bytes) -> str:
     """base64url SHA-1 thumbprint, as Key Vault's ``x5t``."""
     digest = hashlib.sha1(der).digest()  # noqa: S324 - x5t is SHA-1 by definition (RFC 7515 4.1.7)
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    return codec.b64url_encode(digest)
 
 
 def _add_months(when: dt.datetime, months: int) -> dt.datetime:
@@ -174,9 +173,10 @@ def _der(item: bytes) -> bytes:
     match = _PEM_CERT.search(item)
     body = match.group(1) if match else item  # PEM, or the base64 text of the DER itself
     try:
-        return base64.b64decode(b"".join(body.split()), validate=True)
-    except (binascii.Error, ValueError) as exc:
+        text = b"".join(body.split()).decode("ascii")
+    except UnicodeDecodeError as exc:
         raise BadParameter("'x5c' items must be standard base64 DER certificates.") from exc
+    return codec.b64_decode(text, "x5c")
 
 
 def check_merge(material: bytes, chain: list[bytes]) -> list[bytes]:
@@ -240,7 +240,7 @@ def secret_value(material: bytes, chain: list[bytes], content_type: str) -> str:
     pfx = pkcs12.serialize_key_and_certificates(
         None, key, certs[0], certs[1:] or None, serialization.NoEncryption()
     )
-    return base64.b64encode(pfx).decode()
+    return codec.b64_encode(pfx)
 
 
 def _pkcs8(key: Any) -> bytes:
@@ -258,10 +258,7 @@ def parse_import(
 ) -> tuple[bytes, list[bytes], str]:
     """(key material, chain DER, content type) from an import's ``value`` (standard base64
     of PFX bytes or of PEM text). Names what is wrong."""
-    try:
-        raw = base64.b64decode(value, validate=False)
-    except (binascii.Error, ValueError) as exc:
-        raise BadParameter("'value' must be standard base64 of a PFX file or PEM text.") from exc
+    raw = codec.b64_decode(value, "value")
     if b"-----BEGIN" in raw:
         try:
             certs = x509.load_pem_x509_certificates(raw)
@@ -332,7 +329,7 @@ def convert_secret(value: str, current: str, wanted: str) -> str:
     if wanted == current:
         return value
     if current == PFX:
-        key, cert, extra = pkcs12.load_key_and_certificates(base64.b64decode(value), None)
+        key, cert, extra = pkcs12.load_key_and_certificates(codec.b64_decode(value, "value"), None)
         if key is None or cert is None:
             raise BadParameter("The stored PFX holds no key and certificate to convert.")
         chain = [cert, *extra]

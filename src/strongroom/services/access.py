@@ -1,8 +1,9 @@
 """Access policies per vault, in Key Vault's model: for a principal, permissions per kind.
 
-A vault without any access policy is open to every principal of the installation's tenant
-(how Strongroom behaved before access policies, and how a development vault is used); once a
-vault has one policy, only the principals it lists may act, each within its permissions.
+A vault is either *open* (``open_access``, chosen at ``vault create --open``: every principal
+of the installation may do everything) or closed: then only the principals its policies list
+may act, each within its permissions, and a closed vault without policies denies everyone.
+Revoking never grants: removing a vault's last policy leaves it closed to all.
 Policies live in the store's metadata under ``vault/{vault_id}/access/{client_id}``.
 """
 
@@ -21,7 +22,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "keys": (
         "get", "list", "update", "create", "import", "delete", "recover", "backup", "restore",
         "purge", "decrypt", "encrypt", "unwrapKey", "wrapKey", "verify", "sign", "rotate",
-        "getrotationpolicy", "setrotationpolicy",
+        "getrotationpolicy", "setrotationpolicy", "rng",
     ),
     "secrets": ("get", "list", "set", "delete", "recover", "backup", "restore", "purge"),
     "certificates": (
@@ -77,6 +78,12 @@ class AccessService:
         self, vault: VaultRecord, client_id: str, principal: str, permissions: dict[str, list[str]]
     ) -> AccessPolicy:
         """Replaces the principal's permissions for every kind named in ``permissions``."""
+        if vault.open_access:
+            raise BadParameter(
+                f"Vault '{vault.name}' is open to every principal of this installation, so a "
+                f"policy would change nothing. Close it first: strongroom vault update "
+                f"{vault.name} --closed"
+            )
         cleaned = {kind: normalise(kind, perms) for kind, perms in permissions.items()}
 
         def write(tx: Tx) -> AccessPolicy:
@@ -117,12 +124,11 @@ class AccessService:
         self._cache[vault.id] = (now + self.CACHE_SECONDS, table)
         return table
 
-    def check(self, vault: VaultRecord, client_id: str, kind: str, permission: str | None) -> None:
+    def check(self, vault: VaultRecord, client_id: str, kind: str, permission: str) -> None:
         """Raises ``Forbidden`` (ForbiddenByPolicy) unless the principal may do this."""
-        policies = self._policies(vault)
-        if not policies or permission is None:
+        if vault.open_access:
             return
-        granted = policies.get(client_id, {}).get(kind, set())
+        granted = self._policies(vault).get(client_id, {}).get(kind, set())
         if permission in granted:
             return
         if (
@@ -131,10 +137,16 @@ class AccessService:
             and ("manageissuers" in granted)
         ):
             return
-        raise Forbidden(
+        raise self.denied(vault.name, client_id, kind, permission)
+
+    @staticmethod
+    def denied(vault_name: str, client_id: str, kind: str, permission: str) -> Forbidden:
+        """What a principal without the permission is told: the same whether or not the
+        vault exists (vault names cannot be enumerated)."""
+        return Forbidden(
             f"The user, group or application 'appid={client_id}' does not have {kind} "
-            f"{permission} permission on key vault '{vault.name}'. Grant it with: strongroom "
-            f"vault set-policy {vault.name} --principal {client_id} "
+            f"{permission} permission on key vault '{vault_name}'. Grant it with: strongroom "
+            f"vault set-policy {vault_name} --principal {client_id} "
             f"--{kind.removesuffix('s')}-permissions {permission}",
             inner="ForbiddenByPolicy",
         )

@@ -4,6 +4,12 @@ Records are buffered and written in batches (at most ``FLUSH_SECONDS`` apart, or
 ``MAX_BUFFER`` pile up) so that auditing a GET does not cost a durable write of its own; a
 crash loses at most the last batch. Records hold names and ids only, never values, key
 material or tokens.
+
+Failed authentications (a bad or expired token, to any host, even a vault that does not
+exist) are recorded one by one only up to ``AUTH_FAILURES_PER_WINDOW`` per caller address per
+``AUTH_WINDOW_SECONDS``; the rest of that window's failures from that address become one
+``AuthenticationFailuresSuppressed`` record, whose ``object_id`` is ``suppressed:<count>``. An
+unauthenticated client can therefore add at most a few records a minute per address.
 """
 
 from __future__ import annotations
@@ -11,6 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from strongroom.services.installation import Installation
 from strongroom.store.base import AuditRecord
@@ -18,15 +27,75 @@ from strongroom.store.base import AuditRecord
 log = logging.getLogger(__name__)
 
 
+@dataclass(slots=True)
+class _Failures:
+    """Failed authentications from one address in the current window."""
+
+    start: float
+    vault: str | None
+    recorded: int = 0
+    suppressed: int = 0
+    closing: bool = False  # the window's summary is scheduled
+
+
 class AuditLog:
     FLUSH_SECONDS = 0.5
     MAX_BUFFER = 2000
+    AUTH_WINDOW_SECONDS = 60.0
+    AUTH_FAILURES_PER_WINDOW = 10
+    MAX_ADDRESSES = 10_000
 
     def __init__(self, inst: Installation):
         self._inst = inst
         self._buffer: list[AuditRecord] = []
         self._task: asyncio.Task[None] | None = None  # the flush waiting for FLUSH_SECONDS
         self._now: set[asyncio.Task[None]] = set()  # flushes of full buffers
+        self._failures: dict[str, _Failures] = {}  # by caller address
+
+    def auth_failed(
+        self, vault: str | None, object_id: str | None, request_id: str | None, caller: str | None
+    ) -> None:
+        """A request whose token was refused: recorded, or counted into its window's
+        summary (see the module's docstring)."""
+        address = caller or ""
+        now = time.monotonic()
+        window = self._failures.get(address)
+        if window is None or now - window.start >= self.AUTH_WINDOW_SECONDS:
+            if window is not None:
+                self._summarise(address, window)
+            if len(self._failures) >= self.MAX_ADDRESSES:
+                for other, pending in list(self._failures.items()):
+                    self._summarise(other, pending)
+                self._failures.clear()
+            window = self._failures[address] = _Failures(now, vault)
+        if window.recorded < self.AUTH_FAILURES_PER_WINDOW:
+            window.recorded += 1
+            self.record(None, vault, "Authentication", object_id, 401, request_id, caller)
+            return
+        window.suppressed += 1
+        if not window.closing:
+            window.closing = True
+            self._call_later(window.start + self.AUTH_WINDOW_SECONDS - now, self._close, address)
+
+    def _close(self, address: str) -> None:
+        window = self._failures.get(address)
+        if window is not None and time.monotonic() - window.start >= self.AUTH_WINDOW_SECONDS:
+            del self._failures[address]
+            self._summarise(address, window)
+
+    def _summarise(self, address: str, window: _Failures) -> None:
+        if window.suppressed:
+            self.record(
+                None, window.vault, "AuthenticationFailuresSuppressed",
+                f"suppressed:{window.suppressed}", 401, None, address or None,
+            )  # fmt: skip
+            window.suppressed = 0
+
+    @staticmethod
+    def _call_later(delay: float, fn: Callable[[str], None], arg: str) -> None:
+        # Without a loop (a command, a test) the next window's first failure summarises.
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().call_later(max(0.0, delay), fn, arg)
 
     def record(
         self,
@@ -85,6 +154,9 @@ class AuditLog:
             log.exception("could not write %d audit records", len(batch))
 
     async def close(self) -> None:
+        for address, window in list(self._failures.items()):
+            self._summarise(address, window)
+        self._failures.clear()
         if self._now:
             await asyncio.gather(*self._now, return_exceptions=True)
         if self._task is not None:

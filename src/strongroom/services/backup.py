@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from strongroom.crypto import backup as blobfmt
-from strongroom.errors import BackupRejected
+from strongroom.errors import BackupRejected, BadParameter
 from strongroom.models import Kind
 from strongroom.services.domains import retired
 from strongroom.services.installation import Installation
@@ -24,6 +24,9 @@ DOMAIN_MISMATCH = "BackupSecurityDomainMismatch"
 KEY_VERSION_UNKNOWN = "BackupKeyVersionUnknown"
 KEY_VERSION_RETIRED = "BackupKeyVersionRetired"
 KIND_MISMATCH = "BackupKindMismatch"
+# The largest blob a backup makes, so that every backup can be restored: the API takes a
+# restore body of up to MAX_BLOB_BYTES in base64url (api.limits).
+MAX_BLOB_BYTES = 12 * 1024 * 1024
 
 _COLLECTIONS = {
     Kind.SECRET.value: "secrets",
@@ -56,7 +59,15 @@ def make_blob(
     }
     body = {"name": name, "versions": versions, **(extras or {})}
     payload = json.dumps(body, separators=(",", ":")).encode()
-    return blobfmt.seal(header, payload, inst.keyring.domain_key(key_record))
+    blob = blobfmt.seal(header, payload, inst.keyring.domain_key(key_record))
+    if len(blob) > MAX_BLOB_BYTES:
+        raise BadParameter(
+            f"The backup of {kind.value} '{name}' ({len(versions)} versions) would be "
+            f"{len(blob)} bytes, more than a restore accepts ({MAX_BLOB_BYTES} bytes); "
+            "Strongroom does not make a backup it could not restore.",
+            inner="BackupTooLarge",
+        )
+    return blob
 
 
 def malformed_payload() -> BackupRejected:

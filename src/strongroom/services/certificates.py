@@ -9,13 +9,14 @@ operation are object-level state, kept as one JSON body in the store's policies 
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from strongroom import codec
 from strongroom.crypto import keys as kc
 from strongroom.crypto import x509 as cx
 from strongroom.crypto.pool import CpuPool
@@ -23,10 +24,12 @@ from strongroom.errors import BadParameter, Conflict, NotFound
 from strongroom.identifiers import check_object_name, new_version
 from strongroom.models import CertificateVersion, Deletion, Kind, Page
 from strongroom.services import backup
+from strongroom.services.certificate_policy import check_policy
 from strongroom.services.installation import Installation
 from strongroom.services.keys import KeyService
 from strongroom.services.objects import (
     AttributeInput,
+    Due,
     ObjectService,
     attributes_of,
     check_tags,
@@ -37,12 +40,17 @@ from strongroom.store.base import ObjectRecord, Tx, VaultRecord, VersionRecord
 
 SERVER_AUTH, CLIENT_AUTH = "1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"
 KEY, SECRET, CERT = Kind.KEY.value, Kind.SECRET.value, Kind.CERTIFICATE.value
+log = logging.getLogger(__name__)
 MERGE_TEXT = "Pending certificate created. Please Perform Merge to complete the request."
 
 
 def complete_policy(given: dict[str, Any] | None, now: int) -> dict[str, Any]:
     """The policy with the service's defaults filled in where the request left gaps."""
     policy = copy.deepcopy(given or {})
+    check_policy(policy)
+    for section in ("key_props", "secret_props", "x509_props", "issuer", "attributes"):
+        if policy.get(section) is None:
+            policy.pop(section, None)
     key_props = policy.setdefault("key_props", {})
     key_props.setdefault("exportable", True)
     key_props.setdefault("kty", "RSA")
@@ -82,8 +90,7 @@ def complete_policy(given: dict[str, Any] | None, now: int) -> dict[str, Any]:
     return policy
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+_b64 = codec.b64_encode
 
 
 class CertificateService(ObjectService[CertificateVersion]):
@@ -100,7 +107,7 @@ class CertificateService(ObjectService[CertificateVersion]):
 
     def _model(self, obj: ObjectRecord, v: VersionRecord) -> CertificateVersion:
         meta = json.loads(v.extra or "{}")
-        cer = base64.b64decode(meta["cer"]) if meta.get("cer") else None
+        cer = codec.b64_decode(meta["cer"], "cer") if meta.get("cer") else None
         return CertificateVersion(
             name=obj.name,
             version=v.version,
@@ -495,27 +502,33 @@ class CertificateService(ObjectService[CertificateVersion]):
                 return True
         return False
 
-    async def renew_due_certificates(self) -> int:
+    async def renew_due_certificates(self) -> Due:
         """One scheduler pass: a new version of every self-issued certificate whose AutoRenew
         action has come due (a new key unless the policy says reuse_key). Certificates of
         other issuers are left alone: this server reaches no external CA."""
         now = self._inst.clock.now()
-        renewed = 0
+        renewed = failed = 0
         for vault_id, lname, body in self._store.reads.list_policies(CERT):
-            policy = (json.loads(body) or {}).get("policy")
-            vault = self._store.reads.get_vault_by_id(vault_id)
-            found = self._store.reads.get_current(vault_id, CERT, lname, "")
-            if policy is None or vault is None or found is None:
-                continue
-            latest = found[1]
-            if (policy.get("issuer") or {}).get("name", "").lower() != "self":
-                continue
-            if latest.nbf is None or latest.exp is None:
-                continue  # pending
-            if self.renewal_due(policy, latest.nbf, latest.exp, now):
-                await self.create_certificate(vault, found[0].name, policy, tags=tags_of(latest))
-                renewed += 1
-        return renewed
+            try:
+                policy = (json.loads(body) or {}).get("policy")
+                vault = self._store.reads.get_vault_by_id(vault_id)
+                found = self._store.reads.get_current(vault_id, CERT, lname, "")
+                if policy is None or vault is None or found is None:
+                    continue
+                latest = found[1]
+                if (policy.get("issuer") or {}).get("name", "").lower() != "self":
+                    continue
+                if latest.nbf is None or latest.exp is None:
+                    continue  # pending
+                if self.renewal_due(policy, latest.nbf, latest.exp, now):
+                    await self.create_certificate(
+                        vault, found[0].name, policy, tags=tags_of(latest)
+                    )
+                    renewed += 1
+            except Exception:
+                log.exception("renewing certificate %s of vault %s failed", lname, vault_id)
+                failed += 1
+        return Due(renewed, failed)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -660,7 +673,9 @@ class CertificateService(ObjectService[CertificateVersion]):
                 service: ObjectService[Any], entries: list[dict[str, Any]]
             ) -> list[VersionRecord]:
                 return [
-                    service.restored_version(vault, lname, i, base64.b64decode(i["material"]))
+                    service.restored_version(
+                        vault, lname, i, codec.b64_decode(i["material"], "material")
+                    )
                     for i in entries
                 ]
 

@@ -7,15 +7,17 @@ an RSA verify costs a sizeable share of a whole GET.
 
 from __future__ import annotations
 
-import base64
-import binascii
+import asyncio
+import functools
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +26,25 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from strongroom.errors import BadParameter, Conflict, NotFound, OAuthError, Unauthorized
+from strongroom import codec
+from strongroom.errors import (
+    BadParameter,
+    Conflict,
+    NotFound,
+    OAuthError,
+    Throttled,
+    Unauthorized,
+)
 from strongroom.models import Principal
 from strongroom.services.installation import Installation
+from strongroom.services.objects import Due
+from strongroom.services.throttle import FailureThrottle
 from strongroom.store.base import PrincipalRecord, Tx
 
+log = logging.getLogger(__name__)
 _ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+_ASSERTION_PREFIX = "assertion/"  # metadata: assertions already used, until they expire
+MAX_ASSERTION_SECONDS = 900
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
@@ -50,14 +65,25 @@ def check_secret(secret: str, stored: str) -> bool:
     return hmac.compare_digest(digest, bytes.fromhex(digest_hex))
 
 
+@functools.cache
+def _stand_in_hash() -> str:
+    """What an unknown client's secret is checked against, so it costs what a known one does."""
+    return hash_secret(secrets.token_urlsafe(32))
+
+
+def _invalid_client() -> OAuthError:
+    # One answer for an unknown client id, a wrong secret and a bad assertion (no telling
+    # which client ids exist); Entra's code for a wrong secret.
+    return OAuthError(
+        "invalid_client",
+        "AADSTS7000215: Invalid client credentials: the client id, client secret or client "
+        "assertion is not valid for this tenant.",
+        status=401,
+    )
+
+
 def _thumbprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA1()).hex()  # noqa: S303 - x5t is SHA-1 by definition (RFC 7515 4.1.7)
-
-
-def _b64_any(text: str) -> bytes:
-    """Decodes standard or URL-safe base64, padded or not (MSAL versions differ)."""
-    text = text.strip().replace("-", "+").replace("_", "/")
-    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +120,10 @@ class IdentityService:
         ).hexdigest()[:32]
         self._verified: dict[str, tuple[int, Caller]] = {}
         self._lock = threading.Lock()
+        # Principals seen to exist, with the store's revocation marker at the time.
+        self._alive: dict[str, int] = {}
+        self._throttle = FailureThrottle()
+        self._hashing = ThreadPoolExecutor(2, thread_name_prefix="strongroom-hash")
 
     @property
     def tenant_id(self) -> str:
@@ -148,16 +178,22 @@ class IdentityService:
         return to_principal(record)
 
     def delete_principal(self, name_or_id: str) -> Principal:
+        """Deletes the principal and its access policy in every vault, in one transaction.
+        Its tokens are refused from then on by every server process (see ``verify``)."""
+
         def write(tx: Tx) -> PrincipalRecord:
             record = tx.get_principal(name_or_id) or tx.get_principal_by_name(name_or_id)
             if record is None:
                 raise NotFound(f"Principal '{name_or_id}' not found.", code="PrincipalNotFound")
             tx.delete_principal(record.client_id)
+            for vault in tx.list_vaults():
+                tx.delete_meta(f"vault/{vault.id}/access/{record.client_id}")
             return record
 
         record = self._inst.store.transact(write).result()
         with self._lock:
             self._verified.clear()
+            self._alive.clear()
         return to_principal(record)
 
     # -- token endpoint ---------------------------------------------------------------------
@@ -167,10 +203,14 @@ class IdentityService:
         jwk.update(kid=self._kid, use="sig", alg="RS256")
         return {"keys": [jwk]}
 
-    def issue_token(
-        self, tenant: str | None, form: dict[str, str], token_urls: list[str]
+    async def issue_token(
+        self, tenant: str | None, form: dict[str, str], token_urls: list[str], source: str
     ) -> dict[str, Any]:
-        """Client-credentials grant (RFC 6749 section 4.4). ``tenant`` is None on ADFS routes."""
+        """Client-credentials grant (RFC 6749 section 4.4). ``tenant`` is None on ADFS routes;
+        ``source``: the caller's address, for throttling failed attempts.
+
+        Every wrong credential gets one answer, whether or not the client id exists, and the
+        same work: an unknown client's secret is hashed against a stand-in."""
         if tenant is not None and tenant.lower() not in (self.tenant_id, "organizations"):
             raise OAuthError(
                 "invalid_request",
@@ -183,32 +223,31 @@ class IdentityService:
                 "unsupported_grant_type",
                 f"Grant type '{(grant or '')[:40]}' is not supported; use client_credentials.",
             )
-        client_id = form.get("client_id", "")
-        principal = self._inst.store.reads.get_principal(client_id) if client_id else None
-        if principal is None:
-            raise OAuthError(
-                "invalid_client",
-                f"AADSTS700016: Application with identifier '{client_id[:64]}' was not found "
-                "in this tenant.",
-                status=401,
-            )
-        if "client_secret" in form:
-            if principal.secret_hash is None or not check_secret(
-                form["client_secret"], principal.secret_hash
-            ):
-                raise OAuthError(
-                    "invalid_client",
-                    "AADSTS7000215: Invalid client secret provided.",
-                    status=401,
-                )
-        elif form.get("client_assertion_type") == _ASSERTION_TYPE and "client_assertion" in form:
-            self._check_assertion(principal, form["client_assertion"], token_urls)
-        else:
-            raise OAuthError(
-                "invalid_request",
-                "The request must contain client_secret or client_assertion.",
-            )
+        client_id = form.get("client_id", "")[:100]
         resource = self._resource_from_scope(form.get("scope", ""))
+        keys = (f"client:{client_id}", f"address:{source}")
+        wait = self._throttle.retry_after(*keys)
+        if wait:
+            raise Throttled(wait)
+        principal = self._inst.store.reads.get_principal(client_id) if client_id else None
+        try:
+            if "client_secret" in form:
+                await self._check_secret(principal, form["client_secret"])
+            elif (
+                form.get("client_assertion_type") == _ASSERTION_TYPE and "client_assertion" in form
+            ):
+                await self._check_assertion(
+                    principal, client_id, form["client_assertion"], token_urls, resource
+                )
+            else:
+                raise OAuthError(
+                    "invalid_request", "The request must contain client_secret or client_assertion."
+                )
+        except OAuthError as exc:
+            if exc.code == "invalid_client":
+                self._throttle.failed(*keys)
+            raise
+        assert principal is not None  # the checks refuse an unknown client
         now = int(time.time())
         lifetime = self._inst.settings.token_lifetime
         claims = {
@@ -232,6 +271,16 @@ class IdentityService:
             "access_token": token,
         }
 
+    async def _check_secret(self, principal: PrincipalRecord | None, secret: str) -> None:
+        stored = principal.secret_hash if principal is not None else None
+        # The same scrypt for an unknown client (or one without a secret) as for a known one,
+        # off the event loop: it costs tens of milliseconds of CPU.
+        ok = await asyncio.get_running_loop().run_in_executor(
+            self._hashing, check_secret, secret[:1024], stored or _stand_in_hash()
+        )
+        if not ok or stored is None:
+            raise _invalid_client()
+
     @staticmethod
     def _resource_from_scope(scope: str) -> str:
         for item in scope.split():
@@ -244,31 +293,39 @@ class IdentityService:
             "e.g. https://vault.localhost:8443/.default.",
         )
 
-    def _check_assertion(
-        self, principal: PrincipalRecord, assertion: str, token_urls: list[str]
+    async def _check_assertion(
+        self,
+        principal: PrincipalRecord | None,
+        client_id: str,
+        assertion: str,
+        token_urls: list[str],
+        resource: str,
     ) -> None:
-        def refuse(why: str) -> OAuthError:
-            return OAuthError(
-                "invalid_client", f"AADSTS700027: Client assertion {why}.", status=401
-            )
+        """A client assertion (RFC 7523), signed with the principal's registered certificate,
+        for this token endpoint, expiring within ``MAX_ASSERTION_SECONDS``, and not seen
+        before for this scope. MSAL reuses one assertion for up to nine minutes across
+        scopes, so a replay is the same assertion asking for the same scope again."""
 
-        if principal.certificate_pem is None or principal.certificate_thumbprint is None:
-            raise refuse("is not accepted: this principal has no registered certificate")
+        def refuse(why: str) -> OAuthError:
+            log.info("client assertion for %s refused: %s", client_id[:64], why)
+            return _invalid_client()
+
+        if principal is None or principal.certificate_pem is None:
+            raise refuse("no such principal, or it has no registered certificate")
+        thumbprint = principal.certificate_thumbprint or ""
         try:
             header = jwt.get_unverified_header(assertion)
-        except jwt.PyJWTError as exc:
-            raise refuse("is not a well-formed JWT") from exc
-        try:
             if header.get("x5c"):
-                presented = _thumbprint(x509.load_der_x509_certificate(_b64_any(header["x5c"][0])))
+                der = codec.b64url_decode(header["x5c"][0], "x5c")
+                presented = _thumbprint(x509.load_der_x509_certificate(der))
             elif "x5t" in header:
-                presented = _b64_any(str(header["x5t"])).hex()
+                presented = codec.b64url_decode(header["x5t"], "x5t").hex()
             else:
-                raise refuse("names no certificate (x5t or x5c)")
-        except (ValueError, binascii.Error) as exc:
-            raise refuse("has an unreadable x5t or x5c header") from exc
-        if not hmac.compare_digest(presented, principal.certificate_thumbprint):
-            raise refuse("was signed with a certificate not registered for this principal")
+                raise refuse("it names no certificate (x5t or x5c)")
+        except (jwt.PyJWTError, BadParameter, ValueError, TypeError, KeyError, IndexError) as exc:
+            raise refuse("not a JWT with a readable x5t or x5c header") from exc
+        if not hmac.compare_digest(presented, thumbprint):
+            raise refuse("signed with a certificate not registered for this principal")
         cert = x509.load_pem_x509_certificate(principal.certificate_pem.encode())
         try:
             claims = jwt.decode(
@@ -276,15 +333,47 @@ class IdentityService:
                 cert.public_key(),  # type: ignore[arg-type]
                 algorithms=["RS256", "PS256"],
                 audience=token_urls,
-                options={"require": ["exp", "aud", "iss"]},
+                options={"require": ["exp", "aud", "iss", "jti"]},
                 leeway=60,
             )
         except jwt.PyJWTError as exc:
-            raise refuse(f"is invalid: {exc}") from exc
+            raise refuse(f"invalid: {exc}") from exc
         if claims.get("iss") != principal.client_id or claims.get("sub", principal.client_id) != (
             principal.client_id
         ):
-            raise refuse("must have iss and sub equal to the client id")
+            raise refuse("iss and sub must equal the client id")
+        now = int(time.time())
+        expires = claims["exp"]
+        if not isinstance(expires, int | float) or expires > now + MAX_ASSERTION_SECONDS:
+            raise refuse(f"it must expire within {MAX_ASSERTION_SECONDS} seconds")
+        seen = hashlib.sha256(
+            "\x1f".join((principal.client_id, str(claims["jti"]), resource)).encode()
+        ).hexdigest()
+        key = f"{_ASSERTION_PREFIX}{seen}"
+
+        def remember(tx: Tx) -> None:
+            if tx.get_meta(key) is not None:
+                raise refuse("it was already used for this scope (jti replayed)")
+            tx.set_meta(key, str(int(expires) + 60))
+
+        await self._inst.store.transact_async(remember)
+
+    async def forget_used_assertions(self) -> Due:
+        """A scheduler step: drops the replay records of assertions that have expired."""
+        now = int(time.time())  # assertions' exp is the real time, as the JWT checks read it
+        old = [
+            k
+            for k, v in self._inst.store.reads.list_meta(_ASSERTION_PREFIX)
+            if not v.isdigit() or int(v) < now
+        ]
+
+        def write(tx: Tx) -> None:
+            for key in old:
+                tx.delete_meta(key)
+
+        if old:
+            await self._inst.store.transact_async(write)
+        return Due(len(old), 0)
 
     # -- data-plane tokens ------------------------------------------------------------------
 
@@ -293,6 +382,7 @@ class IdentityService:
         now = time.time()
         hit = self._verified.get(token)
         if hit is not None and hit[0] > now:
+            self._check_alive(hit[1].client_id)
             return hit[1]
         try:
             claims = jwt.decode(
@@ -313,8 +403,24 @@ class IdentityService:
         if claims.get("tid") != self.tenant_id:
             raise Unauthorized("Error validating token: the token was issued for another tenant.")
         caller = Caller(client_id=str(claims.get("oid", "")), tenant_id=self.tenant_id)
+        self._check_alive(caller.client_id)
         with self._lock:
             if len(self._verified) >= self.MAX_CACHE:
                 self._verified.clear()
             self._verified[token] = (int(claims["exp"]), caller)
         return caller
+
+    def _check_alive(self, client_id: str) -> None:
+        """Refuses the token of a principal that has been deleted, by any process: the
+        principal is read again whenever the store's revocation marker has moved since it
+        was last seen (``Store.revocation_marker``)."""
+        marker = self._inst.store.revocation_marker()
+        if self._alive.get(client_id) == marker:
+            return
+        if self._inst.store.reads.get_principal(client_id) is None:
+            raise Unauthorized(
+                "Error validating token: the principal it was issued to no longer exists."
+            )
+        if len(self._alive) >= self.MAX_CACHE:
+            self._alive.clear()
+        self._alive[client_id] = marker

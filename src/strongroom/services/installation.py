@@ -7,20 +7,30 @@ and the token-signing key. Every later open reads them back.
 
 from __future__ import annotations
 
+import logging
+import stat
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from strongroom.clock import Clock, SystemClock
 from strongroom.config import Settings
-from strongroom.crypto.envelope import Sealer, aad, load_or_create_master_key, new_key
+from strongroom.crypto.envelope import (
+    Sealer,
+    aad,
+    create_master_key,
+    load_master_key,
+    new_key,
+)
 from strongroom.store.base import DomainKeyRecord, Store, Tx, VaultRecord
 from strongroom.store.sqlite import CommitCounters, SqliteStore
 
+log = logging.getLogger(__name__)
 _TENANT = "tenant_id"
 _INSTANCE = "instance_id"
 _DOMAIN = "default_domain_id"
@@ -102,13 +112,29 @@ def _initialise(tx: Tx, keyring: Keyring) -> None:
         tx.set_meta(_SIGNING_KEY, keyring.master.seal(pem, aad("token-signing-key")).hex())
 
 
+def _private_directory(path: Path) -> None:
+    """Creates the data directory (0700), or makes an existing one private to its owner."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        try:
+            path.chmod(0o700)
+        except OSError:
+            log.warning(
+                "The data directory %s may be read by other users (mode %04o) and could not "
+                "be made private; run: chmod 700 %s",
+                path, mode, path,
+            )  # fmt: skip
+        else:
+            log.warning("Made the data directory %s private (mode %04o -> 0700).", path, mode)
+
+
 def open_installation(
     settings: Settings, clock: Clock | None = None, counters: CommitCounters | None = None
 ) -> Installation:
     """Opens (creating on first use) the installation; ``counters``: this process is one of
     several workers of one ``serve`` on the SQLite file."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    keyring = Keyring(master=Sealer(load_or_create_master_key(settings.master_key_file)))
+    _private_directory(settings.data_dir)
     store: Store
     if settings.database_url:
         from strongroom.store.postgres import PostgresStore
@@ -116,7 +142,17 @@ def open_installation(
         store = PostgresStore(settings.database_url)
     else:
         store = SqliteStore(settings.database, counters)
-    store.transact(lambda tx: _initialise(tx, keyring)).result()
+    try:
+        # A database that already holds an installation was made with a master key: never
+        # make another one for it (nothing sealed would open).
+        made = store.reads.get_meta(_TENANT) is not None
+        path = settings.master_key_file
+        master = load_master_key(path) if made or path.exists() else create_master_key(path)
+        keyring = Keyring(master=Sealer(master))
+        store.transact(lambda tx: _initialise(tx, keyring)).result()
+    except BaseException:
+        store.close()
+        raise
     reads = store.reads
 
     def meta(key: str) -> str:

@@ -8,6 +8,7 @@ JSON, so listing and reading keys never touches private material.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, replace
 from typing import Any
@@ -22,6 +23,7 @@ from strongroom.services import rotation
 from strongroom.services.installation import Installation
 from strongroom.services.objects import (
     AttributeInput,
+    Due,
     ObjectService,
     ReadCache,
     attributes_of,
@@ -30,6 +32,8 @@ from strongroom.services.objects import (
     tags_of,
 )
 from strongroom.store.base import ObjectRecord, Tx, VaultRecord, VersionRecord
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,20 +239,24 @@ class KeyService(ObjectService[KeyVersion]):
 
         return await self._write(write, vault, lname)
 
-    async def rotate_due_keys(self) -> int:
+    async def rotate_due_keys(self) -> Due:
         """One pass of the scheduler: rotates every key whose policy says it is time."""
         now = self._inst.clock.now()
-        rotated = 0
+        rotated = failed = 0
         for vault_id, lname, body in self._store.reads.list_policies(self._kind):
-            vault = self._store.reads.get_vault_by_id(vault_id)
-            found = self._store.reads.get_current(vault_id, self._kind, lname, "")
-            if vault is None or found is None:
-                continue
-            latest = found[1]
-            if rotation.rotation_due(json.loads(body), latest.created, latest.exp, now):
-                await self.rotate_key(vault, found[0].name)
-                rotated += 1
-        return rotated
+            try:
+                vault = self._store.reads.get_vault_by_id(vault_id)
+                found = self._store.reads.get_current(vault_id, self._kind, lname, "")
+                if vault is None or found is None:
+                    continue
+                latest = found[1]
+                if rotation.rotation_due(json.loads(body), latest.created, latest.exp, now):
+                    await self.rotate_key(vault, found[0].name)
+                    rotated += 1
+            except Exception:
+                log.exception("rotating key %s of vault %s failed; skipped", lname, vault_id)
+                failed += 1
+        return Due(rotated, failed)
 
     def _backup_extras(self, vault: VaultRecord, obj: ObjectRecord) -> dict[str, Any]:
         policy = self._store.reads.get_policy(vault.id, self._kind, obj.lname)

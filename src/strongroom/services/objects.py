@@ -7,12 +7,13 @@ soft-deleted? does the version exist?) is made inside the transaction that perfo
 
 from __future__ import annotations
 
-import base64
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
+from strongroom import codec
 from strongroom.crypto.envelope import SealBroken, aad
 from strongroom.errors import BadParameter, Conflict, Forbidden, NotFound, StrongroomError
 from strongroom.identifiers import check_object_name
@@ -25,6 +26,15 @@ T = TypeVar("T")
 M = TypeVar("M")
 MAX_TAGS = 15
 MAX_PAGE = 25
+log = logging.getLogger(__name__)
+
+
+class Due(NamedTuple):
+    """What one scheduler step did: actions done, and objects whose action failed (each is
+    logged and skipped, so that one bad object never stops the pass for the others)."""
+
+    done: int
+    failed: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +59,17 @@ def check_tags(tags: dict[str, str] | None) -> str | None:
     return json.dumps(tags, separators=(",", ":"))
 
 
+MAX_CONTENT_TYPE = 255
+
+
+def check_content_type(content_type: str | None) -> str | None:
+    if content_type is not None and len(content_type) > MAX_CONTENT_TYPE:
+        raise BadParameter(
+            f"contentType is {len(content_type)} characters; the limit is {MAX_CONTENT_TYPE}."
+        )
+    return content_type
+
+
 def check_window(nbf: int | None, exp: int | None) -> None:
     if nbf is not None and exp is not None and exp < nbf:
         raise BadParameter("attributes.exp must not be earlier than attributes.nbf.")
@@ -63,15 +84,15 @@ def check_page_size(maxresults: int | None) -> int:
 
 
 def _encode_token(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    return codec.b64url_encode(text.encode())
 
 
 def _decode_token(token: str | None) -> str | None:
     if not token:
         return None
     try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
+        return codec.b64url_decode(token, "$skiptoken").decode()
+    except (BadParameter, UnicodeDecodeError) as exc:
         raise BadParameter("The $skiptoken is not one this server issued.") from exc
 
 
@@ -404,20 +425,29 @@ class ObjectService(Generic[M]):
     def _purge_related(self, tx: Tx, vault: VaultRecord, lname: str) -> None:
         """Purges what goes with the object, inside the purge's transaction."""
 
-    async def purge_expired(self, now: int | None = None) -> int:
-        """Purges deleted objects of every kind whose scheduledPurgeDate has passed."""
+    async def purge_expired(self, now: int | None = None) -> Due:
+        """Purges deleted objects of every kind whose scheduledPurgeDate has passed, each in a
+        transaction of its own."""
         when = self._inst.clock.now() if now is None else now
-
-        def write(tx: Tx) -> int:
-            expired = tx.expired_deletions(when, 500)
-            for obj in expired:
-                tx.purge_object(obj.vault_id, obj.kind, obj.lname)
-            return len(expired)
-
+        done = failed = 0
         try:
-            return await self._store.transact_async(write)
+            for obj in self._store.reads.expired_deletions(when, 500):
+
+                def write(tx: Tx, obj: ObjectRecord = obj) -> None:
+                    current = tx.get_object(obj.vault_id, obj.kind, obj.lname)
+                    purge = None if current is None else current.scheduled_purge_date
+                    if purge is not None and purge <= when:  # not recovered meanwhile
+                        tx.purge_object(obj.vault_id, obj.kind, obj.lname)
+
+                try:
+                    await self._store.transact_async(write)
+                    done += 1
+                except Exception:
+                    log.exception("purging %s %s failed; skipped", obj.kind, obj.lname)
+                    failed += 1
         finally:
             self._forget_all()
+        return Due(done, failed)
 
     # -- backup and restore -----------------------------------------------------------------
 

@@ -13,10 +13,14 @@ from typing import Any
 from strongroom.errors import BadParameter
 
 _DURATION = re.compile(
-    r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?"
+    r"P(?:(\d{1,18})Y)?(?:(\d{1,18})M)?(?:(\d{1,18})W)?(?:(\d{1,18})D)?"
+    r"(?:T(?:(\d{1,18})H)?(?:(\d{1,18})M)?(?:(\d{1,18})S)?)?"
 )
 _UNITS = (365 * 86400, 30 * 86400, 7 * 86400, 86400, 3600, 60, 1)
 MIN_EXPIRY = 28 * 86400
+# Every duration Strongroom accepts is at most a century: timestamps made from one stay far
+# inside what the stores and the Azure SDK's datetime conversion can hold.
+MAX_DURATION = 100 * 365 * 86400
 _ACTIONS = {"rotate": "Rotate", "notify": "Notify"}
 _TRIGGERS = ("timeAfterCreate", "timeBeforeExpiry")
 
@@ -28,13 +32,17 @@ DEFAULT_POLICY: dict[str, Any] = {
 
 
 def seconds(duration: str, field: str) -> int:
+    """An ISO 8601 duration in seconds, at most ``MAX_DURATION`` (100 years)."""
     match = _DURATION.fullmatch(duration) if isinstance(duration, str) else None
     if match is None or duration in ("P", "PT") or duration.endswith("T"):
         raise BadParameter(
             f"'{field}' must be an ISO 8601 duration such as P90D, P2M or P1Y; "
             f"got {duration!r:.40}."
         )
-    return sum(int(n) * unit for n, unit in zip(match.groups(), _UNITS, strict=True) if n)
+    total = sum(int(n) * unit for n, unit in zip(match.groups(), _UNITS, strict=True) if n)
+    if total > MAX_DURATION:
+        raise BadParameter(f"'{field}' is longer than 100 years (P100Y); got {duration:.40}.")
+    return total
 
 
 def validate(body: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +62,8 @@ def validate(body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(entry, dict):
             raise BadParameter(f"'{where}' must be an object.")
         trigger, action = entry.get("trigger") or {}, entry.get("action") or {}
+        if not isinstance(trigger, dict) or not isinstance(action, dict):
+            raise BadParameter(f"'{where}.trigger' and '{where}.action' must be objects.")
         kind = str(action.get("type", "")).lower()
         if kind not in _ACTIONS:
             raise BadParameter(f"'{where}.action.type' must be Rotate or Notify.")

@@ -14,6 +14,7 @@ from strongroom.services.objects import (
     ObjectService,
     ReadCache,
     attributes_of,
+    check_content_type,
     check_tags,
     check_window,
     tags_of,
@@ -116,6 +117,7 @@ class SecretService(ObjectService[SecretVersion]):
             )
         attrs = attributes or AttributeInput()
         check_window(attrs.nbf, attrs.exp)
+        check_content_type(content_type)
         lname, version, now = name.lower(), new_version(), self._inst.clock.now()
         record = VersionRecord(
             vault_id=vault.id, kind=self._kind, lname=lname, version=version, created=now,
@@ -142,6 +144,7 @@ class SecretService(ObjectService[SecretVersion]):
     ) -> SecretVersion:
         attrs = attributes or AttributeInput()
         tags_text = check_tags(tags)
+        check_content_type(content_type)
 
         def change(current: VersionRecord) -> VersionRecord:
             return replace(

@@ -31,6 +31,7 @@ from strongroom.services import rotation
 from strongroom.services.installation import Installation
 from strongroom.services.objects import (
     AttributeInput,
+    Due,
     ObjectService,
     _decode_token,
     _encode_token,
@@ -263,30 +264,31 @@ class StorageService(ObjectService[Account]):
 
         return await self.change_version(vault, name, "", change)
 
-    async def regenerate_due(self) -> int:
+    async def regenerate_due(self) -> Due:
         """One scheduler pass: regenerates the inactive key of every account whose period has
         passed since its last regeneration, and makes that key the active one."""
         now = self._inst.clock.now()
-        done = 0
+        done = failed = 0
         for vault_id, lname, body in self._store.reads.list_policies(self._kind):
-            if not json.loads(body).get("auto"):
-                continue
-            vault = self._store.reads.get_vault_by_id(vault_id)
-            found = self._store.reads.get_current(vault_id, self._kind, lname, "")
-            if vault is None or found is None:
-                continue
-            extra = json.loads(found[1].extra or "{}")
-            period = rotation.seconds(extra["regenerationPeriod"], "regenerationPeriod")
-            if now < int(extra["lastRegenerated"]) + period:
-                continue
-            inactive = "key2" if extra["activeKeyName"] == "key1" else "key1"
             try:
+                if not json.loads(body).get("auto"):
+                    continue
+                vault = self._store.reads.get_vault_by_id(vault_id)
+                found = self._store.reads.get_current(vault_id, self._kind, lname, "")
+                if vault is None or found is None:
+                    continue
+                extra = json.loads(found[1].extra or "{}")
+                period = rotation.seconds(extra["regenerationPeriod"], "regenerationPeriod")
+                if now < int(extra["lastRegenerated"]) + period:
+                    continue
+                inactive = "key2" if extra["activeKeyName"] == "key1" else "key1"
                 await self.regenerate_key(vault, found[0].name, inactive, activate=True)
             except Exception:
-                log.exception("regenerating a key of storage account %s failed", found[0].name)
+                log.exception("regenerating a key of storage account %s failed; skipped", lname)
+                failed += 1
                 continue
             done += 1
-        return done
+        return Due(done, failed)
 
     def _delete_related(self, tx: Tx, vault: VaultRecord, lname: str, deletion: Deletion) -> None:
         # The account's definitions go with it, at the same dates.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 
 from strongroom.crypto.envelope import new_key
 from strongroom.errors import BadParameter, Conflict, NotFound
@@ -21,6 +22,7 @@ def to_vault(record: VaultRecord) -> Vault:
         retention_days=record.retention_days,
         purge_protection=record.purge_protection,
         created=record.created,
+        open_access=record.open_access,
     )
 
 
@@ -73,7 +75,10 @@ class VaultService:
         retention_days: int = 90,
         purge_protection: bool = False,
         domain_id: str | None = None,
+        open_access: bool = False,
     ) -> Vault:
+        """``open_access``: every principal of the installation may do everything in the
+        vault; otherwise (the default) only what access policies grant."""
         check_vault_name(name)
         if not 7 <= retention_days <= 90:
             raise BadParameter(
@@ -88,6 +93,7 @@ class VaultService:
             purge_protection=purge_protection,
             wrapped_key=self._inst.keyring.wrap_vault_key(vault_id, new_key()),
             created=int(time.time()),
+            open_access=open_access,
         )
 
         def write(tx: Tx) -> None:
@@ -97,6 +103,19 @@ class VaultService:
 
         self._inst.store.transact(write).result()
         return to_vault(record)
+
+    def set_open_access(self, name: str, open_access: bool) -> Vault:
+        """Opens the vault to every principal, or closes it to all but its access policies'
+        principals. Reaches running servers within ``CACHE_SECONDS``."""
+
+        def write(tx: Tx) -> VaultRecord:
+            record = tx.get_vault(name)
+            if record is None:
+                raise vault_not_found(name)
+            tx.set_vault_open_access(record.id, open_access)
+            return replace(record, open_access=open_access)
+
+        return to_vault(self._inst.store.transact(write).result())
 
     def delete(self, name: str) -> Vault:
         """Deletes the vault and, irrevocably, every object in it."""

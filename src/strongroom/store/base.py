@@ -35,6 +35,8 @@ class VaultRecord:
     purge_protection: bool
     wrapped_key: bytes
     created: int
+    # Every principal of the installation may do everything; otherwise access policies decide.
+    open_access: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,9 @@ class Reads(Protocol):
 
     def list_audit(self, vault: str | None, since: int, limit: int) -> list[AuditRecord]: ...
     def count_objects(self, vault_id: str) -> int: ...
+    def expired_deletions(self, now: int, limit: int) -> list[ObjectRecord]:
+        """Deleted objects whose scheduled purge date is at or before ``now``."""
+        ...
 
 
 class Tx(Reads, Protocol):
@@ -187,6 +192,7 @@ class Tx(Reads, Protocol):
     def insert_audit(self, records: list[AuditRecord]) -> None: ...
     def insert_vault(self, vault: VaultRecord) -> None: ...
     def delete_vault(self, vault_id: str) -> None: ...
+    def set_vault_open_access(self, vault_id: str, open_access: bool) -> None: ...
     def insert_principal(self, principal: PrincipalRecord) -> None: ...
     def delete_principal(self, client_id: str) -> None: ...
     def insert_domain_key(self, key: DomainKeyRecord) -> None: ...
@@ -222,8 +228,6 @@ class Tx(Reads, Protocol):
         """Removes the object, its versions and its policy."""
         ...
 
-    def expired_deletions(self, now: int, limit: int) -> list[ObjectRecord]: ...
-
 
 class Store(Protocol):
     # True when other processes write to the same database (PostgreSQL): nothing read may be
@@ -232,6 +236,12 @@ class Store(Protocol):
 
     @property
     def reads(self) -> Reads: ...
+    def revocation_marker(self) -> int:
+        """A number that has changed by the time any process's transaction deleting a
+        principal has committed (it may change more often): a caller that saw a principal
+        exist under one value re-reads it when the value differs. Cheap: read per request."""
+        ...
+
     def foreign_commits(self) -> int:
         """A number that changes whenever another process sharing this store (not ``shared``:
         a worker of the same ``serve``) has committed; a cache compares it before each use."""

@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import itertools
 import logging
 import random
 import threading
@@ -118,8 +119,17 @@ def _lock_key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+# Every process LISTENs here; a transaction deleting a principal NOTIFYs it, which PostgreSQL
+# delivers to each listener when (and only if) that transaction commits.
+_REVOCATIONS = "strongroom_revocations"
+
+
 class _PgTx(_PgReads, _Tx):
     """Reads that a write decides on lock their key first (see the module's docstring)."""
+
+    def delete_principal(self, client_id: str) -> None:
+        super().delete_principal(client_id)
+        self._c.execute(f"NOTIFY {_REVOCATIONS}")
 
     def _lock(self, *parts: str) -> None:
         self._c.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(*parts),))
@@ -195,6 +205,15 @@ class PostgresStore:
         self._executor = ThreadPoolExecutor(self.POOL_SIZE, thread_name_prefix="strongroom-pg")
         self._lock_conn: psycopg.Connection[Any] | None = None
         self._lock_guard = threading.Lock()
+        # Revocations (see ``revocation_marker``): counted by a thread that LISTENs.
+        self._closing = threading.Event()
+        self._listening = False
+        self._revocations = 0
+        self._ticks = itertools.count()
+        self._listener = threading.Thread(
+            target=self._listen, name="strongroom-pg-listen", daemon=True
+        )
+        self._listener.start()
 
     @property
     def reads(self) -> _PgReads:
@@ -225,6 +244,33 @@ class PostgresStore:
     def foreign_commits(self) -> int:
         return 0  # shared: nothing is cached above this store
 
+    def revocation_marker(self) -> int:
+        """The count of revocations heard while listening; while not listening (starting,
+        or the connection lost), a new number on every call, so that callers check the
+        database each time rather than trust what they saw."""
+        if self._listening:
+            return self._revocations
+        return -1 - next(self._ticks)
+
+    LISTEN_RETRY_SECONDS = 1.0
+
+    def _listen(self) -> None:
+        while not self._closing.is_set():
+            try:
+                with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {_REVOCATIONS}")
+                    self._revocations += 1  # anything before LISTEN went unheard
+                    self._listening = True
+                    while not self._closing.is_set():
+                        for _ in conn.notifies(timeout=1.0):
+                            self._revocations += 1
+            except Exception as exc:  # the database went away: check it per call until back
+                if not self._closing.is_set():
+                    log.warning("revocation listener lost its connection: %s", exc)
+            finally:
+                self._listening = False
+            self._closing.wait(self.LISTEN_RETRY_SECONDS)
+
     @contextlib.contextmanager
     def exclusive(self, name: str) -> Iterator[bool]:
         """Holds the named lock across processes if it is free; yields whether it is held."""
@@ -241,6 +287,8 @@ class PostgresStore:
                 conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
 
     def close(self) -> None:
+        self._closing.set()
+        self._listener.join(timeout=5)
         self._executor.shutdown(wait=True)
         self._pool.close()
         self._read_conn.conn.close()

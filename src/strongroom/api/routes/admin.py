@@ -18,6 +18,7 @@ from strongroom.clock import ManualClock
 from strongroom.config import Settings
 from strongroom.errors import BadParameter, Unauthorized
 from strongroom.services.identity import IdentityService
+from strongroom.services.rotation import MAX_DURATION
 
 
 class AdminRoutes:
@@ -45,10 +46,12 @@ class AdminRoutes:
             self._identity.verify(token.strip(), self._audiences)
             try:
                 seconds = int(json.loads(await request.body())["seconds"])
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, OverflowError) as exc:
                 raise BadParameter('Send {"seconds": N} with N >= 0.') from exc
-            if seconds < 0:
-                raise BadParameter("The clock only moves forward: seconds must be >= 0.")
+            if not 0 <= seconds <= MAX_DURATION:
+                raise BadParameter(
+                    f"The clock moves forward by 0 to {MAX_DURATION} seconds (100 years)."
+                )
             now = self._clock.advance(seconds)
             done = await self._pass()
         except Exception as exc:

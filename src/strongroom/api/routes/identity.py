@@ -146,8 +146,11 @@ class IdentityRoutes:
                 raise OAuthError("invalid_request", f"The token request must be {_FORM}.")
             form = dict(parse_qsl((await request.body()).decode(errors="replace")))
             path = f"/{tenant}/oauth2/v2.0/token" if tenant is not None else "/adfs/oauth2/token"
-            urls = [f"{self._authority}{path}", f"https://{request.headers.get('host', '')}{path}"]
-            return _json(self._id.issue_token(tenant, form, urls))
+            # A client assertion's audience: this endpoint as configured, never as the
+            # request's Host names it.
+            urls = [f"{self._authority}{path}"]
+            source = request.client.host if request.client else ""
+            return _json(await self._id.issue_token(tenant, form, urls, source))
         except OAuthError as exc:
             return error_response(exc)
 
