@@ -10,6 +10,7 @@
     ├── NotFound                    "<Kind>NotFound", "VaultNotFound", ...
     ├── Conflict                    "Conflict" (name in use, deleted but recoverable, ...)
     ├── Upstream                    a service Strongroom relies on failed (a storage provider)
+    ├── StoreUnavailable            the database cannot be reached or written (disk full, down)
     ├── PayloadTooLarge             a request body over its limit
     └── OAuthError                  token endpoint failures, rendered as OAuth JSON
         └── Throttled               too many failed attempts: wait ``retry_after`` seconds
@@ -57,6 +58,13 @@ class Conflict(StrongroomError):
 
 class Upstream(StrongroomError):
     code = "UpstreamServiceFailed"
+
+
+class StoreUnavailable(StrongroomError):
+    """The store failed for a reason of the machine's, not the request's: nothing of the
+    request was written, and the same request may succeed later."""
+
+    code = "ServiceUnavailable"
 
 
 class PayloadTooLarge(StrongroomError):

@@ -4,6 +4,7 @@ server, tests/pg.py). Each test gets a fresh, empty store of each kind."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -285,3 +286,39 @@ def test_metadata_audit_and_the_exclusive_lock(store: Store) -> None:
     run(store, lambda tx: tx.delete_vault(VAULT.id))
     assert store.reads.list_meta("vault/v1/") == []
     assert store.reads.list_vaults() == []
+
+
+def test_a_requests_audit_record_commits_with_its_first_write_only(store: Store) -> None:
+    """What makes a crash leave no acknowledged write without its record, nor the reverse."""
+    from strongroom.store.base import PENDING_AUDIT, PendingAudit
+
+    def record(request_id: str) -> AuditRecord:
+        return AuditRecord(500, "p", "Vault", "SecretSet", "/secrets/a", 200, request_id, None)
+
+    async def request(request_id: str, *jobs: Any) -> PendingAudit:
+        pending = PendingAudit(record(request_id))
+        token = PENDING_AUDIT.set(pending)
+        try:
+            for job in jobs:
+                with contextlib.suppress(ValueError):
+                    await store.transact_async(job)
+        finally:
+            PENDING_AUDIT.reset(token)
+        return pending
+
+    def fails(tx: Tx) -> None:
+        tx.set_meta("half", "written")
+        raise ValueError("boom")
+
+    async def main() -> list[PendingAudit]:
+        return list(await asyncio.gather(
+            request("failed", fails),
+            request("written", lambda tx: tx.set_meta("w", "1"), lambda tx: tx.set_meta("x", "2")),
+            request("retried", fails, lambda tx: tx.set_meta("r", "1")),
+        ))  # fmt: skip
+
+    failed, written, retried = asyncio.run(main())
+    assert (failed.committed, written.committed, retried.committed) == (False, True, True)
+    ids = [r.request_id for r in store.reads.list_audit(None, 0, 100)]
+    assert sorted(ids) == ["retried", "written"]  # once each, with no flush of any buffer
+    assert store.reads.get_meta("half") is None

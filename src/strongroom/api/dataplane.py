@@ -34,7 +34,7 @@ from strongroom.services.access import AccessService
 from strongroom.services.audit import AuditLog
 from strongroom.services.identity import Caller, IdentityService
 from strongroom.services.vaults import VaultService
-from strongroom.store.base import VaultRecord
+from strongroom.store.base import PENDING_AUDIT, PendingAudit, VaultRecord
 
 _MISSING_TOKEN = "AKV10000: Request is missing a Bearer or PoP token."  # noqa: S105 - a message
 _JSON_HEADER = (b"content-type", JSON.encode())
@@ -212,7 +212,18 @@ class DataPlane:
         self._access.check(record, caller.client_id, need.kind, need.permission)
         base = self._vault_url(vault_name)
         call = Call(method, record, vault, caller, base, query, args, receive, length)
-        return await handler(call)
+        if method == "GET":
+            return await handler(call)
+        # A request that may write: its audit record goes with its first write's transaction.
+        note.pending = PendingAudit(
+            self._audit.make(caller.client_id, note.vault, need.operation, note.path,
+                             need.status, note.request_id, note.caller)
+        )  # fmt: skip
+        token = PENDING_AUDIT.set(note.pending)
+        try:
+            return await handler(call)
+        finally:
+            PENDING_AUDIT.reset(token)
 
     def _route(self, method: str, path: str) -> _Route:
         """The handler, its arguments and what it needs, for a method and path; routing
@@ -240,23 +251,27 @@ class DataPlane:
 class _Note:
     """What the audit record of one request needs, gathered as the request is handled."""
 
-    __slots__ = ("_caller", "_path", "_request_id", "_vault", "operation")
+    __slots__ = ("caller", "operation", "path", "pending", "request_id", "vault")
 
     def __init__(self, vault: str, scope: Scope, request_id: bytes):
         self.operation = "Unknown"
-        self._vault = vault
-        self._path = scope["path"]
-        self._request_id = request_id.decode("latin-1") or None
+        self.vault = vault
+        self.path: str = scope["path"]
+        self.request_id = request_id.decode("latin-1") or None
         client = scope.get("client")
-        self._caller = client[0] if client else None
+        self.caller: str | None = client[0] if client else None
+        self.pending: PendingAudit | None = None  # committed with the request's first write
 
     def audit(self, log: AuditLog, principal: str | None, operation: str, status: int) -> None:
+        pending = self.pending
+        if pending is not None and pending.committed and pending.record.status == status:
+            return  # already in the store, with the write it tells of
         log.record(
-            principal, self._vault, operation, self._path, status, self._request_id, self._caller
+            principal, self.vault, operation, self.path, status, self.request_id, self.caller
         )
 
     def auth_failed(self, log: AuditLog) -> None:
-        log.auth_failed(self._vault, self._path, self._request_id, self._caller)
+        log.auth_failed(self.vault, self.path, self.request_id, self.caller)
 
 
 def method_not_allowed(method: str, operation: str) -> StrongroomError:

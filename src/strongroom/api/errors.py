@@ -21,6 +21,7 @@ _STATUS: dict[type[errors.StrongroomError], int] = {
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
     errors.Upstream: 502,
+    errors.StoreUnavailable: 503,
 }
 
 

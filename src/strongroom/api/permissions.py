@@ -19,6 +19,12 @@ class Need(NamedTuple):
     kind: str  # "secrets", "keys", "certificates", "storage"
     permission: str
     operation: str
+    status: int = 200  # the status of success (contract notes 1.5)
+
+
+# Operations whose success is not 200: every purge is 204, a certificate create 202 and a
+# merge 201.
+_SUCCESS = {"CertificateCreate": 202, "CertificateMerge": 201}
 
 
 def _table() -> dict[str, Need]:
@@ -26,7 +32,8 @@ def _table() -> dict[str, Need]:
 
     def add(cls: str, kind: str, entries: dict[str, tuple[str, str]]) -> None:
         for handler, (permission, operation) in entries.items():
-            rows[f"{cls}.{handler}"] = Need(kind, permission, operation)
+            status = 204 if operation.endswith("Purge") else _SUCCESS.get(operation, 200)
+            rows[f"{cls}.{handler}"] = Need(kind, permission, operation, status)
 
     add("SecretRoutes", "secrets", {
         "set_secret": ("set", "SecretSet"),

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from strongroom.errors import StoreUnavailable
 from strongroom.services.installation import Installation
 from strongroom.store.base import AuditRecord
 
@@ -41,6 +42,8 @@ class _Failures:
 class AuditLog:
     FLUSH_SECONDS = 0.5
     MAX_BUFFER = 2000
+    MAX_RETAINED = 100_000  # records kept while the store cannot take them
+    RETRY_SECONDS = 2.0
     AUTH_WINDOW_SECONDS = 60.0
     AUTH_FAILURES_PER_WINDOW = 10
     MAX_ADDRESSES = 10_000
@@ -97,6 +100,22 @@ class AuditLog:
         with contextlib.suppress(RuntimeError):
             asyncio.get_running_loop().call_later(max(0.0, delay), fn, arg)
 
+    def make(
+        self,
+        principal: str | None,
+        vault: str | None,
+        operation: str,
+        object_id: str | None,
+        status: int,
+        request_id: str | None,
+        caller: str | None,
+    ) -> AuditRecord:
+        """A record stamped now, for the caller to have written (``store.base.PendingAudit``)."""
+        return AuditRecord(
+            self._inst.clock.now(), principal, vault, operation, object_id, status, request_id,
+            caller,
+        )  # fmt: skip
+
     def record(
         self,
         principal: str | None,
@@ -150,6 +169,16 @@ class AuditLog:
             # Through the store's thread path, not the event loop's group commit: thousands of
             # rows a second of a busy server would otherwise be inserted on the loop's thread.
             await asyncio.wrap_future(self._inst.store.transact(lambda tx: tx.insert_audit(batch)))
+        except StoreUnavailable as exc:
+            # Kept for the next flush (a full disk, a database restarting), up to a bound.
+            keep = batch[-self.MAX_RETAINED :]
+            self._buffer[:0] = keep
+            lost = len(batch) - len(keep)
+            log.error(
+                "could not write %d audit records, kept for later%s: %s", len(keep),
+                f" ({lost} older ones dropped)" if lost else "", exc.message,
+            )  # fmt: skip
+            self._schedule(self.RETRY_SECONDS)
         except Exception:
             log.exception("could not write %d audit records", len(batch))
 

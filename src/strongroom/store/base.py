@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, TypeVar
 
@@ -127,6 +128,34 @@ def unpack_audit(blob: bytes) -> list[AuditRecord]:
     if blob[:1] != AUDIT_BATCH_FORMAT:
         raise ValueError(f"unknown audit batch format {blob[:1]!r}")
     return [AuditRecord(*fields) for fields in orjson.loads(zlib.decompress(blob[1:]))]
+
+
+class PendingAudit:
+    """The audit record of the request being handled, which ``transact_async`` commits in the
+    same transaction as the request's first write: no acknowledged write lacks its record, and
+    no record tells of a write that was not made, whatever moment the process dies at.
+    ``committed`` says whether that happened (the request's handler then records nothing
+    more, unless its answer differs from the record's status)."""
+
+    __slots__ = ("claimed", "committed", "record")
+
+    def __init__(self, record: AuditRecord):
+        self.record = record
+        self.claimed = False  # a transaction carrying it is under way
+        self.committed = False
+
+
+# Set by the data plane for each request that may write; read by the stores' transact_async.
+PENDING_AUDIT: ContextVar[PendingAudit | None] = ContextVar("pending_audit", default=None)
+
+
+def claim_pending_audit() -> PendingAudit | None:
+    """The request's audit record, for the transaction about to be queued to carry."""
+    pending = PENDING_AUDIT.get()
+    if pending is None or pending.claimed or pending.committed:
+        return None
+    pending.claimed = True
+    return pending
 
 
 def vault_pattern(vault: str) -> str:
@@ -254,7 +283,8 @@ class Store(Protocol):
 
     def transact(self, fn: Callable[[Tx], T]) -> Future[T]: ...
     def transact_async(self, fn: Callable[[Tx], T]) -> asyncio.Future[T]:
-        """Like ``transact``, for callers on an event loop: resolves on the caller's loop."""
+        """Like ``transact``, for callers on an event loop: resolves on the caller's loop.
+        Commits the request's ``PendingAudit`` record, if any, in the same transaction."""
         ...
 
     def close(self) -> None: ...

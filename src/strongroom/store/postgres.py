@@ -42,15 +42,20 @@ from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
+from strongroom.errors import StoreUnavailable
 from strongroom.store import migrations
-from strongroom.store.base import ObjectRecord, VersionRecord
+from strongroom.store.base import ObjectRecord, VersionRecord, claim_pending_audit
 from strongroom.store.migrations import SchemaMismatch
 from strongroom.store.sqlite import _CURRENT, _Reads, _Tx, _version
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+# Seconds a new connection may take before the database counts as unavailable, and that a
+# transaction may wait for a pooled connection: the longest a request waits on a lost database.
+CONNECT_TIMEOUT = 3
+POOL_TIMEOUT = 5.0
 
 # Errors that mean "a concurrent transaction got in the way": run the transaction again.
 _RETRY = (
@@ -79,21 +84,36 @@ class _Conn:
             cur.executemany(_pg(sql), rows)
 
 
+def unavailable(exc: Exception) -> StoreUnavailable:
+    """PostgreSQL unreachable (or gone mid-request) as the domain's error: nothing of the
+    request was written, and it may succeed once the database is back."""
+    return StoreUnavailable(
+        f"The database is unavailable ({str(exc).strip()[:120] or type(exc).__name__}). "
+        "Nothing of this request was written; try again shortly."
+    )
+
+
 class _ReadConn(_Conn):
-    """The reads' connection: reconnects once when the server dropped it."""
+    """The reads' connection: when the server dropped it, one new connection is tried at once
+    (at most ``CONNECT_TIMEOUT`` seconds), then the read fails as ``StoreUnavailable``."""
 
     def __init__(self, url: str):
         self._url = url
-        super().__init__(psycopg.connect(url, autocommit=True))
+        super().__init__(psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT))
 
     def execute(self, sql: str, params: Any = ()) -> Any:
         try:
             return super().execute(sql, params)
-        except psycopg.OperationalError:
-            if not self.conn.closed:
-                raise
-            self.conn = psycopg.connect(self._url, autocommit=True)
-            return super().execute(sql, params)
+        except psycopg.OperationalError as first:
+            if not (self.conn.closed or self.conn.broken):
+                raise unavailable(first) from first
+            try:
+                self.conn = psycopg.connect(
+                    self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+                )
+                return super().execute(sql, params)
+            except psycopg.OperationalError as again:
+                raise unavailable(again) from again
 
 
 _PG_CURRENT = (
@@ -108,7 +128,7 @@ class _PgReads(_Reads):
     def get_current(
         self, vault_id: str, kind: str, lname: str, version: str
     ) -> tuple[ObjectRecord, VersionRecord] | None:
-        row = self._c.conn.execute(  # type: ignore[attr-defined]
+        row = self._c.execute(
             _PG_CURRENT, {"v": version, "vault": vault_id, "kind": kind, "lname": lname}
         ).fetchone()
         return None if row is None else (ObjectRecord(*row[:7]), _version(row[7:]))
@@ -200,7 +220,17 @@ class PostgresStore:
             conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
 
         self._pool = ConnectionPool(
-            url, min_size=1, max_size=self.POOL_SIZE, configure=configure, open=True
+            url,
+            min_size=1,
+            max_size=self.POOL_SIZE,
+            configure=configure,
+            open=True,
+            timeout=POOL_TIMEOUT,
+            kwargs={"connect_timeout": CONNECT_TIMEOUT},
+            reconnect_timeout=0,  # keep trying to reconnect for as long as it takes
+            # A connection is checked as it is handed out, so that after a database restart
+            # no transaction is started on a dead one (which would fail the request).
+            check=ConnectionPool.check_connection,
         )
         self._executor = ThreadPoolExecutor(self.POOL_SIZE, thread_name_prefix="strongroom-pg")
         self._lock_conn: psycopg.Connection[Any] | None = None
@@ -233,13 +263,34 @@ class PostgresStore:
                     raise
                 log.debug("transaction collided (%s); running it again", type(exc).__name__)
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter
+            except PoolTimeout as exc:  # no connection within POOL_TIMEOUT: the database is gone
+                raise unavailable(exc) from exc
+            except psycopg.OperationalError as exc:  # the connection failed under the job
+                raise unavailable(exc) from exc
         raise AssertionError("unreachable")
 
     def transact(self, fn: Callable[[Any], T]) -> Future[T]:
         return self._executor.submit(self._run, fn)
 
     def transact_async(self, fn: Callable[[Any], T]) -> asyncio.Future[T]:
-        return asyncio.wrap_future(self.transact(fn))
+        pending = claim_pending_audit()
+        if pending is None:
+            return asyncio.wrap_future(self.transact(fn))
+
+        def with_audit(tx: Any) -> T:
+            result = fn(tx)
+            tx.insert_audit([pending.record])
+            return result
+
+        def settled(done: Future[T]) -> None:  # before the caller's loop hears of it
+            if done.cancelled() or done.exception() is not None:
+                pending.claimed = False
+            else:
+                pending.committed = True
+
+        future = self.transact(with_audit)
+        future.add_done_callback(settled)
+        return asyncio.wrap_future(future)
 
     def foreign_commits(self) -> int:
         return 0  # shared: nothing is cached above this store
@@ -274,11 +325,16 @@ class PostgresStore:
     @contextlib.contextmanager
     def exclusive(self, name: str) -> Iterator[bool]:
         """Holds the named lock across processes if it is free; yields whether it is held."""
-        with self._lock_guard:
-            if self._lock_conn is None or self._lock_conn.closed:
-                self._lock_conn = psycopg.connect(self._url, autocommit=True)
-            conn = self._lock_conn
-        row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (name,)).fetchone()
+        try:
+            with self._lock_guard:
+                if self._lock_conn is None or self._lock_conn.closed or self._lock_conn.broken:
+                    self._lock_conn = psycopg.connect(
+                        self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+                    )
+                conn = self._lock_conn
+            row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (name,)).fetchone()
+        except psycopg.OperationalError as exc:
+            raise unavailable(exc) from exc
         held = bool(row and row[0])
         try:
             yield held

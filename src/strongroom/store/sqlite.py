@@ -30,6 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from strongroom.errors import StoreUnavailable
 from strongroom.store import migrations
 from strongroom.store.base import (
     AuditRecord,
@@ -39,6 +40,7 @@ from strongroom.store.base import (
     Tx,
     VaultRecord,
     VersionRecord,
+    claim_pending_audit,
     pack_audit,
     unpack_audit,
     vault_pattern,
@@ -129,9 +131,37 @@ _CURRENT = (
 )
 
 
-class _Reads:
+def unavailable(exc: sqlite3.Error) -> StoreUnavailable:
+    """A driver error of the machine's (a full disk, an I/O error, a damaged file) as the
+    domain's: the request failed whole and may succeed later."""
+    return StoreUnavailable(
+        f"The database could not be read or written ({str(exc)[:100]}). Nothing of this "
+        "request was written; try again once the server's disk or database is healthy."
+    )
+
+
+class _Guarded:
+    """sqlite3's ``execute``, with errors of the machine (``OperationalError``: disk full, I/O
+    error; ``DatabaseError``: a damaged file) raised as ``StoreUnavailable``. Constraint
+    errors (``IntegrityError``) and programming errors stay what they are: they are bugs."""
+
+    __slots__ = ("_conn",)
+
     def __init__(self, conn: sqlite3.Connection):
-        self._c = conn
+        self._conn = conn
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise unavailable(exc) from exc
+
+
+class _Reads:
+    def __init__(self, conn: Any):
+        self._c = conn  # a _Guarded sqlite3 connection, or the PostgreSQL backend's adapter
 
     def get_meta(self, key: str) -> str | None:
         row = self._c.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -556,6 +586,13 @@ def _commit(conn: sqlite3.Connection) -> None:
         raise
 
 
+def _release(batch: list[tuple[Any, Any, Any]]) -> None:
+    """The audit records of a group that did not commit may go with a later transaction."""
+    for _, _, pending in batch:
+        if pending is not None:
+            pending.claimed = False
+
+
 def _settle(futures: list[Any], results: list[_Outcome]) -> None:
     for fut, (ok, value) in zip(futures, results, strict=True):
         if fut.cancelled():  # its caller gave up (a cancelled request, a loop shutting down)
@@ -663,7 +700,7 @@ class SqliteStore:
         _private_files(path)
         _prepare(path)
         self._read_conn = _connect(path)
-        self._reads = _Reads(self._read_conn)
+        self._reads = _Reads(_Guarded(self._read_conn))
         # Thread path.
         self._write_conn = _connect(path)
         self._queue: queue.SimpleQueue[tuple[Callable[[Tx], Any], Future[Any]] | None] = (
@@ -674,8 +711,9 @@ class SqliteStore:
         # Event-loop path. It never waits for the write lock: when another connection (the
         # writer thread, an administration command) holds it, the group tries again shortly.
         self._loop_conn = _connect(path, busy_ms=0)
-        self._loop_tx = _Tx(self._loop_conn)
-        self._pending: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]] = []
+        self._loop_tx = _Tx(_Guarded(self._loop_conn))
+        # Jobs waiting for the next group, each with the audit record it carries (if any).
+        self._pending: list[tuple[Callable[[Tx], Any], asyncio.Future[Any], Any]] = []
         self._busy = False  # a flush is scheduled or a commit is in flight
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="strongroom-commit")
         # Processes sharing the file (serve --workers): the writers' lock, one per write path.
@@ -701,7 +739,7 @@ class SqliteStore:
     def revocation_marker(self) -> int:
         # SQLite's data_version changes whenever another connection, in any process, has
         # committed to the file (https://sqlite.org/pragma.html#pragma_data_version).
-        return int(self._read_conn.execute("PRAGMA data_version").fetchone()[0])
+        return int(self._reads._c.execute("PRAGMA data_version").fetchone()[0])
 
     @contextlib.contextmanager
     def exclusive(self, name: str) -> Iterator[bool]:
@@ -737,7 +775,7 @@ class SqliteStore:
     def transact_async(self, fn: Callable[[Tx], T]) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        self._pending.append((fn, fut))
+        self._pending.append((fn, fut, claim_pending_audit()))
         if not self._busy:
             self._busy = True
             loop.call_soon(self._flush, loop)  # let this iteration's other writes join
@@ -768,11 +806,16 @@ class SqliteStore:
             self._unlock()
             self._busy = False
             return
-        futures = [fut for _, fut in batch]
+        futures = [fut for _, fut, _ in batch]
         conn = self._loop_conn
+        audits: list[Any] = []  # the PendingAudit records this group commits
         try:
             conn.execute("BEGIN IMMEDIATE")
-            results = _run_batch(conn, self._loop_tx, [fn for fn, _ in batch])
+            results = _run_batch(conn, self._loop_tx, [fn for fn, _, _ in batch])
+            # The records of the jobs that succeeded, in the same transaction as their writes.
+            audits = [p for (ok, _), (_, _, p) in zip(results, batch, strict=True) if ok and p]
+            if audits:
+                self._loop_tx.insert_audit([p.record for p in audits])
         except Exception as exc:
             busy = isinstance(exc, sqlite3.Error) and _busy(exc)
             if busy and not conn.in_transaction:  # the lock is taken: try again shortly
@@ -780,14 +823,20 @@ class SqliteStore:
                 self._pending[:0] = batch  # first in line
                 loop.call_later(self.BUSY_RETRY_SECONDS, self._flush, loop)
                 return
-            log.exception("store could not run a transaction")
+            if isinstance(exc, sqlite3.Error):
+                exc = unavailable(exc)
+            if isinstance(exc, StoreUnavailable):
+                log.error("store could not run a transaction: %s", exc.message)
+            else:
+                log.exception("store could not run a transaction")
             try:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                log.exception("store could not roll a transaction back")
+            except sqlite3.Error as rollback:
+                log.error("store could not roll a transaction back: %s", rollback)
             finally:
                 self._unlock()  # whatever happened, the other workers may write
+            _release(batch)
             _settle(futures, [(False, exc)] * len(batch))
             self._after_commit(loop)
             return
@@ -795,6 +844,14 @@ class SqliteStore:
         def committed(error: BaseException | None) -> None:
             if error is not None:
                 log.error("store commit failed: %s", error)
+                if isinstance(error, sqlite3.Error):
+                    error = unavailable(error)
+                _release(batch)
+            else:
+                for (ok, _), (_, _, pending) in zip(results, batch, strict=True):
+                    if pending is not None:
+                        # A failed job's record may still go with its request's next write.
+                        pending.committed, pending.claimed = ok, ok
             try:
                 # The next group's statements and commit go first, so that its fsync overlaps
                 # with this group's callers resuming and answering.
@@ -849,7 +906,7 @@ class SqliteStore:
 
     def _run(self) -> None:
         conn = self._write_conn
-        tx = _Tx(conn)
+        tx = _Tx(_Guarded(conn))
         stop = False
         while not stop:
             first = self._queue.get()
@@ -878,10 +935,13 @@ class SqliteStore:
                 results = _run_batch(conn, tx, [fn for fn, _ in batch])
                 self._commit(conn)
             except sqlite3.Error as exc:
-                log.exception("store commit failed")
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                results = [(False, exc)] * len(batch)
+                log.error("store commit failed: %s", exc)
+                try:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                except sqlite3.Error as rollback:
+                    log.error("store could not roll a transaction back: %s", rollback)
+                results = [(False, unavailable(exc))] * len(batch)
             finally:
                 if lock is not None:
                     lock.release()

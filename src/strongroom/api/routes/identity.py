@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from strongroom.api.errors import JSON, error_response
-from strongroom.errors import NotFound, OAuthError, Unauthorized
+from strongroom.errors import NotFound, OAuthError, StrongroomError, Unauthorized
 from strongroom.services.identity import IdentityService
 
 _FORM = "application/x-www-form-urlencoded"
@@ -151,7 +151,7 @@ class IdentityRoutes:
             urls = [f"{self._authority}{path}"]
             source = request.client.host if request.client else ""
             return _json(await self._id.issue_token(tenant, form, urls, source))
-        except OAuthError as exc:
+        except StrongroomError as exc:  # OAuth errors, and the store being unavailable
             return error_response(exc)
 
     async def token(self, request: Request) -> Response:
