@@ -75,9 +75,30 @@ class Envelope:
     ciphertext: bytes
 
 
+def _damaged(blob: bytes) -> bool:
+    """Whether a blob whose framing does not check out is a Strongroom backup that was damaged
+    (cut short, or its magic bytes changed) rather than something else altogether: more than
+    the magic and starting with it, or with its digest matching once the magic is put back."""
+    if blob[:4] == MAGIC:
+        return len(blob) > len(MAGIC)
+    body, digest = blob[:-_DIGEST], blob[-_DIGEST:]
+    return len(blob) >= _PREFIX + _DIGEST and hashlib.sha256(MAGIC + body[4:]).digest() == digest
+
+
 def parse(blob: bytes) -> Envelope:
-    """Checks framing and integrity; raises ``BackupRejected`` naming what is wrong."""
+    """Checks framing and integrity; raises ``BackupRejected`` naming what is wrong.
+
+    Damage (a cut, a flipped bit anywhere, the magic included) is ``CORRUPTED``; ``MALFORMED``
+    is kept for what is not a Strongroom backup at all, and for a blob whose digest checks out
+    but whose framing or header does not (written so, not damaged on the way).
+    """
     if len(blob) < _PREFIX + _DIGEST or blob[:4] != MAGIC:
+        if _damaged(blob):
+            raise BackupRejected(
+                "The backup blob is corrupted: it was truncated or its first bytes were "
+                "changed after it was made. Use an intact copy of the backup.",
+                inner=CORRUPTED,
+            )
         raise BackupRejected(
             "The backup blob is not a Strongroom backup (bad magic or far too short). "
             "Pass the exact value a backup operation returned.",
@@ -102,7 +123,7 @@ def parse(blob: bytes) -> Envelope:
     prefix = body[: _PREFIX + head_len]
     try:
         header = json.loads(prefix[_PREFIX:])
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
         raise BackupRejected("The backup blob header is not valid JSON.", inner=MALFORMED) from exc
     if not isinstance(header, dict) or any(k not in header for k in _REQUIRED):
         raise BackupRejected("The backup blob header lacks required fields.", inner=MALFORMED)

@@ -14,6 +14,7 @@ from typing import Any
 
 from strongroom.crypto import backup as blobfmt
 from strongroom.errors import BackupRejected, BadParameter
+from strongroom.identifiers import check_object_name
 from strongroom.models import Kind
 from strongroom.services.domains import retired
 from strongroom.services.installation import Installation
@@ -77,6 +78,59 @@ def malformed_payload() -> BackupRejected:
     )
 
 
+# A version entry as ``ObjectService.backup_entry`` writes it: each field and what it may hold,
+# as loosely as any release wrote it (``restored_version`` takes ints for booleans and numbers
+# for times). "extra" may be missing: ``restored_version`` reads it with ``get``.
+_NUMBER = (int, float)
+_ENTRY: dict[str, tuple[type, ...]] = {
+    "version": (str,), "created": _NUMBER, "updated": _NUMBER, "enabled": (bool, int),
+    "nbf": (*_NUMBER, type(None)), "exp": (*_NUMBER, type(None)),
+    "contentType": (str, type(None)), "tags": (str, type(None)), "managed": (bool, int),
+    "extra": (str, type(None)),
+}  # fmt: skip
+_TIMES = ("created", "updated", "nbf", "exp")
+# Lists of such entries a kind carries beside its versions (a certificate's key and secret
+# versions, a storage account's SAS definitions).
+_ENTRY_LISTS = {Kind.CERTIFICATE: ("keys", "secrets"), Kind.STORAGE: ("sasDefinitions",)}
+
+
+def _json_object(text: str | None) -> bool:
+    if text is None:
+        return True
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def _valid_entries(entries: Any) -> bool:
+    """Whether ``entries`` are version entries that can be written back as they are: a store
+    given a field of another type fails the transaction (a 500) or keeps a value its reads
+    cannot render; two entries of one version break its unique index."""
+    if not isinstance(entries, list):
+        return False
+    seen: set[str] = set()
+    for item in entries:
+        if not isinstance(item, dict):
+            return False
+        for name, types in _ENTRY.items():
+            if name not in item:
+                if name == "extra":
+                    continue
+                return False
+            value = item[name]
+            if not isinstance(value, types) or (name in _TIMES and isinstance(value, bool)):
+                return False
+            if isinstance(value, int | float) and not -(2**62) < value < 2**62:
+                return False  # beyond what the stores' 64-bit integers hold
+        if not item["version"] or item["version"] in seen:
+            return False
+        seen.add(item["version"])
+        if not _json_object(item["tags"]) or not _json_object(item.get("extra")):
+            return False
+    return True
+
+
 def open_blob(
     inst: Installation, vault: VaultRecord, kind: Kind, blob: bytes
 ) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
@@ -125,8 +179,17 @@ def open_blob(
     try:
         data = json.loads(payload)
         name, versions = str(data["name"]), list(data["versions"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise malformed_payload() from exc
     if name != envelope.header["name"] or len(versions) != envelope.header["versions"]:
         raise malformed_payload()
+    try:
+        check_object_name(name, kind.value)
+    except BadParameter as exc:
+        raise malformed_payload() from exc
+    if not versions or not _valid_entries(versions):
+        raise malformed_payload()
+    for extra in _ENTRY_LISTS.get(kind, ()):
+        if data.get(extra) is not None and not _valid_entries(data[extra]):
+            raise malformed_payload()
     return name, versions, data

@@ -685,7 +685,7 @@ class CertificateService(ObjectService[CertificateVersion]):
                 load(self._secrets, payload.get("secrets", [])),
             ]
             state = payload.get("state") or {"policy": None, "operation": None}
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, BadParameter) as exc:
             raise backup.malformed_payload() from exc
         if not groups[0]:
             raise backup.malformed_payload()

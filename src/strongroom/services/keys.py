@@ -262,12 +262,15 @@ class KeyService(ObjectService[KeyVersion]):
         policy = self._store.reads.get_policy(vault.id, self._kind, obj.lname)
         return {} if policy is None else {"rotationPolicy": json.loads(policy)}
 
-    def _restore_extras(
-        self, tx: Tx, vault: VaultRecord, lname: str, payload: dict[str, Any]
-    ) -> None:
+    def _prepare_extras(self, vault: VaultRecord, lname: str, payload: dict[str, Any]) -> Any:
         policy = payload.get("rotationPolicy")
-        if policy is not None:
-            tx.set_policy(vault.id, self._kind, lname, json.dumps(policy))
+        if policy is not None and not isinstance(policy, dict):
+            raise TypeError("rotationPolicy is not an object")
+        return policy
+
+    def _restore_extras(self, tx: Tx, vault: VaultRecord, lname: str, prepared: Any) -> None:
+        if prepared is not None:
+            tx.set_policy(vault.id, self._kind, lname, json.dumps(prepared))
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -353,7 +356,9 @@ class KeyService(ObjectService[KeyVersion]):
     async def restore_key(self, vault: VaultRecord, blob: bytes) -> KeyVersion:
         def material(item: dict[str, Any]) -> bytes:
             kty = json.loads(item["extra"])["kty"]
-            return kc.material_from_backup(kty, item["material"])
+            raw = kc.material_from_backup(kty, item["material"])
+            kc.public_info(kty, raw)  # loads it: material no operation could use is refused
+            return raw
 
         return await self.restore(vault, blob, material)
 

@@ -490,10 +490,14 @@ class ObjectService(Generic[M]):
         """Object-level state to carry beside the versions; restored by ``_restore_extras``."""
         return {}
 
-    def _restore_extras(
-        self, tx: Tx, vault: VaultRecord, lname: str, payload: dict[str, Any]
-    ) -> None:
-        """Writes back what ``_backup_extras`` carried, inside the restore's transaction."""
+    def _prepare_extras(self, vault: VaultRecord, lname: str, payload: dict[str, Any]) -> Any:
+        """Checks and prepares what ``_backup_extras`` carried, before the restore's
+        transaction: ``KeyError``, ``TypeError``, ``ValueError`` or ``BadParameter`` here
+        refuse the blob as malformed, with nothing written."""
+        return None
+
+    def _restore_extras(self, tx: Tx, vault: VaultRecord, lname: str, prepared: Any) -> None:
+        """Writes back what ``_prepare_extras`` prepared, inside the restore's transaction."""
 
     async def restore(
         self, vault: VaultRecord, blob: bytes, material: Callable[[dict[str, Any]], bytes]
@@ -505,7 +509,8 @@ class ObjectService(Generic[M]):
             check_object_name(name, self.NOUN)
             lname = name.lower()
             records = [self.restored_version(vault, lname, i, material(i)) for i in items]
-        except (KeyError, TypeError, ValueError) as exc:
+            prepared = self._prepare_extras(vault, lname, payload)
+        except (KeyError, TypeError, ValueError, BadParameter) as exc:
             raise backup.malformed_payload() from exc
         if not records:
             raise backup.malformed_payload()
@@ -522,7 +527,7 @@ class ObjectService(Generic[M]):
             tx.insert_object(obj)
             for record in records:
                 tx.insert_version(record)
-            self._restore_extras(tx, vault, lname, payload)
+            self._restore_extras(tx, vault, lname, prepared)
             return obj
 
         obj = await self._write(write, vault, lname)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from strongroom.crypto import x509 as cx
 from strongroom.errors import BadParameter, Forbidden
@@ -174,4 +175,9 @@ class SecretService(ObjectService[SecretVersion]):
         return self.backup(vault, name, lambda v: {"value": self.unseal(vault, v).decode()})
 
     async def restore_secret(self, vault: VaultRecord, blob: bytes) -> SecretVersion:
-        return await self.restore(vault, blob, lambda item: str(item["value"]).encode())
+        def value(item: dict[str, Any]) -> bytes:
+            if not isinstance(item["value"], str):
+                raise TypeError("a secret's value is text")
+            return item["value"].encode()
+
+        return await self.restore(vault, blob, value)

@@ -322,18 +322,28 @@ class StorageService(ObjectService[Account]):
             definitions.append(entry)
         return {"sasDefinitions": definitions}
 
-    def _restore_extras(
-        self, tx: Tx, vault: VaultRecord, lname: str, payload: dict[str, Any]
-    ) -> None:
-        latest = payload["versions"][-1]
-        self._schedule(tx, vault, lname, json.loads(latest["extra"]))
+    def _prepare_extras(self, vault: VaultRecord, lname: str, payload: dict[str, Any]) -> Any:
+        extra = json.loads(payload["versions"][-1]["extra"])
+        if not isinstance(extra, dict) or not isinstance(extra["autoRegenerateKey"], bool):
+            raise TypeError("the account's settings are not an object with autoRegenerateKey")
+        definitions = []
         for item in payload.get("sasDefinitions", []):
-            name = check_name(str(item["name"]), "SAS definition")
+            name = check_name(item["name"], "SAS definition")
+            if not isinstance(item["templateUri"], str):
+                raise TypeError("a SAS definition's templateUri is text")
             slname = f"{lname}/{name.lower()}"
-            plain = str(item["templateUri"]).encode()
-            record = self.sas.restored_version(vault, slname, item, plain)
+            record = self.sas.restored_version(vault, slname, item, item["templateUri"].encode())
+            definitions.append((name, record))
+        return extra, definitions
+
+    def _restore_extras(self, tx: Tx, vault: VaultRecord, lname: str, prepared: Any) -> None:
+        extra, definitions = prepared
+        self._schedule(tx, vault, lname, extra)
+        for name, record in definitions:
             tx.insert_object(
-                ObjectRecord(vault.id, Kind.SAS.value, slname, name, record.version, None, None)
+                ObjectRecord(
+                    vault.id, Kind.SAS.value, record.lname, name, record.version, None, None
+                )
             )
             tx.insert_version(record)
 
