@@ -54,9 +54,8 @@ class Cluster:
             self._as = ["runuser", "-u", "postgres", "--"]
         self._run(initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust",
                   "--encoding=UTF8", "--locale=C.UTF-8")  # fmt: skip
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c max_connections=400"
-        self._run(pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
-                  "-w", "start")  # fmt: skip
+        self._options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c max_connections=400"
+        self.start()
         self._count = 0
         atexit.register(self.stop)
 
@@ -74,6 +73,18 @@ class Cluster:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def start(self) -> None:
+        self._run(self._pg_ctl, "-D", str(self.data), "-o", self._options,
+                  "-l", str(self.root / "log"), "-w", "start")  # fmt: skip
+
+    def halt(self) -> None:
+        """Stops the server (fast shutdown: open connections are cut), keeping its data."""
+        self._run(self._pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def restart(self) -> None:
+        self._run(self._pg_ctl, "-D", str(self.data), "-o", self._options, "-m", "fast",
+                  "-l", str(self.root / "log"), "-w", "restart")  # fmt: skip
 
     def stop(self) -> None:
         if self.data.exists():
