@@ -14,7 +14,7 @@ AZURITE_STAMP := $(AZURITE_DIR)/node_modules/.installed-stamp
 AZURITE_PORT ?= 10000
 AZURITE_ACCOUNTS_FILE ?= $(HOME)/.strongroom-azurite-accounts
 
-.PHONY: run test check lint bench conformance resolve-localhost azurite postgres
+.PHONY: run test check lint bench conformance resolve-localhost azurite postgres reliability soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,12 +72,28 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy src
 
 test: $(STAMP) $(AZ_STAMP) $(AZURITE_STAMP) postgres resolve-localhost lint
+	rm -f .reliability/figures.json
 	STRONGROOM_AZ=$(CURDIR)/$(AZ_VENV)/bin/az STRONGROOM_REQUIRE_AZURITE=1 \
 	  STRONGROOM_REQUIRE_POSTGRES=1 $(VENV)/bin/pytest
+	$(VENV)/bin/python -m tests.adversarial.report
 	# The API, SDK and storage tests again, every server on PostgreSQL.
 	STRONGROOM_TEST_BACKEND=postgresql STRONGROOM_REQUIRE_AZURITE=1 \
 	  $(VENV)/bin/pytest tests/api tests/sdk tests/storage
 	$(VENV)/bin/python conformance/run.py
+
+# The adversarial suite alone (fuzzing, crash cycles, full disk, lost database, hostile
+# clients, mutated blobs), then docs/reliability.md from its figures. `make soak`: the same,
+# longer and larger.
+reliability: $(STAMP) postgres resolve-localhost
+	rm -f .reliability/figures.json
+	STRONGROOM_REQUIRE_POSTGRES=1 $(VENV)/bin/pytest tests/adversarial
+	$(VENV)/bin/python -m tests.adversarial.report
+
+soak: $(STAMP) postgres resolve-localhost
+	rm -f .reliability/figures.json
+	STRONGROOM_ADVERSARIAL_PROFILE=soak STRONGROOM_REQUIRE_POSTGRES=1 \
+	  $(VENV)/bin/pytest tests/adversarial
+	$(VENV)/bin/python -m tests.adversarial.report
 
 # The Azure SDK's own keyvault test suites, live against a fresh server (docs/conformance.md).
 conformance: $(STAMP) resolve-localhost
