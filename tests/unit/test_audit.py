@@ -21,10 +21,10 @@ def inst(tmp_path: Path) -> Iterator[Installation]:
 
 
 def _record(log: AuditLog, n: int) -> None:
-    log.record(
+    log.record(log.make(
         principal="p", vault="v", operation="SecretGet", object_id=f"/secrets/s{n}",
         status=200, request_id=None, caller="127.0.0.1",
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def _stored(inst: Installation) -> int:

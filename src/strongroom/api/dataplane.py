@@ -267,7 +267,9 @@ class _Note:
         if pending is not None and pending.committed and pending.record.status == status:
             return  # already in the store, with the write it tells of
         log.record(
-            principal, self.vault, operation, self.path, status, self.request_id, self.caller
+            log.make(
+                principal, self.vault, operation, self.path, status, self.request_id, self.caller
+            )
         )
 
     def auth_failed(self, log: AuditLog) -> None:

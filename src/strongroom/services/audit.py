@@ -73,7 +73,9 @@ class AuditLog:
             window = self._failures[address] = _Failures(now, vault)
         if window.recorded < self.AUTH_FAILURES_PER_WINDOW:
             window.recorded += 1
-            self.record(None, vault, "Authentication", object_id, 401, request_id, caller)
+            self.record(
+                self.make(None, vault, "Authentication", object_id, 401, request_id, caller)
+            )
             return
         window.suppressed += 1
         if not window.closing:
@@ -88,10 +90,10 @@ class AuditLog:
 
     def _summarise(self, address: str, window: _Failures) -> None:
         if window.suppressed:
-            self.record(
+            self.record(self.make(
                 None, window.vault, "AuthenticationFailuresSuppressed",
                 f"suppressed:{window.suppressed}", 401, None, address or None,
-            )  # fmt: skip
+            ))  # fmt: skip
             window.suppressed = 0
 
     @staticmethod
@@ -116,22 +118,9 @@ class AuditLog:
             caller,
         )  # fmt: skip
 
-    def record(
-        self,
-        principal: str | None,
-        vault: str | None,
-        operation: str,
-        object_id: str | None,
-        status: int,
-        request_id: str | None,
-        caller: str | None,
-    ) -> None:
-        self._buffer.append(
-            AuditRecord(
-                self._inst.clock.now(), principal, vault, operation, object_id, status,
-                request_id, caller,
-            )
-        )  # fmt: skip
+    def record(self, record: AuditRecord) -> None:
+        """Buffers a record (``make``) for the next batch."""
+        self._buffer.append(record)
         if len(self._buffer) == self.MAX_BUFFER:
             self._flush_now()
         elif self._task is None:
