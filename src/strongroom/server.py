@@ -18,6 +18,7 @@ import contextlib
 import gc
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -27,7 +28,9 @@ from typing import Any
 
 import uvloop
 from granian.constants import HTTPModes, Interfaces, SSLProtocols
+from granian.http import HTTP1Settings
 from granian.log import LogLevels
+from granian.rsgi import ProtocolClosed  # type: ignore[attr-defined]  # re-exported untyped
 from granian.server.embed import Server
 
 log = logging.getLogger(__name__)
@@ -62,14 +65,22 @@ def _respond(protocol: Any, start: dict[str, Any], parts: list[bytes]) -> None:
     protocol.response_bytes(start["status"], headers, b"".join(parts))
 
 
+class _ClientGone(BaseException):
+    """The client left before its request's body had arrived (granian's ProtocolClosed from
+    reading it). A BaseException, so that it passes the app's handlers of unexpected errors
+    (which would log a traceback and answer 500 to no one, for every client that gives up
+    mid-body) to ``AsgiOverRsgi``, which drops the request quietly."""
+
+
 class AsgiOverRsgi:
     """Serves an ASGI app (HTTP only) through granian's RSGI interface.
 
-    granian builds an RSGI request lazily, hands over a whole body with one await and takes a
-    whole response in one call, where its ASGI interface builds a scope of Python objects up
-    front and costs a message dict and a future per receive and per send. Translating here to
-    the ASGI the app speaks is cheaper: 4 paired wrk runs, SET of a secret with --workers 2:
-    +13% (median; 1.01-1.22), server CPU 342 -> 304 us per request; GET +2%.
+    granian builds an RSGI request lazily, hands over a body with one await per part it
+    arrived in (most: one) and takes a whole response in one call, where its ASGI interface
+    builds a scope of Python objects up front and costs a message dict and a future per receive
+    and per send. Translating here to the ASGI the app speaks is cheaper: 4 paired wrk runs,
+    SET of a secret with --workers 2: +13% (median; 1.01-1.22), server CPU 342 -> 304 us per
+    request; GET +2%.
 
     ASGI's ``raw_path`` is absent (RSGI gives the decoded path only); a response's body parts
     are joined and sent once the last arrives. granian's RSGI headers leave out request header
@@ -105,22 +116,41 @@ class AsgiOverRsgi:
         whole = "content-length" in scope.headers
         chunks: Any = None
 
+        async def part() -> bytes | None:
+            """The body's next part as granian read it (a copy), None after the last."""
+            nonlocal chunks
+            if chunks is None:
+                chunks = protocol.__aiter__()
+            try:
+                return bytes(await chunks.__anext__())
+            except StopAsyncIteration:
+                return None
+            except ProtocolClosed:
+                raise _ClientGone from None
+
         async def receive() -> dict[str, Any]:
-            nonlocal read, chunks
+            nonlocal read
             if read:  # the body is all read: what is left is the client leaving
                 await protocol.client_disconnect()
                 return {"type": "http.disconnect"}
             if whole:
+                # Joined here, not by granian's ``protocol()``, which keeps each part pinned to
+                # the 8 KiB buffer hyper read it into (a body sent a byte at a time held ~1 KiB
+                # per byte); a copied part lets its buffer go. Read up to the declared length,
+                # not to the end of the stream, so a body in one part costs one await.
+                declared = scope.headers["content-length"]
+                length = int(declared) if declared.isdigit() else sys.maxsize  # e.g. "5, 5"
+                size, parts = 0, []
+                while size < length and (chunk := await part()) is not None:
+                    parts.append(chunk)
+                    size += len(chunk)
                 read = True
-                return {"type": "http.request", "body": await protocol(), "more_body": False}
-            if chunks is None:
-                chunks = protocol.__aiter__()
-            try:
-                chunk = await chunks.__anext__()
-            except StopAsyncIteration:
+                return {"type": "http.request", "body": b"".join(parts), "more_body": False}
+            chunk = await part()
+            if chunk is None:
                 read = True
                 return {"type": "http.request", "body": b"", "more_body": False}
-            return {"type": "http.request", "body": bytes(chunk), "more_body": True}
+            return {"type": "http.request", "body": chunk, "more_body": True}
 
         start: dict[str, Any] | None = None
         parts: list[bytes] = []
@@ -137,7 +167,10 @@ class AsgiOverRsgi:
                     sent = True
                     _respond(protocol, start, parts)
 
-        await self._app(asgi_scope, receive, send)
+        try:
+            await self._app(asgi_scope, receive, send)
+        except _ClientGone:
+            return
         if start is not None and not sent:  # the app ended without its last body part
             _respond(protocol, start, parts)
 
@@ -188,8 +221,44 @@ class _Lifespan:
             await self._task
 
 
+# Open connections. granian's listener holds one of its ``backpressure`` permits for each
+# connection's whole life, idle ones included, and its default (2048) let a crowd of idle
+# connections lock new clients out until hyper's header-read timeout (30 s) closed them. The
+# permits come from the file descriptors instead: the soft RLIMIT_NOFILE is raised towards the
+# hard one, less a reserve for the app and the runtime, shared among the listeners so that all
+# of them full still fit, and capped, which bounds what connections can hold in memory
+# (docs/reliability.md has the figures).
+_MAX_CONNECTIONS = 20_000  # per process, all listeners together
+_FD_RESERVE = 1024
+# hyper's max_buf_size bounds what a connection buffers of a request head, and of output for
+# a client that does not read; granian's default (~408 KiB) let each connection sending endless
+# headers hold that much until the header-read timeout. 32 KiB of headers is ten times what
+# the SDKs send; a longer head is answered 431 as it arrives.
+_HTTP1 = HTTP1Settings(max_buffer_size=32 * 1024)
+
+
+def _connections_per_listener(listeners: int) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = _MAX_CONNECTIONS + _FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if raised > soft:
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+                soft = raised
+    usable = _MAX_CONNECTIONS if soft == resource.RLIM_INFINITY else soft - _FD_RESERVE
+    return max(128, min(_MAX_CONNECTIONS, usable) // max(1, listeners))
+
+
 def _listener(
-    app: Any, address: str, port: int, certfile: Path, keyfile: Path, log_level: str, access: bool
+    app: Any,
+    address: str,
+    port: int,
+    certfile: Path,
+    keyfile: Path,
+    log_level: str,
+    access: bool,
+    connections: int,
 ) -> Server:
     return Server(
         AsgiOverRsgi(app),
@@ -199,6 +268,8 @@ def _listener(
         http=HTTPModes.http1,
         websockets=False,
         backlog=2048,
+        backpressure=connections,
+        http1_settings=_HTTP1,
         log_level=LogLevels(log_level.lower()),
         log_dictconfig=_GRANIAN_LOGGING,
         log_access=access,
@@ -271,9 +342,12 @@ async def _serve(
     _settle_heap()
     servers: list[Server] = []
     tasks: list[asyncio.Task[None]] = []
+    connections = _connections_per_listener(len(addresses))
     try:
         for address in addresses:
-            server = _listener(app, address, port, certfile, keyfile, log_level, access_log)
+            server = _listener(
+                app, address, port, certfile, keyfile, log_level, access_log, connections
+            )
             logging.getLogger("_granian").addFilter(_QUIET)  # after the listener's log setup
             task = loop.create_task(server.serve())
             # A bind failure ends serve() at once; let it surface before going on.
