@@ -259,6 +259,19 @@ def deleted_key(base: str, name: str, body: dict[str, Any], d: Deletion) -> dict
 # -- certificates ---------------------------------------------------------------------------
 
 
+def certificate_policy_in(data: dict[str, Any], field: str | None = "policy") -> Any:
+    """A certificate policy as a request gives it (``data[field]``, or ``data`` itself), without
+    what the service sets: ``id`` and every attribute but ``enabled``."""
+    policy = data if field is None else opt_object(data, field)
+    if policy is None:
+        return None
+    cleaned = {k: v for k, v in policy.items() if k != "id"}
+    attributes = cleaned.get("attributes")
+    if isinstance(attributes, dict):
+        cleaned["attributes"] = {k: v for k, v in attributes.items() if k == "enabled"}
+    return cleaned
+
+
 def certificate_policy(base: str, name: str, policy: dict[str, Any]) -> dict[str, Any]:
     return {"id": f"{base}/certificates/{name}/policy", **policy}
 

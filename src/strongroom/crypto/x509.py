@@ -38,6 +38,7 @@ _USAGES = {
     "encipherOnly": "encipher_only",
     "decipherOnly": "decipher_only",
 }
+KEY_USAGES = tuple(_USAGES)  # the key_usage names a certificate policy may give
 
 
 def x5t(der: bytes) -> str:

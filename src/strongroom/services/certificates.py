@@ -396,6 +396,7 @@ class CertificateService(ObjectService[CertificateVersion]):
         preserve_order: bool | None = None,
     ) -> CertificateVersion:
         check_object_name(name, self.NOUN)
+        check_policy(policy_in or {})
         requested_type = ((policy_in or {}).get("secret_props") or {}).get("contentType")
         material, chain, content_type = cx.parse_import(value, password, requested_type)
         kty, size, crv = cx.kty_of(material)

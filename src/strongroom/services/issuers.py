@@ -13,6 +13,7 @@ from typing import Any
 
 from strongroom.crypto.envelope import aad
 from strongroom.errors import BadParameter, NotFound
+from strongroom.services.certificate_policy import check_contact, check_issuer
 from strongroom.services.installation import Installation
 from strongroom.store.base import Tx, VaultRecord
 
@@ -23,6 +24,14 @@ def _issuer_key(vault: VaultRecord, name: str) -> str:
 
 def _contacts_key(vault: VaultRecord) -> str:
     return f"vault/{vault.id}/contacts"
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value if v is not None]
+    return value
 
 
 def _issuer_not_found() -> NotFound:
@@ -50,6 +59,8 @@ class IssuerService:
     ) -> dict[str, Any]:
         if not name or len(name) > 127:
             raise BadParameter("An issuer name must be 1-127 characters.")
+        check_issuer(body)
+        body = _without_nulls(body)  # a null is "not given": never stored, never echoed
         now = self._inst.clock.now()
         key = _issuer_key(vault, name)
 
@@ -112,9 +123,8 @@ class IssuerService:
     ) -> list[dict[str, Any]]:
         cleaned = []
         for i, contact in enumerate(contacts):
-            if not isinstance(contact, dict):
-                raise BadParameter(f"'contacts[{i}]' must be an object.")
-            entry = {k: contact[k] for k in ("email", "name", "phone") if contact.get(k)}
+            given = check_contact(contact, f"contacts[{i}]")
+            entry = {k: given[k] for k in ("email", "name", "phone") if given.get(k)}
             if "email" not in entry:
                 raise BadParameter(f"'contacts[{i}].email' is required.")
             cleaned.append(entry)

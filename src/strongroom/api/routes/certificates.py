@@ -128,7 +128,7 @@ class CertificateRoutes:
         op = await self._c.create_certificate(
             call.record,
             name,
-            wire.opt_object(data, "policy"),
+            wire.certificate_policy_in(data),
             wire.attributes(data),
             wire.tags(data),
             wire.opt_bool(data, "preserveCertOrder"),
@@ -143,7 +143,7 @@ class CertificateRoutes:
             name,
             wire.req_str(data, "value"),
             wire.opt_str(data, "pwd"),
-            wire.opt_object(data, "policy"),
+            wire.certificate_policy_in(data),
             wire.attributes(data),
             wire.tags(data),
             wire.opt_bool(data, "preserveCertOrder"),
@@ -171,7 +171,7 @@ class CertificateRoutes:
         data = wire.parse_object(await call.body())
         if "policy" in data:
             await self._c.update_certificate_policy(
-                call.record, name, wire.opt_object(data, "policy") or {}
+                call.record, name, wire.certificate_policy_in(data) or {}
             )
         cert = await self._c.update_certificate(
             call.record, name, version, wire.attributes(data), wire.tags(data)
@@ -214,7 +214,8 @@ class CertificateRoutes:
     async def update_policy(self, call: Call) -> Reply:
         (name,) = call.args
         data = wire.parse_object(await call.body())
-        policy = await self._c.update_certificate_policy(call.record, name, data)
+        changes = wire.certificate_policy_in(data, None)
+        policy = await self._c.update_certificate_policy(call.record, name, changes)
         return json_reply(wire.certificate_policy(call.base, name, policy))
 
     async def get_operation(self, call: Call) -> Reply:
