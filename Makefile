@@ -74,7 +74,7 @@ lint: $(STAMP)
 test: $(STAMP) $(AZ_STAMP) $(AZURITE_STAMP) postgres resolve-localhost lint
 	rm -f .reliability/figures.json
 	STRONGROOM_AZ=$(CURDIR)/$(AZ_VENV)/bin/az STRONGROOM_REQUIRE_AZURITE=1 \
-	  STRONGROOM_REQUIRE_POSTGRES=1 $(VENV)/bin/pytest
+	  STRONGROOM_REQUIRE_POSTGRES=1 STRONGROOM_REQUIRE_SPEC=1 $(VENV)/bin/pytest
 	$(VENV)/bin/python -m tests.adversarial.report
 	# The API, SDK and storage tests again, every server on PostgreSQL.
 	STRONGROOM_TEST_BACKEND=postgresql STRONGROOM_REQUIRE_AZURITE=1 \
@@ -86,12 +86,12 @@ test: $(STAMP) $(AZ_STAMP) $(AZURITE_STAMP) postgres resolve-localhost lint
 # longer and larger.
 reliability: $(STAMP) postgres resolve-localhost
 	rm -f .reliability/figures.json
-	STRONGROOM_REQUIRE_POSTGRES=1 $(VENV)/bin/pytest tests/adversarial
+	STRONGROOM_REQUIRE_POSTGRES=1 STRONGROOM_REQUIRE_SPEC=1 $(VENV)/bin/pytest tests/adversarial
 	$(VENV)/bin/python -m tests.adversarial.report
 
 soak: $(STAMP) postgres resolve-localhost
 	rm -f .reliability/figures.json
-	STRONGROOM_ADVERSARIAL_PROFILE=soak STRONGROOM_REQUIRE_POSTGRES=1 \
+	STRONGROOM_ADVERSARIAL_PROFILE=soak STRONGROOM_REQUIRE_POSTGRES=1 STRONGROOM_REQUIRE_SPEC=1 \
 	  $(VENV)/bin/pytest tests/adversarial
 	$(VENV)/bin/python -m tests.adversarial.report
 
