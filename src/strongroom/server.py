@@ -140,11 +140,14 @@ class AsgiOverRsgi:
                 # not to the end of the stream, so a body in one part costs one await.
                 declared = scope.headers["content-length"]
                 length = int(declared) if declared.isdigit() else sys.maxsize  # e.g. "5, 5"
-                size, parts = 0, []
+                read = True
+                first = await part() if length else None
+                if first is None or len(first) >= length:  # the usual case: one part
+                    return {"type": "http.request", "body": first or b"", "more_body": False}
+                size, parts = len(first), [first]
                 while size < length and (chunk := await part()) is not None:
                     parts.append(chunk)
                     size += len(chunk)
-                read = True
                 return {"type": "http.request", "body": b"".join(parts), "more_body": False}
             chunk = await part()
             if chunk is None:

@@ -145,6 +145,7 @@ class DataPlane:
         self._access = access
         self._audit = audit
         self._vault_url = vault_url  # ids are built from configuration, never from Host
+        self._urls: dict[str, str] = {}  # vault name -> its URL, as vault_url made it
         self._audiences = [resource, resource + "/"]
         tenant_url = f"{authority}/{identity.tenant_id}"
         # No "," or "=" may appear inside values: the SDK splits on both.
@@ -210,7 +211,11 @@ class DataPlane:
                 vault_name, caller.client_id, need.kind, need.permission
             ) from None
         self._access.check(record, caller.client_id, need.kind, need.permission)
-        base = self._vault_url(vault_name)
+        base = self._urls.get(vault_name)
+        if base is None:
+            if len(self._urls) >= self.MAX_ROUTES:
+                self._urls.clear()
+            base = self._urls[vault_name] = self._vault_url(vault_name)
         call = Call(method, record, vault, caller, base, query, args, receive, length)
         if method == "GET":
             return await handler(call)

@@ -329,6 +329,7 @@ class _Reads:
 
 
 class _Tx(_Reads):
+    revoked = False  # this transaction deleted a principal
     def set_meta(self, key: str, value: str) -> None:
         self._c.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
@@ -374,6 +375,7 @@ class _Tx(_Reads):
 
     def delete_principal(self, client_id: str) -> None:
         self._c.execute("DELETE FROM principals WHERE client_id=?", (client_id,))
+        self.revoked = True  # the store tells every process once this commits
 
     def insert_domain_key(self, key: DomainKeyRecord) -> None:
         self._c.execute(
@@ -645,6 +647,36 @@ class CommitCounters:
         return total
 
 
+class _RevocationMark:
+    """Eight bytes in a file beside the database that every process (servers, workers,
+    administration commands) maps: a transaction that deleted a principal writes new random
+    bytes there after its COMMIT, so a reader comparing them with what it saw last knows, for
+    the cost of a memory read, that it must check its principals again. Random rather than a
+    count, so that two processes marking at once need no lock to change it."""
+
+    def __init__(self, path: Path):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < 8:
+                os.pwrite(fd, os.urandom(8), 0)
+            self._mem = mmap.mmap(fd, 8)
+        finally:
+            os.close(fd)
+
+    def read(self) -> int:
+        value: int = _MARK.unpack_from(self._mem)[0]
+        return value
+
+    def mark(self) -> None:
+        self._mem[:8] = os.urandom(8)
+
+    def close(self) -> None:
+        self._mem.close()
+
+
+_MARK = struct.Struct("<Q")
+
+
 class _FileLock:
     """An exclusive ``flock`` on a file next to the database. Each instance opens its own
     descriptor, so two instances exclude each other even inside one process."""
@@ -720,6 +752,7 @@ class SqliteStore:
         lock_path = path.with_name(path.name + "-writer.lock")
         self._loop_lock = None if counters is None else _FileLock(lock_path)
         self._thread_lock = None if counters is None else _FileLock(lock_path)
+        self._revocations = _RevocationMark(path.with_name(path.name + "-revocations"))
         self._exclusive: dict[str, list[Any]] = {}  # name -> [its file lock, holders here]
         self._exclusive_guard = threading.Lock()
 
@@ -727,19 +760,21 @@ class SqliteStore:
     def reads(self) -> _Reads:
         return self._reads
 
-    def _commit(self, conn: sqlite3.Connection) -> None:
-        """COMMIT, then count it for the other workers (before any caller hears of it)."""
+    def _commit(self, conn: sqlite3.Connection, tx: _Tx) -> None:
+        """COMMIT, then count it for the other workers, and mark a revocation for every
+        process of the file (both before any caller hears of it)."""
         _commit(conn)
         if self._counters is not None:
             self._counters.bump()
+        if tx.revoked:
+            tx.revoked = False
+            self._revocations.mark()
 
     def foreign_commits(self) -> int:
         return 0 if self._counters is None else self._counters.others()
 
     def revocation_marker(self) -> int:
-        # SQLite's data_version changes whenever another connection, in any process, has
-        # committed to the file (https://sqlite.org/pragma.html#pragma_data_version).
-        return int(self._reads._c.execute("PRAGMA data_version").fetchone()[0])
+        return self._revocations.read()
 
     @contextlib.contextmanager
     def exclusive(self, name: str) -> Iterator[bool]:
@@ -811,6 +846,7 @@ class SqliteStore:
         audits: list[Any] = []  # the PendingAudit records this group commits
         try:
             conn.execute("BEGIN IMMEDIATE")
+            self._loop_tx.revoked = False
             results = _run_batch(conn, self._loop_tx, [fn for fn, _, _ in batch])
             # The records of the jobs that succeeded, in the same transaction as their writes.
             audits = [p for (ok, _), (_, _, p) in zip(results, batch, strict=True) if ok and p]
@@ -864,7 +900,7 @@ class SqliteStore:
 
         def finish() -> BaseException | None:
             try:
-                self._commit(conn)
+                self._commit(conn, self._loop_tx)
             except BaseException as exc:  # every caller of the group hears of it
                 return exc
             finally:
@@ -900,6 +936,7 @@ class SqliteStore:
         self._committer.shutdown(wait=True)
         self._loop_conn.close()
         self._read_conn.close()
+        self._revocations.close()
         for lock in (self._loop_lock, self._thread_lock):
             if lock is not None:
                 lock.close()
@@ -932,8 +969,9 @@ class SqliteStore:
                 lock.acquire()
             try:
                 conn.execute("BEGIN IMMEDIATE")
+                tx.revoked = False
                 results = _run_batch(conn, tx, [fn for fn, _ in batch])
-                self._commit(conn)
+                self._commit(conn, tx)
             except sqlite3.Error as exc:
                 log.error("store commit failed: %s", exc)
                 try:
