@@ -52,8 +52,7 @@ def new_version() -> str:
 
     Clients treat version ids as opaque; time-ordered ones make a new version's entry land at
     the end of the store's version index instead of at a random page of it, so a group commit
-    writes a few pages rather than one per version (measured on SQLite, 12 new versions per
-    transaction: commit 1.05-1.2 ms with random ids, 0.64-0.68 ms with these). Built from hex
+    writes a few pages rather than one per version (bench/README.md has the figures). Built from hex
     text rather than integer arithmetic: it runs on every write, on the event loop.
     """
     millis = time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF

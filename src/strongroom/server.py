@@ -78,9 +78,7 @@ class AsgiOverRsgi:
     granian builds an RSGI request lazily, hands over a body with one await per part it
     arrived in (most: one) and takes a whole response in one call, where its ASGI interface
     builds a scope of Python objects up front and costs a message dict and a future per receive
-    and per send. Translating here to the ASGI the app speaks is cheaper: 4 paired wrk runs,
-    SET of a secret with --workers 2: +13% (median; 1.01-1.22), server CPU 342 -> 304 us per
-    request; GET +2%.
+    and per send. Translating here to the ASGI the app speaks is cheaper (bench/README.md).
 
     ASGI's ``raw_path`` is absent (RSGI gives the decoded path only); a response's body parts
     are joined and sent once the last arrives. granian's RSGI headers leave out request header
@@ -317,9 +315,8 @@ def _settle_heap() -> None:
     """After start-up: the objects that live as long as the server (modules, the app, its
     caches' structure) leave the cyclic garbage collector's view. A request makes few reference
     cycles, but every full collection walked all of those objects and showed as the slowest
-    percent of requests (bench/secrets_throughput.py p99: GET 18-53 -> 8-10 ms, SET 54-75 ->
-    26-31 ms; throughput within this VM's noise). Raising the collection thresholds as well
-    made no difference that the noise did not hide, so they stay Python's."""
+    percent of requests (bench/README.md). Raising the collection thresholds as well made no
+    difference that the noise did not hide, so they stay Python's."""
     gc.collect()
     gc.freeze()
 

@@ -53,12 +53,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from strongroom.api.app import Services
 from strongroom.config import Settings
 from strongroom.crypto import backup as blobfmt
 from strongroom.errors import BackupRejected
 from strongroom.models import Kind
 from strongroom.services import backup as backup_service
+from strongroom.services.container import Services
 from strongroom.services.domains import DomainService
 from strongroom.services.installation import Installation, open_installation
 from strongroom.services.objects import AttributeInput

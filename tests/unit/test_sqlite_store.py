@@ -13,8 +13,9 @@ import pytest
 
 from strongroom.store import sqlite as sqlite_store
 from strongroom.store.base import Tx
+from strongroom.store.coordination import CommitCounters
 from strongroom.store.migrations import HEAD
-from strongroom.store.sqlite import CommitCounters, SqliteStore
+from strongroom.store.sqlite import SqliteStore
 
 
 def test_a_failing_transaction_rolls_back_alone(tmp_path: Path) -> None:

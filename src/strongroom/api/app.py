@@ -26,54 +26,12 @@ from strongroom.api.routes.keys import KeyRoutes
 from strongroom.api.routes.secrets import SecretRoutes
 from strongroom.api.routes.storage import StorageRoutes
 from strongroom.clock import ManualClock
-from strongroom.crypto.pool import CpuPool
-from strongroom.services.access import AccessService
-from strongroom.services.audit import AuditLog
-from strongroom.services.certificates import CertificateService
-from strongroom.services.identity import IdentityService
+from strongroom.services.container import Services
 from strongroom.services.installation import Installation
-from strongroom.services.issuers import IssuerService
-from strongroom.services.keys import KeyService
-from strongroom.services.scheduler import Scheduler
-from strongroom.services.secrets import SecretService
-from strongroom.services.storage import StorageService
-from strongroom.services.storage_providers import (
-    AzuriteProvider,
-    StorageProvider,
-    StorageProviders,
-)
-from strongroom.services.vaults import VaultService
 
 log = logging.getLogger(__name__)
 # A vault's name as a Host label (identifiers.check_vault_name's rule, lower-cased).
 _VAULT_LABEL = re.compile(r"[a-z][a-z0-9-]{1,22}[a-z0-9]")
-
-
-class Services:
-    """Every service of one installation, built once."""
-
-    def __init__(self, inst: Installation):
-        self.installation = inst
-        self.identity = IdentityService(inst)
-        self.vaults = VaultService(inst)
-        self.secrets = SecretService(inst)
-        self.cpu = CpuPool()
-        self.keys = KeyService(inst, self.cpu)
-        self.certificates = CertificateService(inst, self.cpu, self.keys, self.secrets)
-        self.issuers = IssuerService(inst)
-        self.storage = StorageService(inst, StorageProviders(_providers(inst)))
-        self.access = AccessService(inst)
-        self.audit = AuditLog(inst)
-
-
-def _providers(inst: Installation) -> list[StorageProvider]:
-    settings = inst.settings
-    providers: list[StorageProvider] = []
-    if settings.azurite_accounts_file is not None:
-        providers.append(
-            AzuriteProvider(settings.azurite_accounts_file, settings.azurite_blob_endpoint)
-        )
-    return providers
 
 
 class StrongroomApp:
@@ -82,17 +40,7 @@ class StrongroomApp:
     def __init__(self, inst: Installation):
         settings = inst.settings
         self.services = Services(inst)
-        services = self.services
-        self.scheduler = Scheduler(
-            inst.store,
-            {
-                "rotated": services.keys.rotate_due_keys,
-                "renewed": services.certificates.renew_due_certificates,
-                "regenerated": services.storage.regenerate_due,
-                "purged": services.secrets.purge_expired,
-            },
-            settings.scheduler_interval,
-        )
+        self.scheduler = self.services.scheduler
         self._suffix = "." + settings.vault_suffix.lower()
         # Host headers already seen naming a vault ({vault}.{suffix}[:port]), and its name:
         # every data-plane request needs it, and most come from a few hosts.
@@ -197,8 +145,7 @@ class StrongroomApp:
                     self._purger.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._purger
-                self.services.cpu.close()
-                await self.services.audit.close()
+                await self.services.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

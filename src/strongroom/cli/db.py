@@ -8,7 +8,7 @@ compatible) brings it up to date.
 
 from __future__ import annotations
 
-import contextlib
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -16,6 +16,7 @@ import typer
 from strongroom.cli.output import Output, OutputOption, emit, fail
 from strongroom.cli.shared import DataDir, settings_for
 from strongroom.config import DEFAULT_PORT
+from strongroom.store.factory import describe_schema, upgrade_schema
 from strongroom.store.migrations import HEAD
 
 app = typer.Typer(help="The database: schema version and upgrades.", no_args_is_help=True)
@@ -27,23 +28,6 @@ DatabaseUrl = typer.Option(
 )
 
 
-def _describe(url: str | None, path: Path) -> dict[str, object]:
-    if url:
-        from strongroom.store import postgres
-
-        found, _ = postgres.revision(url)
-        return {"backend": "postgresql", "revision": found}
-    import sqlite3
-
-    from strongroom.store.sqlite import _revision
-
-    found = None
-    if path.exists():
-        with contextlib.closing(sqlite3.connect(path)) as conn:
-            found = _revision(conn)
-    return {"backend": "sqlite", "revision": found, "path": str(path)}
-
-
 @app.command()
 def status(
     data_dir: Path | None = DataDir,
@@ -51,9 +35,9 @@ def status(
     output: Output = OutputOption,
 ) -> None:
     """The database's schema revision and the one this release needs."""
-    settings = settings_for(data_dir, DEFAULT_PORT)
+    settings = replace(settings_for(data_dir, DEFAULT_PORT), database_url=database_url)
     try:
-        found = _describe(database_url, settings.database)
+        found = describe_schema(settings)
     except Exception as exc:
         fail("DatabaseError", f"Cannot read the database: {exc}")
     emit({**found, "releaseRevision": HEAD}, output)
@@ -66,18 +50,10 @@ def upgrade(
     output: Output = OutputOption,
 ) -> None:
     """Creates the schema in an empty database, or brings an older one up to date."""
-    settings = settings_for(data_dir, DEFAULT_PORT)
+    settings = replace(settings_for(data_dir, DEFAULT_PORT), database_url=database_url)
     try:
-        if database_url:
-            from strongroom.store import postgres
-
-            postgres.prepare(database_url, upgrade=True)
-        else:
-            from strongroom.store.sqlite import SqliteStore
-
-            settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            SqliteStore(settings.database).close()
-        found = _describe(database_url, settings.database)
+        upgrade_schema(settings)
+        found = describe_schema(settings)
     except Exception as exc:
         fail("DatabaseError", f"Cannot upgrade the database: {exc}")
     emit({**found, "releaseRevision": HEAD}, output)

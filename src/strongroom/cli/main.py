@@ -10,6 +10,7 @@ import logging
 import os
 import shlex
 import subprocess
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -19,14 +20,11 @@ import typer
 from strongroom.cli import db, domain, secret
 from strongroom.cli.output import Output, OutputOption, emit, fail
 from strongroom.cli.profile import Profile, profile_path
-from strongroom.cli.shared import DataDir, local, open_local, settings_for
-from strongroom.clock import ManualClock
+from strongroom.cli.shared import DataDir, local, settings_for
 from strongroom.config import DEFAULT_PORT, DEFAULT_VAULT_SUFFIX, Settings
-from strongroom.crypto.tls import ensure_local_tls
 from strongroom.errors import NotFound
 from strongroom.models import Principal, Vault
 from strongroom.services.installation import Installation
-from strongroom.store.sqlite import CommitCounters
 
 app = typer.Typer(
     help="Strongroom: a self-hosted key vault speaking the Azure Key Vault REST API.",
@@ -97,8 +95,7 @@ def serve(
     ),
 ) -> None:
     """Start the HTTPS server (127.0.0.1 and ::1)."""
-    from strongroom import server
-    from strongroom.api.app import create_app
+    from strongroom import bootstrap
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     settings = replace(
@@ -114,57 +111,19 @@ def serve(
         fail("BadParameter", "--test-clock moves one process's clock: use it with --workers 1.")
     if test_clock:
         typer.echo("WARNING: --test-clock lets any principal move this server's time.", err=True)
-    inst = open_local(settings, ManualClock() if test_clock else None)
-    if tls_cert is not None and tls_key is not None:
-        cert, key = tls_cert, tls_key
-        ca_note = f"Using your certificate {cert}."
-    else:
-        ca, cert, key = ensure_local_tls(
-            settings.tls_dir, [settings.host, f"*.{settings.vault_suffix}"]
-        )
-        ca_note = f"CA certificate: {ca}\n  export REQUESTS_CA_BUNDLE={ca} SSL_CERT_FILE={ca}"
-    processes = "" if workers == 1 else f", {workers} worker processes"
-    typer.echo(
-        f"Strongroom listening on {settings.authority} (127.0.0.1 and ::1{processes})\n"
-        f"  tenant {inst.tenant_id}\n  vaults at {settings.vault_url('<name>')}\n  {ca_note}",
-        err=True,
-    )
-    if workers > 1:
-        # The first start's files exist now; each worker opens its own installation.
-        inst.close()
-        counters = None if settings.database_url else CommitCounters(workers)
+    options = bootstrap.ServeOptions(settings, workers, tls_cert, tls_key, log_level)
 
-        def worker(index: int, addresses: tuple[str, ...]) -> None:
-            if counters is not None:
-                counters.claim(index)
-            mine = open_local(settings, None, counters)
-            try:
-                server.run(
-                    create_app(mine), addresses=addresses, port=port, certfile=cert,
-                    keyfile=key, log_level=log_level, check_port=False,
-                )  # fmt: skip
-            finally:
-                mine.close()
-
+    def guard(open_it: Callable[[], Installation]) -> Installation:
         try:
-            code = server.run_workers(workers, settings.bind, port, worker)
-        except server.ListenFailed as exc:
-            _listen_failed(exc)
-        raise typer.Exit(code)
-    app_ = create_app(inst)
+            return open_it()
+        except Exception as exc:
+            fail("InstallationError", f"Cannot open the installation in {settings.data_dir}: {exc}")
+
     try:
-        server.run(
-            app_,
-            addresses=settings.bind,
-            port=port,
-            certfile=cert,
-            keyfile=key,
-            log_level=log_level,
-        )
-    except server.ListenFailed as exc:
+        code = bootstrap.serve(options, lambda text: typer.echo(text, err=True), guard)
+    except bootstrap.ListenFailed as exc:
         _listen_failed(exc)
-    finally:
-        inst.close()
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -504,7 +463,9 @@ def audit_list(
     output: Output = OutputOption,
 ) -> None:
     with local(data_dir, DEFAULT_PORT) as (inst, _):
-        records = inst.store.reads.list_audit(vault, since, limit)
+        from strongroom.services.audit import list_records
+
+        records = list_records(inst, vault, since, limit)
         emit([
             {"time": r.ts, "principal": r.principal, "vault": r.vault, "operation": r.operation,
              "objectId": r.object_id, "status": r.status, "clientRequestId": r.request_id,

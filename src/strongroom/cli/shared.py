@@ -12,12 +12,10 @@ import typer
 
 from strongroom.api.errors import status_of
 from strongroom.cli.output import errors, fail
-from strongroom.clock import Clock
 from strongroom.config import DEFAULT_VAULT_SUFFIX, Settings, default_data_dir
 from strongroom.errors import StrongroomError
+from strongroom.services.audit import record_command
 from strongroom.services.installation import Installation, open_installation
-from strongroom.store.base import AuditRecord
-from strongroom.store.sqlite import CommitCounters
 
 DataDir = typer.Option(None, "--data-dir", help="Data directory (default: per-user data dir).")
 
@@ -36,11 +34,9 @@ def settings_for(data_dir: Path | None, port: int, suffix: str = DEFAULT_VAULT_S
     )
 
 
-def open_local(
-    settings: Settings, clock: Clock | None = None, counters: CommitCounters | None = None
-) -> Installation:
+def open_local(settings: Settings) -> Installation:
     try:
-        return open_installation(settings, clock, counters)
+        return open_installation(settings)
     except Exception as exc:
         fail("InstallationError", f"Cannot open the installation in {settings.data_dir}: {exc}")
 
@@ -65,9 +61,5 @@ def local(
                 raise
     finally:
         if audit is not None:
-            record = AuditRecord(
-                inst.clock.now(), f"local:{getpass.getuser()}", None, audit, target, status,
-                None, "local",
-            )  # fmt: skip
-            inst.store.transact(lambda tx: tx.insert_audit([record])).result()
+            record_command(inst, f"local:{getpass.getuser()}", audit, target, status)
         inst.close()

@@ -182,3 +182,18 @@ class AuditLog:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()
+
+
+def record_command(
+    inst: Installation, who: str, operation: str, target: str | None, status: int
+) -> None:
+    """An administration command's record, written at once (a command has no loop to batch
+    on): who ran it, what on, and how it ended (with the status the API would answer)."""
+    record = AuditRecord(inst.clock.now(), who, None, operation, target, status, None, "local")
+    inst.store.transact(lambda tx: tx.insert_audit([record])).result()
+
+
+def list_records(
+    inst: Installation, vault: str | None, since: int, limit: int
+) -> list[AuditRecord]:
+    return inst.store.reads.list_audit(vault, since, limit)

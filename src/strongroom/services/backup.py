@@ -9,7 +9,6 @@ restore route expects — each refusal with its own inner code.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from strongroom.crypto import backup as blobfmt
@@ -56,7 +55,7 @@ def make_blob(
         "vault": vault.name,
         "domain": vault.domain_id,
         "keyVersion": key_record.version,
-        "created": int(time.time()),
+        "created": inst.clock.now(),
     }
     body = {"name": name, "versions": versions, **(extras or {})}
     payload = json.dumps(body, separators=(",", ":")).encode()

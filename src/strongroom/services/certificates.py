@@ -120,13 +120,13 @@ class CertificateService(ObjectService[CertificateVersion]):
             preserve_order=meta.get("preserveCertOrder"),
         )
 
-    def _forget(self, vault_id: str, lname: str) -> None:
-        self._secrets._forget(vault_id, lname)
-        self._keys._forget(vault_id, lname)
+    def forget_reads(self, vault_id: str, lname: str) -> None:
+        self._secrets.forget_reads(vault_id, lname)
+        self._keys.forget_reads(vault_id, lname)
 
-    def _forget_all(self) -> None:
-        self._secrets._forget_all()
-        self._keys._forget_all()
+    def forget_all_reads(self) -> None:
+        self._secrets.forget_all_reads()
+        self._keys.forget_all_reads()
 
     # -- object-level state -----------------------------------------------------------------
 

@@ -22,11 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from strongroom import codec
+from strongroom.crypto import tokens
 from strongroom.errors import (
     BadParameter,
     Conflict,
@@ -82,10 +80,6 @@ def _invalid_client() -> OAuthError:
     )
 
 
-def _thumbprint(cert: x509.Certificate) -> str:
-    return cert.fingerprint(hashes.SHA1()).hex()  # noqa: S303 - x5t is SHA-1 by definition (RFC 7515 4.1.7)
-
-
 @dataclass(frozen=True, slots=True)
 class CreatedPrincipal:
     principal: Principal
@@ -109,15 +103,7 @@ class IdentityService:
 
     def __init__(self, inst: Installation):
         self._inst = inst
-        key = serialization.load_pem_private_key(inst.signing_key_pem, password=None)
-        assert isinstance(key, rsa.RSAPrivateKey)
-        self._signing_key = key
-        self._public_key = key.public_key()
-        self._kid = hashlib.sha256(
-            self._public_key.public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        ).hexdigest()[:32]
+        self._key = tokens.SigningKey(inst.signing_key_pem)
         self._verified: dict[str, tuple[int, Caller]] = {}
         self._lock = threading.Lock()
         # Principals seen to exist, with the store's revocation marker at the time.
@@ -142,12 +128,7 @@ class IdentityService:
         thumbprint: str | None = None
         cert_text: str | None = None
         if certificate_pem is not None:
-            try:
-                cert = x509.load_pem_x509_certificate(certificate_pem)
-            except ValueError as exc:
-                raise BadParameter("The certificate file is not a PEM X.509 certificate.") from exc
-            thumbprint = _thumbprint(cert)
-            cert_text = cert.public_bytes(serialization.Encoding.PEM).decode()
+            cert_text, thumbprint = tokens.principal_certificate(certificate_pem)
         else:
             client_secret = secrets.token_urlsafe(32)
         record = PrincipalRecord(
@@ -156,7 +137,7 @@ class IdentityService:
             secret_hash=hash_secret(client_secret) if client_secret else None,
             certificate_pem=cert_text,
             certificate_thumbprint=thumbprint,
-            created=int(time.time()),
+            created=self._inst.clock.now(),
         )
 
         def write(tx: Tx) -> None:
@@ -199,9 +180,7 @@ class IdentityService:
     # -- token endpoint ---------------------------------------------------------------------
 
     def jwks(self) -> dict[str, Any]:
-        jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self._public_key, as_dict=True)
-        jwk.update(kid=self._kid, use="sig", alg="RS256")
-        return {"keys": [jwk]}
+        return self._key.jwks()
 
     async def issue_token(
         self, tenant: str | None, form: dict[str, str], token_urls: list[str], source: str
@@ -248,6 +227,8 @@ class IdentityService:
                 self._throttle.failed(*keys)
             raise
         assert principal is not None  # the checks refuse an unknown client
+        # Token times are the real time, not the installation's clock: PyJWT checks them
+        # against it (a test clock moved ahead would make every token not yet valid).
         now = int(time.time())
         lifetime = self._inst.settings.token_lifetime
         claims = {
@@ -263,7 +244,7 @@ class IdentityService:
             "exp": now + lifetime,
             "ver": "2.0",
         }
-        token = jwt.encode(claims, self._signing_key, algorithm="RS256", headers={"kid": self._kid})
+        token = self._key.sign(claims)
         return {
             "token_type": "Bearer",
             "expires_in": lifetime,
@@ -317,7 +298,7 @@ class IdentityService:
             header = jwt.get_unverified_header(assertion)
             if header.get("x5c"):
                 der = codec.b64url_decode(header["x5c"][0], "x5c")
-                presented = _thumbprint(x509.load_der_x509_certificate(der))
+                presented = tokens.der_thumbprint(der)
             elif "x5t" in header:
                 presented = codec.b64url_decode(header["x5t"], "x5t").hex()
             else:
@@ -326,15 +307,9 @@ class IdentityService:
             raise refuse("not a JWT with a readable x5t or x5c header") from exc
         if not hmac.compare_digest(presented, thumbprint):
             raise refuse("signed with a certificate not registered for this principal")
-        cert = x509.load_pem_x509_certificate(principal.certificate_pem.encode())
         try:
-            claims = jwt.decode(
-                assertion,
-                cert.public_key(),  # type: ignore[arg-type]
-                algorithms=["RS256", "PS256"],
-                audience=token_urls,
-                options={"require": ["exp", "aud", "iss", "jti"]},
-                leeway=60,
+            claims = tokens.verify_assertion(
+                assertion, principal.certificate_pem, token_urls, leeway=60
             )
         except jwt.PyJWTError as exc:
             raise refuse(f"invalid: {exc}") from exc
@@ -385,14 +360,7 @@ class IdentityService:
             self._check_alive(hit[1].client_id)
             return hit[1]
         try:
-            claims = jwt.decode(
-                token,
-                self._public_key,
-                algorithms=["RS256"],
-                audience=audiences,
-                issuer=self.issuer,
-                options={"require": ["exp", "aud", "iss", "tid"]},
-            )
+            claims = self._key.verify(token, audiences, self.issuer)
         except jwt.InvalidAudienceError as exc:
             raise Unauthorized(
                 f"Error validating token: the audience is not {audiences[0]}. "

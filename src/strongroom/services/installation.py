@@ -10,13 +10,9 @@ from __future__ import annotations
 import logging
 import stat
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from strongroom.clock import Clock, SystemClock
 from strongroom.config import Settings
@@ -27,8 +23,10 @@ from strongroom.crypto.envelope import (
     load_master_key,
     new_key,
 )
+from strongroom.crypto.tokens import new_signing_key_pem
 from strongroom.store.base import DomainKeyRecord, Store, Tx, VaultRecord
-from strongroom.store.sqlite import CommitCounters, SqliteStore
+from strongroom.store.coordination import CommitCounters
+from strongroom.store.factory import open_store
 
 log = logging.getLogger(__name__)
 _TENANT = "tenant_id"
@@ -81,7 +79,7 @@ class Installation:
         self.store.close()
 
 
-def _initialise(tx: Tx, keyring: Keyring) -> None:
+def _initialise(tx: Tx, keyring: Keyring, now: int) -> None:
     """Fills in whatever a fresh database lacks; idempotent."""
     if tx.get_meta(_TENANT) is None:
         tx.set_meta(_TENANT, str(uuid.uuid4()))
@@ -100,15 +98,11 @@ def _initialise(tx: Tx, keyring: Keyring) -> None:
                 domain_id=domain_id,
                 version=version,
                 wrapped_key=keyring.wrap_domain_key(domain_id, version, new_key()),
-                created=int(time.time()),
+                created=now,
             )
         )
     if tx.get_meta(_SIGNING_KEY) is None:
-        pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        pem = new_signing_key_pem()
         tx.set_meta(_SIGNING_KEY, keyring.master.seal(pem, aad("token-signing-key")).hex())
 
 
@@ -135,13 +129,7 @@ def open_installation(
     """Opens (creating on first use) the installation; ``counters``: this process is one of
     several workers of one ``serve`` on the SQLite file."""
     _private_directory(settings.data_dir)
-    store: Store
-    if settings.database_url:
-        from strongroom.store.postgres import PostgresStore
-
-        store = PostgresStore(settings.database_url)
-    else:
-        store = SqliteStore(settings.database, counters)
+    store = open_store(settings, counters)
     try:
         # A database that already holds an installation was made with a master key: never
         # make another one for it (nothing sealed would open).
@@ -149,7 +137,8 @@ def open_installation(
         path = settings.master_key_file
         master = load_master_key(path) if made or path.exists() else create_master_key(path)
         keyring = Keyring(master=Sealer(master))
-        store.transact(lambda tx: _initialise(tx, keyring)).result()
+        clock = clock or SystemClock()
+        store.transact(lambda tx: _initialise(tx, keyring, clock.now())).result()
     except BaseException:
         store.close()
         raise

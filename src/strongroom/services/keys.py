@@ -82,10 +82,10 @@ class KeyService(ObjectService[KeyVersion]):
         # read, the unseal and the metadata parse (the same rules as the secrets' cache).
         self._usable_cache: ReadCache[_Usable] = ReadCache(inst.store)
 
-    def _forget(self, vault_id: str, lname: str) -> None:
+    def forget_reads(self, vault_id: str, lname: str) -> None:
         self._usable_cache.forget(vault_id, lname)
 
-    def _forget_all(self) -> None:
+    def forget_all_reads(self) -> None:
         self._usable_cache.clear()
 
     def _model(self, obj: ObjectRecord, v: VersionRecord) -> KeyVersion:

@@ -83,11 +83,11 @@ def check_page_size(maxresults: int | None) -> int:
     return maxresults
 
 
-def _encode_token(text: str) -> str:
+def encode_skiptoken(text: str) -> str:
     return codec.b64url_encode(text.encode())
 
 
-def _decode_token(token: str | None) -> str | None:
+def decode_skiptoken(token: str | None) -> str | None:
     if not token:
         return None
     try:
@@ -167,10 +167,10 @@ class ObjectService(Generic[M]):
     def _model(self, obj: ObjectRecord, v: VersionRecord) -> M:
         raise NotImplementedError
 
-    def _forget(self, vault_id: str, lname: str) -> None:
+    def forget_reads(self, vault_id: str, lname: str) -> None:
         """Drops cached reads of one object (subclasses with a cache override this)."""
 
-    def _forget_all(self) -> None:
+    def forget_all_reads(self) -> None:
         """Drops every cached read."""
 
     async def _write(self, fn: Callable[[Tx], T], vault: VaultRecord, lname: str) -> T:
@@ -178,7 +178,7 @@ class ObjectService(Generic[M]):
             return await self._store.transact_async(fn)
         finally:
             # After the commit and before the caller hears of it (see ``ReadCache``).
-            self._forget(vault.id, lname)
+            self.forget_reads(vault.id, lname)
 
     # -- errors -----------------------------------------------------------------------------
 
@@ -246,12 +246,12 @@ class ObjectService(Generic[M]):
     def list_page(self, vault: VaultRecord, maxresults: int | None, skip: str | None) -> Page[M]:
         limit = check_page_size(maxresults)
         rows = self._store.reads.list_objects(
-            vault.id, self._kind, deleted=False, after=_decode_token(skip), limit=limit + 1
+            vault.id, self._kind, deleted=False, after=decode_skiptoken(skip), limit=limit + 1
         )
         more = len(rows) > limit
         rows = rows[:limit]
         items = [self._model(o, v) for o, v in rows]
-        return Page(items, _encode_token(rows[-1][0].lname) if more else None)
+        return Page(items, encode_skiptoken(rows[-1][0].lname) if more else None)
 
     def versions_page(
         self, vault: VaultRecord, name: str, maxresults: int | None, skip: str | None
@@ -262,7 +262,7 @@ class ObjectService(Generic[M]):
             # Key Vault lists no versions for an unknown name rather than a 404 (the SDK's
             # recorded sample test_example_secret_list_operations expects an empty page).
             return Page([], None)
-        after_text = _decode_token(skip)
+        after_text = decode_skiptoken(skip)
         try:
             after = int(after_text) if after_text else None
         except ValueError as exc:
@@ -273,7 +273,7 @@ class ObjectService(Generic[M]):
         more = len(rows) > limit
         rows = rows[:limit]
         items = [self._model(obj, v) for _, v in rows]
-        return Page(items, _encode_token(str(rows[-1][0])) if more else None)
+        return Page(items, encode_skiptoken(str(rows[-1][0])) if more else None)
 
     def get_deleted(self, vault: VaultRecord, name: str) -> tuple[M, Deletion]:
         obj = self._store.reads.get_object(vault.id, self._kind, name.lower())
@@ -288,7 +288,7 @@ class ObjectService(Generic[M]):
     ) -> Page[tuple[M, Deletion]]:
         limit = check_page_size(maxresults)
         rows = self._store.reads.list_objects(
-            vault.id, self._kind, deleted=True, after=_decode_token(skip), limit=limit + 1
+            vault.id, self._kind, deleted=True, after=decode_skiptoken(skip), limit=limit + 1
         )
         more = len(rows) > limit
         rows = rows[:limit]
@@ -296,7 +296,7 @@ class ObjectService(Generic[M]):
             (self._model(o, v), Deletion(o.deleted_date or 0, o.scheduled_purge_date or 0))
             for o, v in rows
         ]
-        return Page(items, _encode_token(rows[-1][0].lname) if more else None)
+        return Page(items, encode_skiptoken(rows[-1][0].lname) if more else None)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -446,7 +446,7 @@ class ObjectService(Generic[M]):
                     log.exception("purging %s %s failed; skipped", obj.kind, obj.lname)
                     failed += 1
         finally:
-            self._forget_all()
+            self.forget_all_reads()
         return Due(done, failed)
 
     # -- backup and restore -----------------------------------------------------------------

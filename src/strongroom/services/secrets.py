@@ -37,10 +37,10 @@ class SecretService(ObjectService[SecretVersion]):
         super().__init__(inst)
         self._cache: ReadCache[SecretVersion] = ReadCache(inst.store)
 
-    def _forget(self, vault_id: str, lname: str) -> None:
+    def forget_reads(self, vault_id: str, lname: str) -> None:
         self._cache.forget(vault_id, lname)
 
-    def _forget_all(self) -> None:
+    def forget_all_reads(self) -> None:
         self._cache.clear()
 
     def _model(self, obj: ObjectRecord, v: VersionRecord) -> SecretVersion:

@@ -33,11 +33,11 @@ from strongroom.services.objects import (
     AttributeInput,
     Due,
     ObjectService,
-    _decode_token,
-    _encode_token,
     attributes_of,
     check_page_size,
     check_tags,
+    decode_skiptoken,
+    encode_skiptoken,
     tags_of,
 )
 from strongroom.services.storage_providers import KEY_NAMES, StorageProviders, account_of
@@ -395,7 +395,7 @@ class SasService(ObjectService[SasDefinition]):
     ) -> tuple[list[tuple[ObjectRecord, VersionRecord]], str | None]:
         limit = check_page_size(maxresults)
         prefix = account.lower() + "/"
-        after = _decode_token(skip) or prefix
+        after = decode_skiptoken(skip) or prefix
         if not after.startswith(prefix):
             raise BadParameter("The $skiptoken is not one this server issued.")
         rows = self._store.reads.list_objects(
@@ -404,7 +404,7 @@ class SasService(ObjectService[SasDefinition]):
         rows = [r for r in rows if r[0].lname.startswith(prefix)]
         more = len(rows) > limit
         rows = rows[:limit]
-        return rows, _encode_token(rows[-1][0].lname) if more else None
+        return rows, encode_skiptoken(rows[-1][0].lname) if more else None
 
     @staticmethod
     def _parse(account_record: VersionRecord, template: str, sas_type: str) -> None:

@@ -92,7 +92,7 @@ class VaultService:
             retention_days=retention_days,
             purge_protection=purge_protection,
             wrapped_key=self._inst.keyring.wrap_vault_key(vault_id, new_key()),
-            created=int(time.time()),
+            created=self._inst.clock.now(),
             open_access=open_access,
         )
 

@@ -101,7 +101,7 @@ class AuditRecord(NamedTuple):
 
 
 # The audit log is stored a batch per row (``audit_batches``): a row per request cost the server
-# ~7 us of CPU per record in b-tree inserts, a batch ~0.6 us per record (measured 2026-11-29).
+# ten times the CPU per record in b-tree inserts (bench/README.md).
 # ``records`` is a format byte, then a JSON array holding each record's fields as an array in
 # AuditRecord's order: compressed with zlib (level 1) after AUDIT_BATCH_FORMAT, as it is after
 # AUDIT_BATCH_PLAIN; ``vaults`` is "/v1/v2/", the batch's vault names, so a search for one

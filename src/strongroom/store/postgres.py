@@ -48,7 +48,7 @@ from strongroom.errors import StoreUnavailable
 from strongroom.store import migrations
 from strongroom.store.base import ObjectRecord, VersionRecord, claim_pending_audit
 from strongroom.store.migrations import SchemaMismatch
-from strongroom.store.sqlite import _CURRENT, _Reads, _Tx, _version
+from strongroom.store.sql import CURRENT, SqlReads, SqlTx, version_record
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -117,21 +117,21 @@ class _ReadConn(_Conn):
 
 
 _PG_CURRENT = (
-    _CURRENT.replace("?1", "%(v)s")
+    CURRENT.replace("?1", "%(v)s")
     .replace("?2", "%(vault)s")
     .replace("?3", "%(kind)s")
     .replace("?4", "%(lname)s")
 )
 
 
-class _PgReads(_Reads):
+class _PgReads(SqlReads):
     def get_current(
         self, vault_id: str, kind: str, lname: str, version: str
     ) -> tuple[ObjectRecord, VersionRecord] | None:
         row = self._c.execute(
             _PG_CURRENT, {"v": version, "vault": vault_id, "kind": kind, "lname": lname}
         ).fetchone()
-        return None if row is None else (ObjectRecord(*row[:7]), _version(row[7:]))
+        return None if row is None else (ObjectRecord(*row[:7]), version_record(row[7:]))
 
 
 def _lock_key(*parts: str) -> int:
@@ -144,7 +144,7 @@ def _lock_key(*parts: str) -> int:
 _REVOCATIONS = "strongroom_revocations"
 
 
-class _PgTx(_PgReads, _Tx):
+class _PgTx(_PgReads, SqlTx):
     """Reads that a write decides on lock their key first (see the module's docstring)."""
 
     def delete_principal(self, client_id: str) -> None:

@@ -1,4 +1,8 @@
-"""SQLite backend: WAL, synchronous=FULL, one writer thread that groups commits.
+"""SQLite backend: WAL, synchronous=FULL, commits grouped on the event loop or a writer thread.
+
+Its SQL is ``store.sql``'s; what the processes sharing a file coordinate through is
+``store.coordination``'s. This module holds the connections, the schema's preparation and the
+group commit.
 
 Reads use the stdlib driver directly on the caller's thread (a point read is ~8 µs; a hop to a
 thread pool would cost more than the read). Writes go to one thread that owns the write
@@ -16,14 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
-import mmap
 import os
 import queue
 import sqlite3
 import stat
-import struct
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,29 +33,14 @@ from typing import Any, TypeVar
 
 from strongroom.errors import StoreUnavailable
 from strongroom.store import migrations
-from strongroom.store.base import (
-    AuditRecord,
-    DomainKeyRecord,
-    ObjectRecord,
-    PrincipalRecord,
-    Tx,
-    VaultRecord,
-    VersionRecord,
-    claim_pending_audit,
-    pack_audit,
-    unpack_audit,
-    vault_pattern,
-)
+from strongroom.store.base import Tx, claim_pending_audit
+from strongroom.store.coordination import CommitCounters, FileLock, RevocationMark
+from strongroom.store.sql import SqlReads, SqlTx
 
 SchemaMismatch = migrations.SchemaMismatch
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-_VERSION_COLS = (
-    "vault_id, kind, lname, version, created, updated, enabled, nbf, exp, "
-    "content_type, tags, sealed, managed, extra"
-)
-# Before Alembic: schema changes by the version they lead to (store.migrations, LEGACY).
 _LEGACY_VERSION = 4
 _MIGRATIONS = {
     2: ["ALTER TABLE versions ADD COLUMN extra TEXT"],
@@ -71,64 +57,6 @@ _MIGRATIONS = {
         "CREATE INDEX audit_by_time ON audit (ts)",
     ],
 }
-_INSERT_AUDIT = "INSERT INTO audit_batches (min_ts, max_ts, vaults, records) VALUES (?, ?, ?, ?)"
-# Batches that may hold records of ``vault`` (None: any) at or after ``since``, oldest first.
-_AUDIT_BATCHES = (
-    "SELECT records FROM audit_batches WHERE max_ts>=? "
-    "AND (CAST(? AS TEXT) IS NULL OR vaults LIKE ? ESCAPE '\\') ORDER BY seq"
-)
-_OBJECT_COLS = "vault_id, kind, lname, name, latest_version, deleted_date, scheduled_purge_date"
-
-
-def _version(row: Any) -> VersionRecord:
-    return VersionRecord(
-        row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7], row[8],
-        row[9], row[10], bytes(row[11]), bool(row[12]), row[13],
-    )  # fmt: skip
-
-
-def _vault(row: Any) -> VaultRecord:
-    return VaultRecord(
-        row[0], row[1], row[2], row[3], bool(row[4]), bytes(row[5]), row[6], bool(row[7])
-    )
-
-
-def _principal(row: Any) -> PrincipalRecord:
-    return PrincipalRecord(*row)
-
-
-def _domain_key(row: Any) -> DomainKeyRecord:
-    return DomainKeyRecord(row[0], row[1], bytes(row[2]), row[3])
-
-
-_SET_LATEST_ANY = (
-    "UPDATE objects SET latest_version=? WHERE vault_id=? AND kind=? AND lname=? "
-    "AND deleted_date IS NULL RETURNING name"
-)
-# Objects whose latest version is managed (a certificate's key or secret) take new versions
-# only from their certificate.
-_SET_LATEST = _SET_LATEST_ANY.replace(
-    " RETURNING",
-    " AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.vault_id=objects.vault_id AND "
-    "v.kind=objects.kind AND v.lname=objects.lname AND v.version=objects.latest_version "
-    "AND v.managed=1) RETURNING",
-)
-# The same, for the usual case of a caller naming the object exactly as it is stored: without
-# RETURNING, which costs as much as the UPDATE itself (20.4 -> 9.7 us here without it).
-_SET_LATEST_NAMED = _SET_LATEST.replace(" RETURNING name", " AND name=?")
-_PRINCIPAL_COLS = "client_id, name, secret_hash, certificate_pem, certificate_thumbprint, created"
-_VAULT_COLS = (
-    "id, name, domain_id, retention_days, purge_protection, wrapped_key, created, open_access"
-)
-_O_COLS = ", ".join(f"o.{c.strip()}" for c in _OBJECT_COLS.split(","))
-_V_COLS = ", ".join(f"v.{c.strip()}" for c in _VERSION_COLS.split(","))
-# One statement for the hottest read: an object and one version ("" = its latest).
-_CURRENT = (
-    f"SELECT {_O_COLS}, {_V_COLS} FROM objects o JOIN versions v "
-    "ON v.vault_id=o.vault_id AND v.kind=o.kind AND v.lname=o.lname "
-    "AND v.version=(CASE WHEN ?1='' THEN o.latest_version ELSE ?1 END) "
-    "WHERE o.vault_id=?2 AND o.kind=?3 AND o.lname=?4"
-)
 
 
 def unavailable(exc: sqlite3.Error) -> StoreUnavailable:
@@ -140,7 +68,7 @@ def unavailable(exc: sqlite3.Error) -> StoreUnavailable:
     )
 
 
-class _Guarded:
+class Guarded:
     """sqlite3's ``execute``, with errors of the machine (``OperationalError``: disk full, I/O
     error; ``DatabaseError``: a damaged file) raised as ``StoreUnavailable``. Constraint
     errors (``IntegrityError``) and programming errors stay what they are: they are bugs."""
@@ -159,308 +87,6 @@ class _Guarded:
             raise unavailable(exc) from exc
 
 
-class _Reads:
-    def __init__(self, conn: Any):
-        self._c = conn  # a _Guarded sqlite3 connection, or the PostgreSQL backend's adapter
-
-    def get_meta(self, key: str) -> str | None:
-        row = self._c.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def list_meta(self, prefix: str) -> list[tuple[str, str]]:
-        rows = self._c.execute(
-            "SELECT key, value FROM meta WHERE substr(key, 1, ?)=? ORDER BY key",
-            (len(prefix), prefix),
-        ).fetchall()
-        return [(str(r[0]), str(r[1])) for r in rows]
-
-    def get_vault(self, name: str) -> VaultRecord | None:
-        row = self._c.execute(
-            f"SELECT {_VAULT_COLS} FROM vaults WHERE lname=?", (name.lower(),)
-        ).fetchone()
-        return None if row is None else _vault(row)
-
-    def get_vault_by_id(self, vault_id: str) -> VaultRecord | None:
-        row = self._c.execute(
-            f"SELECT {_VAULT_COLS} FROM vaults WHERE id=?", (vault_id,)
-        ).fetchone()
-        return None if row is None else _vault(row)
-
-    def list_vaults(self) -> list[VaultRecord]:
-        rows = self._c.execute(f"SELECT {_VAULT_COLS} FROM vaults ORDER BY lname").fetchall()
-        return [_vault(r) for r in rows]
-
-    def get_principal(self, client_id: str) -> PrincipalRecord | None:
-        row = self._c.execute(
-            f"SELECT {_PRINCIPAL_COLS} FROM principals WHERE client_id=?",
-            (client_id,),
-        ).fetchone()
-        return None if row is None else _principal(row)
-
-    def get_principal_by_name(self, name: str) -> PrincipalRecord | None:
-        row = self._c.execute(
-            f"SELECT {_PRINCIPAL_COLS} FROM principals WHERE name=?",
-            (name,),
-        ).fetchone()
-        return None if row is None else _principal(row)
-
-    def list_principals(self) -> list[PrincipalRecord]:
-        rows = self._c.execute(f"SELECT {_PRINCIPAL_COLS} FROM principals ORDER BY name").fetchall()
-        return [_principal(r) for r in rows]
-
-    def get_domain_key(self, domain_id: str, version: str) -> DomainKeyRecord | None:
-        row = self._c.execute(
-            "SELECT domain_id, version, wrapped_key, created FROM domain_keys "
-            "WHERE domain_id=? AND version=?",
-            (domain_id, version),
-        ).fetchone()
-        return None if row is None else _domain_key(row)
-
-    def list_domain_keys(self, domain_id: str) -> list[DomainKeyRecord]:
-        rows = self._c.execute(
-            "SELECT domain_id, version, wrapped_key, created FROM domain_keys "
-            "WHERE domain_id=? ORDER BY seq",
-            (domain_id,),
-        ).fetchall()
-        return [_domain_key(r) for r in rows]
-
-    def current_domain_key(self, domain_id: str) -> DomainKeyRecord | None:
-        row = self._c.execute(
-            "SELECT domain_id, version, wrapped_key, created FROM domain_keys "
-            "WHERE domain_id=? ORDER BY seq DESC LIMIT 1",
-            (domain_id,),
-        ).fetchone()
-        return None if row is None else _domain_key(row)
-
-    def get_object(self, vault_id: str, kind: str, lname: str) -> ObjectRecord | None:
-        row = self._c.execute(
-            f"SELECT {_OBJECT_COLS} FROM objects WHERE vault_id=? AND kind=? AND lname=?",
-            (vault_id, kind, lname),
-        ).fetchone()
-        return None if row is None else ObjectRecord(*row)
-
-    def get_version(
-        self, vault_id: str, kind: str, lname: str, version: str
-    ) -> VersionRecord | None:
-        row = self._c.execute(
-            f"SELECT {_VERSION_COLS} FROM versions "
-            "WHERE vault_id=? AND kind=? AND lname=? AND version=?",
-            (vault_id, kind, lname, version),
-        ).fetchone()
-        return None if row is None else _version(row)
-
-    def get_current(
-        self, vault_id: str, kind: str, lname: str, version: str
-    ) -> tuple[ObjectRecord, VersionRecord] | None:
-        row = self._c.execute(_CURRENT, (version, vault_id, kind, lname)).fetchone()
-        return None if row is None else (ObjectRecord(*row[:7]), _version(row[7:]))
-
-    def list_objects(
-        self, vault_id: str, kind: str, *, deleted: bool, after: str | None, limit: int
-    ) -> list[tuple[ObjectRecord, VersionRecord]]:
-        rows = self._c.execute(
-            f"SELECT {_O_COLS}, {_V_COLS} FROM objects o JOIN versions v "
-            "ON v.vault_id=o.vault_id AND v.kind=o.kind AND v.lname=o.lname "
-            "AND v.version=o.latest_version "
-            "WHERE o.vault_id=? AND o.kind=? AND (o.deleted_date IS NOT NULL)=? AND o.lname>? "
-            "ORDER BY o.lname LIMIT ?",
-            (vault_id, kind, deleted, after or "", limit),
-        ).fetchall()
-        return [(ObjectRecord(*r[:7]), _version(r[7:])) for r in rows]
-
-    def list_versions(
-        self, vault_id: str, kind: str, lname: str, *, after: int | None, limit: int
-    ) -> list[tuple[int, VersionRecord]]:
-        rows = self._c.execute(
-            f"SELECT seq, {_VERSION_COLS} FROM versions "
-            "WHERE vault_id=? AND kind=? AND lname=? AND seq>? ORDER BY seq LIMIT ?",
-            (vault_id, kind, lname, after or 0, limit),
-        ).fetchall()
-        return [(r[0], _version(r[1:])) for r in rows]
-
-    def all_versions(self, vault_id: str, kind: str, lname: str) -> list[VersionRecord]:
-        rows = self._c.execute(
-            f"SELECT {_VERSION_COLS} FROM versions WHERE vault_id=? AND kind=? AND lname=? "
-            "ORDER BY seq",
-            (vault_id, kind, lname),
-        ).fetchall()
-        return [_version(r) for r in rows]
-
-    def get_policy(self, vault_id: str, kind: str, lname: str) -> str | None:
-        row = self._c.execute(
-            "SELECT body FROM policies WHERE vault_id=? AND kind=? AND lname=?",
-            (vault_id, kind, lname),
-        ).fetchone()
-        return None if row is None else str(row[0])
-
-    def list_policies(self, kind: str) -> list[tuple[str, str, str]]:
-        rows = self._c.execute(
-            "SELECT p.vault_id, p.lname, p.body FROM policies p JOIN objects o "
-            "ON o.vault_id=p.vault_id AND o.kind=p.kind AND o.lname=p.lname "
-            "WHERE p.kind=? AND o.deleted_date IS NULL",
-            (kind,),
-        ).fetchall()
-        return [(r[0], r[1], r[2]) for r in rows]
-
-    def list_audit(self, vault: str | None, since: int, limit: int) -> list[AuditRecord]:
-        found: list[AuditRecord] = []
-        if limit <= 0:
-            return found
-        pattern = None if vault is None else vault_pattern(vault)
-        for (blob,) in self._c.execute(_AUDIT_BATCHES, (since, pattern, pattern)):
-            for record in unpack_audit(bytes(blob)):
-                if record.ts >= since and (vault is None or record.vault == vault):
-                    found.append(record)
-                    if len(found) == limit:
-                        return found
-        return found
-
-    def expired_deletions(self, now: int, limit: int) -> list[ObjectRecord]:
-        rows = self._c.execute(
-            f"SELECT {_OBJECT_COLS} FROM objects WHERE scheduled_purge_date IS NOT NULL "
-            "AND scheduled_purge_date<=? LIMIT ?",
-            (now, limit),
-        ).fetchall()
-        return [ObjectRecord(*r) for r in rows]
-
-    def count_objects(self, vault_id: str) -> int:
-        row = self._c.execute("SELECT count(*) FROM objects WHERE vault_id=?", (vault_id,))
-        return int(row.fetchone()[0])
-
-
-class _Tx(_Reads):
-    revoked = False  # this transaction deleted a principal
-    def set_meta(self, key: str, value: str) -> None:
-        self._c.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
-            (key, value),
-        )
-
-    def insert_audit(self, records: list[AuditRecord]) -> None:
-        if records:
-            self._c.execute(_INSERT_AUDIT, pack_audit(records))
-
-    def delete_meta(self, key: str) -> None:
-        self._c.execute("DELETE FROM meta WHERE key=?", (key,))
-
-    def insert_vault(self, vault: VaultRecord) -> None:
-        self._c.execute(
-            "INSERT INTO vaults (id, name, lname, domain_id, retention_days, purge_protection, "
-            "wrapped_key, created, open_access) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                vault.id, vault.name, vault.name.lower(), vault.domain_id, vault.retention_days,
-                int(vault.purge_protection), vault.wrapped_key, vault.created,
-                int(vault.open_access),
-            ),
-        )  # fmt: skip
-
-    def set_vault_open_access(self, vault_id: str, open_access: bool) -> None:
-        self._c.execute("UPDATE vaults SET open_access=? WHERE id=?", (int(open_access), vault_id))
-
-    def delete_vault(self, vault_id: str) -> None:
-        prefix = f"vault/{vault_id}/"
-        self._c.execute("DELETE FROM meta WHERE substr(key, 1, ?)=?", (len(prefix), prefix))
-        self._c.execute("DELETE FROM vaults WHERE id=?", (vault_id,))
-
-    def insert_principal(self, principal: PrincipalRecord) -> None:
-        self._c.execute(
-            "INSERT INTO principals (client_id, name, secret_hash, certificate_pem, "
-            "certificate_thumbprint, created) VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                principal.client_id, principal.name, principal.secret_hash,
-                principal.certificate_pem, principal.certificate_thumbprint, principal.created,
-            ),
-        )  # fmt: skip
-
-    def delete_principal(self, client_id: str) -> None:
-        self._c.execute("DELETE FROM principals WHERE client_id=?", (client_id,))
-        self.revoked = True  # the store tells every process once this commits
-
-    def insert_domain_key(self, key: DomainKeyRecord) -> None:
-        self._c.execute(
-            "INSERT INTO domain_keys (domain_id, version, wrapped_key, created) VALUES (?,?,?,?)",
-            (key.domain_id, key.version, key.wrapped_key, key.created),
-        )
-
-    def delete_domain_key(self, domain_id: str, version: str) -> None:
-        self._c.execute(
-            "DELETE FROM domain_keys WHERE domain_id=? AND version=?", (domain_id, version)
-        )
-
-    def insert_object(self, obj: ObjectRecord) -> None:
-        self._c.execute(
-            f"INSERT INTO objects ({_OBJECT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                obj.vault_id, obj.kind, obj.lname, obj.name, obj.latest_version,
-                obj.deleted_date, obj.scheduled_purge_date,
-            ),
-        )  # fmt: skip
-
-    def set_latest(
-        self,
-        vault_id: str,
-        kind: str,
-        lname: str,
-        version: str,
-        *,
-        managed: bool = False,
-        name: str | None = None,
-    ) -> str | None:
-        if name is not None and not managed:
-            named = self._c.execute(_SET_LATEST_NAMED, (version, vault_id, kind, lname, name))
-            if named.rowcount == 1:
-                return name
-        row = self._c.execute(
-            _SET_LATEST_ANY if managed else _SET_LATEST, (version, vault_id, kind, lname)
-        ).fetchone()
-        return None if row is None else str(row[0])
-
-    def insert_version(self, version: VersionRecord) -> None:
-        self._c.execute(
-            f"INSERT INTO versions ({_VERSION_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                version.vault_id, version.kind, version.lname, version.version, version.created,
-                version.updated, int(version.enabled), version.nbf, version.exp,
-                version.content_type, version.tags, version.sealed, int(version.managed),
-                version.extra,
-            ),
-        )  # fmt: skip
-
-    def update_version(self, version: VersionRecord) -> None:
-        self._c.execute(
-            "UPDATE versions SET updated=?, enabled=?, nbf=?, exp=?, content_type=?, tags=?, "
-            "extra=?, sealed=? WHERE vault_id=? AND kind=? AND lname=? AND version=?",
-            (
-                version.updated, int(version.enabled), version.nbf, version.exp,
-                version.content_type, version.tags, version.extra, version.sealed,
-                version.vault_id, version.kind, version.lname, version.version,
-            ),
-        )  # fmt: skip
-
-    def set_deleted(
-        self, vault_id: str, kind: str, lname: str, deleted: int | None, purge: int | None
-    ) -> None:
-        self._c.execute(
-            "UPDATE objects SET deleted_date=?, scheduled_purge_date=? "
-            "WHERE vault_id=? AND kind=? AND lname=?",
-            (deleted, purge, vault_id, kind, lname),
-        )
-
-    def set_policy(self, vault_id: str, kind: str, lname: str, body: str) -> None:
-        self._c.execute(
-            "INSERT INTO policies (vault_id, kind, lname, body) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (vault_id, kind, lname) DO UPDATE SET body=excluded.body",
-            (vault_id, kind, lname, body),
-        )
-
-    def purge_object(self, vault_id: str, kind: str, lname: str) -> None:
-        args = (vault_id, kind, lname)
-        self._c.execute("DELETE FROM policies WHERE vault_id=? AND kind=? AND lname=?", args)
-        self._c.execute("DELETE FROM versions WHERE vault_id=? AND kind=? AND lname=?", args)
-        self._c.execute("DELETE FROM objects WHERE vault_id=? AND kind=? AND lname=?", args)
-
-
 def _connect(path: Path, busy_ms: int = 10_000) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -470,7 +96,7 @@ def _connect(path: Path, busy_ms: int = 10_000) -> sqlite3.Connection:
     return conn
 
 
-def _revision(conn: sqlite3.Connection) -> str | None:
+def revision(conn: sqlite3.Connection) -> str | None:
     table = "SELECT name FROM sqlite_master WHERE name=?"
     if conn.execute(table, ("alembic_version",)).fetchone() is None:
         return None
@@ -518,7 +144,7 @@ def _prepare(path: Path) -> None:
     """Brings the file to the newest revision (SQLite is embedded: it upgrades itself)."""
     setup = _connect(path)
     try:
-        found = _revision(setup)
+        found = revision(setup)
         if found == migrations.HEAD:
             return
         legacy = found is None and (
@@ -539,7 +165,9 @@ def _prepare(path: Path) -> None:
 _Outcome = tuple[bool, Any]
 
 
-def _run_jobs(conn: sqlite3.Connection, tx: _Tx, fns: list[Callable[[Tx], Any]]) -> list[_Outcome]:
+def _run_jobs(
+    conn: sqlite3.Connection, tx: SqlTx, fns: list[Callable[[Tx], Any]]
+) -> list[_Outcome]:
     """Runs each job in its own SAVEPOINT in the open transaction; a failure rolls back alone."""
     results: list[_Outcome] = []
     for fn in fns:
@@ -554,7 +182,9 @@ def _run_jobs(conn: sqlite3.Connection, tx: _Tx, fns: list[Callable[[Tx], Any]])
     return results
 
 
-def _run_batch(conn: sqlite3.Connection, tx: _Tx, fns: list[Callable[[Tx], Any]]) -> list[_Outcome]:
+def _run_batch(
+    conn: sqlite3.Connection, tx: SqlTx, fns: list[Callable[[Tx], Any]]
+) -> list[_Outcome]:
     """Runs the jobs in the transaction the caller opened (BEGIN IMMEDIATE).
 
     Optimistically without a savepoint per job (two statements fewer each); if any job fails,
@@ -605,99 +235,6 @@ def _settle(futures: list[Any], results: list[_Outcome]) -> None:
             fut.set_exception(value)
 
 
-class CommitCounters:
-    """How many transactions each server process sharing one SQLite file has committed, in an
-    anonymous shared mapping that the parent makes before forking them (``serve --workers``).
-
-    A process adds one to its own count after every commit, before any of its callers is
-    answered. A cache in another process compares the sum of the others' counts before each
-    use and drops everything when it changed: a read that starts after a write was answered
-    then never sees the value that write replaced.
-    """
-
-    def __init__(self, workers: int):
-        if workers < 1:
-            raise ValueError("at least one worker")
-        self.workers = workers
-        self._mem = mmap.mmap(-1, 8 * workers)  # MAP_SHARED: forked children share it
-        self._all = struct.Struct(f"<{workers}Q")
-        self._one = struct.Struct("<Q")
-        self._index = 0
-        self._mine = 0
-        self._bumping = threading.Lock()  # the loop and the writer thread both commit
-
-    def claim(self, index: int) -> None:
-        """Makes this process worker ``index`` (after the fork, in the child)."""
-        if not 0 <= index < self.workers:
-            raise ValueError(f"worker {index} of {self.workers}")
-        self._index = index
-        self._mine = self._one.unpack_from(self._mem, 8 * index)[0]
-
-    def bump(self) -> None:
-        with self._bumping:
-            self._mine += 1
-            self._one.pack_into(self._mem, 8 * self._index, self._mine)
-
-    def others(self) -> int:
-        """The sum of the other processes' counts: it changes when any of them commits. One
-        snapshot of every count, this process's own taken out of it: a commit of this process
-        landing meanwhile cannot hide another's."""
-        counts = self._all.unpack_from(self._mem)
-        total: int = sum(counts) - counts[self._index]
-        return total
-
-
-class _RevocationMark:
-    """Eight bytes in a file beside the database that every process (servers, workers,
-    administration commands) maps: a transaction that deleted a principal writes new random
-    bytes there after its COMMIT, so a reader comparing them with what it saw last knows, for
-    the cost of a memory read, that it must check its principals again. Random rather than a
-    count, so that two processes marking at once need no lock to change it."""
-
-    def __init__(self, path: Path):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if os.fstat(fd).st_size < 8:
-                os.pwrite(fd, os.urandom(8), 0)
-            self._mem = mmap.mmap(fd, 8)
-        finally:
-            os.close(fd)
-
-    def read(self) -> int:
-        value: int = _MARK.unpack_from(self._mem)[0]
-        return value
-
-    def mark(self) -> None:
-        self._mem[:8] = os.urandom(8)
-
-    def close(self) -> None:
-        self._mem.close()
-
-
-_MARK = struct.Struct("<Q")
-
-
-class _FileLock:
-    """An exclusive ``flock`` on a file next to the database. Each instance opens its own
-    descriptor, so two instances exclude each other even inside one process."""
-
-    def __init__(self, path: Path):
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-
-    def acquire(self, blocking: bool = True) -> bool:
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-    def release(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        os.close(self._fd)
-
-
 class SqliteStore:
     """The SQLite store. ``reads`` may be used from one thread at a time (the event loop's).
 
@@ -709,7 +246,7 @@ class SqliteStore:
       and its commit starts before the finished group's callers are answered. Running the
       statements on the loop avoids handing the GIL back and forth between a writer thread
       and a busy loop on every statement, which cost more than the statements themselves
-      (measured again with granian: a writer thread answered 2,251 SETs/s, the loop ~3,000).
+      (bench/README.md).
     - ``transact`` (administration commands, tests): a writer thread with its own connection.
 
     With ``counters`` (a process among several ``serve --workers``), both paths take the
@@ -721,8 +258,7 @@ class SqliteStore:
 
     MAX_BATCH = 256
     # uvloop's timers count whole milliseconds: a shorter delay is no delay, and a group finding
-    # the lock taken retried on every loop iteration (0.5 ms: ~50,000 retries a second, 10-13k
-    # in one bench run while audit batches held the lock).
+    # the lock taken would retry on every loop iteration.
     BUSY_RETRY_SECONDS = 0.001
     shared = False  # one server process per database file
 
@@ -732,7 +268,7 @@ class SqliteStore:
         _private_files(path)
         _prepare(path)
         self._read_conn = _connect(path)
-        self._reads = _Reads(_Guarded(self._read_conn))
+        self._reads = SqlReads(Guarded(self._read_conn))
         # Thread path.
         self._write_conn = _connect(path)
         self._queue: queue.SimpleQueue[tuple[Callable[[Tx], Any], Future[Any]] | None] = (
@@ -743,24 +279,24 @@ class SqliteStore:
         # Event-loop path. It never waits for the write lock: when another connection (the
         # writer thread, an administration command) holds it, the group tries again shortly.
         self._loop_conn = _connect(path, busy_ms=0)
-        self._loop_tx = _Tx(_Guarded(self._loop_conn))
+        self._loop_tx = SqlTx(Guarded(self._loop_conn))
         # Jobs waiting for the next group, each with the audit record it carries (if any).
         self._pending: list[tuple[Callable[[Tx], Any], asyncio.Future[Any], Any]] = []
         self._busy = False  # a flush is scheduled or a commit is in flight
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="strongroom-commit")
         # Processes sharing the file (serve --workers): the writers' lock, one per write path.
         lock_path = path.with_name(path.name + "-writer.lock")
-        self._loop_lock = None if counters is None else _FileLock(lock_path)
-        self._thread_lock = None if counters is None else _FileLock(lock_path)
-        self._revocations = _RevocationMark(path.with_name(path.name + "-revocations"))
+        self._loop_lock = None if counters is None else FileLock(lock_path)
+        self._thread_lock = None if counters is None else FileLock(lock_path)
+        self._revocations = RevocationMark(path.with_name(path.name + "-revocations"))
         self._exclusive: dict[str, list[Any]] = {}  # name -> [its file lock, holders here]
         self._exclusive_guard = threading.Lock()
 
     @property
-    def reads(self) -> _Reads:
+    def reads(self) -> SqlReads:
         return self._reads
 
-    def _commit(self, conn: sqlite3.Connection, tx: _Tx) -> None:
+    def _commit(self, conn: sqlite3.Connection, tx: SqlTx) -> None:
         """COMMIT, then count it for the other workers, and mark a revocation for every
         process of the file (both before any caller hears of it)."""
         _commit(conn)
@@ -783,7 +319,7 @@ class SqliteStore:
         with self._exclusive_guard:
             entry = self._exclusive.get(name)
             if entry is None:
-                lock = _FileLock(self._path.with_name(f"{self._path.name}-{name}.lock"))
+                lock = FileLock(self._path.with_name(f"{self._path.name}-{name}.lock"))
                 if not lock.acquire(blocking=False):
                     lock.close()
                     entry = None
@@ -911,9 +447,7 @@ class SqliteStore:
             # A worker among several: the commit blocks this loop (the fsync without the GIL)
             # rather than going to the committer thread and back, two thread hops whose CPU
             # and GIL waits cost more, on a machine the workers keep busy, than this loop's
-            # idle millisecond (the other workers use the cores meanwhile). 16 paired wrk
-            # runs of SET with --workers 2: +2% to +13% (medians of three sets), server CPU
-            # 381-385 -> 340-355 us per SET.
+            # idle millisecond (the other workers use the cores meanwhile; bench/README.md).
             loop.call_soon(committed, finish())
             return
 
@@ -943,7 +477,7 @@ class SqliteStore:
 
     def _run(self) -> None:
         conn = self._write_conn
-        tx = _Tx(_Guarded(conn))
+        tx = SqlTx(Guarded(conn))
         stop = False
         while not stop:
             first = self._queue.get()
