@@ -269,15 +269,6 @@ def _check_restorable(http: httpx.Client, writer: Writer) -> None:
     assert not (live and deleted)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "postgresql" and not pg.available():
-        if os.environ.get("STRONGROOM_REQUIRE_POSTGRES"):
-            pytest.fail("PostgreSQL is not installed (apt-get install postgresql)")
-        pytest.skip("PostgreSQL is not installed; make test installs it")
-    return str(request.param)
-
-
 @contextlib.contextmanager
 def _server(tmp_path: Path, backend: str, workers: int) -> Iterator[Server]:
     url = pg.cluster().new_database("crash") if backend == "postgresql" else None
@@ -289,12 +280,18 @@ def _server(tmp_path: Path, backend: str, workers: int) -> Iterator[Server]:
         srv.stop()
 
 
-@pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-workers"])
+@pytest.mark.parametrize(
+    ("backend", "workers"),
+    list(CYCLES),
+    ids=["sqlite-one-process", "sqlite-two-workers", "postgresql-one-process"],
+)
 def test_no_acknowledged_write_is_lost_to_a_kill(
     tmp_path: Path, backend: str, workers: int
 ) -> None:
-    if backend == "postgresql" and workers == 2:
-        pytest.skip("PostgreSQL: several processes are covered by one process per server")
+    if backend == "postgresql" and not pg.available():
+        if os.environ.get("STRONGROOM_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is not installed (apt-get install postgresql)")
+        pytest.skip("PostgreSQL is not installed; make test installs it")
     rng = random.Random(f"{backend}-{workers}")
     with _server(tmp_path, backend, workers) as srv:
         token = srv.token()

@@ -74,6 +74,7 @@ pytestmark = pytest.mark.adversarial
 Operation = APIOperation[Any, Any, Any, Any]
 Case = AnyCase[Any]
 
+
 def _spec_dir() -> Path:
     """``STRONGROOM_KEYVAULT_SPEC``, or the team's shared copy: beside the checkout
     (``../shared``) or, for a clone elsewhere on the team's machines, at ``/work/shared``."""
