@@ -1,4 +1,4 @@
-"""Domain errors. Each carries Key Vault's error code; HTTP statuses live only in ``api.errors``.
+"""Domain errors. Each carries Key Vault's error code and the status it is reported with.
 
 ::
 
@@ -16,6 +16,10 @@
         └── Throttled               too many failed attempts: wait ``retry_after`` seconds
 
 Messages never contain secret values, key material or tokens.
+
+``status_of`` is the one table from error class to status: the HTTP API answers with it
+(``api.errors``) and the audit log records it for administration commands too, which is why
+it lives here rather than in the API.
 """
 
 from __future__ import annotations
@@ -92,3 +96,26 @@ class Throttled(OAuthError):
             status=429,
         )
         self.retry_after = retry_after
+
+
+_STATUS: dict[type[StrongroomError], int] = {
+    BadParameter: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    PayloadTooLarge: 413,
+    Upstream: 502,
+    StoreUnavailable: 503,
+}
+
+
+def status_of(exc: StrongroomError) -> int:
+    """The status ``exc`` is reported with: found by walking its classes; 500 if none."""
+    if isinstance(exc, OAuthError):
+        return exc.status
+    for cls in type(exc).__mro__:
+        status = _STATUS.get(cls)
+        if status is not None:
+            return status
+    return 500

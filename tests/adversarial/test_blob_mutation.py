@@ -6,7 +6,7 @@ versions, keys (EC of two versions, oct, one RSA), a self-signed certificate of 
 and a managed storage account with a SAS definition. The storage account's provider is
 ``AzuriteProvider`` reading an Azurite accounts file that this module writes; listing an
 account's keys only reads that file, so no Azurite process is needed, and the blob comes from
-the same ``StorageService.backup_account`` the server runs. Beside them: blobs of a second
+the same ``StorageService.backup_object`` the server runs. Beside them: blobs of a second
 installation (a security domain not held here), of a second domain held here, under a retired
 backup-key version, and under a version of this installation's domain that only the second
 installation holds (it imported the domain, then rotated its backup key).
@@ -305,11 +305,11 @@ async def _fill(services: Services, vault: VaultRecord, suffix: str = "") -> Non
 
 def _backups(services: Services, vault: VaultRecord, origin: str, suffix: str = "") -> list[Blob]:
     made = {
-        "secret": (Kind.SECRET, services.secrets.backup_secret, "sec"),
-        "key EC": (Kind.KEY, services.keys.backup_key, "kec"),
-        "key oct": (Kind.KEY, services.keys.backup_key, "koct"),
-        "certificate": (Kind.CERTIFICATE, services.certificates.backup_certificate, "cert"),
-        "storage": (Kind.STORAGE, services.storage.backup_account, "acct"),
+        "secret": (Kind.SECRET, services.secrets.backup_object, "sec"),
+        "key EC": (Kind.KEY, services.keys.backup_object, "kec"),
+        "key oct": (Kind.KEY, services.keys.backup_object, "koct"),
+        "certificate": (Kind.CERTIFICATE, services.certificates.backup_object, "cert"),
+        "storage": (Kind.STORAGE, services.storage.backup_object, "acct"),
     }
     return [
         Blob(f"{origin} {label}", kind, backup(vault, name + suffix))
@@ -343,8 +343,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         runner.run(here.secrets.set_secret(src, "old-secret", "sealed under version 1"))
         runner.run(here.keys.create_key(src, "old-key", "oct", key_size=256))
         retired = [
-            Blob("retired secret", Kind.SECRET, here.secrets.backup_secret(src, "old-secret")),
-            Blob("retired key", Kind.KEY, here.keys.backup_key(src, "old-key")),
+            Blob("retired secret", Kind.SECRET, here.secrets.backup_object(src, "old-secret")),
+            Blob("retired key", Kind.KEY, here.keys.backup_object(src, "old-key")),
         ]
         first = domains.resolve(default).key_versions[0]
         domains.rotate_backup_key(default)
@@ -355,7 +355,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         runner.run(here.keys.create_key(src, "krsa", "RSA", key_size=2048))
         valid = [
             *_backups(here, src, "home"),
-            Blob("home key RSA", Kind.KEY, here.keys.backup_key(src, "krsa")),
+            Blob("home key RSA", Kind.KEY, here.keys.backup_object(src, "krsa")),
         ]
 
         # A second domain held here, and a vault of it.
@@ -378,12 +378,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         runner.run(there.secrets.set_secret(shared_vault, "shared", "made elsewhere"))
         runner.run(there.keys.create_key(shared_vault, "shared-key", "oct", key_size=256))
         shared = Blob(
-            "shared secret", Kind.SECRET, there.secrets.backup_secret(shared_vault, "shared")
+            "shared secret", Kind.SECRET, there.secrets.backup_object(shared_vault, "shared")
         )
         theirs.rotate_backup_key(default)
         unheld = [
-            Blob("unheld secret", Kind.SECRET, there.secrets.backup_secret(shared_vault, "shared")),
-            Blob("unheld key", Kind.KEY, there.keys.backup_key(shared_vault, "shared-key")),
+            Blob("unheld secret", Kind.SECRET, there.secrets.backup_object(shared_vault, "shared")),
+            Blob("unheld key", Kind.KEY, there.keys.backup_object(shared_vault, "shared-key")),
         ]
 
         # The target: objects of every kind, one of each deleted, so that "nothing written"
@@ -404,10 +404,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             retired_versions={(default, first)}, db=db,
         )  # fmt: skip
         world.restorers = {
-            Kind.SECRET: here.secrets.restore_secret,
-            Kind.KEY: here.keys.restore_key,
-            Kind.CERTIFICATE: here.certificates.restore_certificate,
-            Kind.STORAGE: here.storage.restore_account,
+            Kind.SECRET: here.secrets.restore_object,
+            Kind.KEY: here.keys.restore_object,
+            Kind.CERTIFICATE: here.certificates.restore_object,
+            Kind.STORAGE: here.storage.restore_object,
         }
         world.settle()
         yield world

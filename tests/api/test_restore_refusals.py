@@ -157,7 +157,7 @@ def test_blob_from_another_installation(server: Server, tmp_path: Path) -> None:
         assert vault is not None
         secrets = SecretService(other)
         asyncio.run(secrets.set_secret(vault, "refusals", "foreign"))
-        foreign = secrets.backup_secret(vault, "refusals")
+        foreign = secrets.backup_object(vault, "refusals")
     finally:
         other.close()
     message = _refused(server, _b64(foreign), "BackupSecurityDomainUnknown")

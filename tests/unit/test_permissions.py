@@ -1,5 +1,5 @@
-"""The permission matrix: every data-plane handler needs a named permission, and a principal
-holding exactly that permission passes while one holding every other permission is refused."""
+"""The permission matrix: every data-plane route needs a named permission of its kind, and a
+principal holding exactly that permission passes while one holding every other is refused."""
 
 from __future__ import annotations
 
@@ -8,29 +8,53 @@ from collections.abc import Iterator
 
 import pytest
 
-from strongroom.api.permissions import KEY_OPERATIONS, NEEDS, Need
+from strongroom.api.routes import route_table
 from strongroom.api.routes.certificates import CertificateRoutes
 from strongroom.api.routes.keys import KeyRoutes
 from strongroom.api.routes.secrets import SecretRoutes
 from strongroom.api.routes.storage import StorageRoutes
+from strongroom.api.routing import Need, RouteTable
 from strongroom.config import Settings
 from strongroom.errors import BadParameter, Forbidden
 from strongroom.services.access import PERMISSIONS, AccessService
+from strongroom.services.container import Services
 from strongroom.services.installation import Installation, open_installation
 from strongroom.services.vaults import VaultService
 from strongroom.store.base import VaultRecord
 
-_ROUTERS = {"secrets", "deleted_secrets", "keys", "deleted_keys", "rng", "certificates",
-            "deleted_certificates", "storage", "deleted_storage"}  # fmt: skip
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RouteTable]:
+    inst = open_installation(Settings(data_dir=tmp_path_factory.mktemp("table")))
+    yield route_table(Services(inst))
+    inst.close()
 
 
-def test_every_handler_has_a_permission() -> None:
+def test_every_route_needs_a_permission_its_kind_has(table: RouteTable) -> None:
+    for route in table.routes:
+        assert route.need.permission in PERMISSIONS[route.need.kind], route.path
+        expected = 204 if route.need.operation.endswith("Purge") else route.need.status
+        assert route.need.status == expected, route.path
+
+
+def test_every_permission_but_manageissuers_guards_a_route(table: RouteTable) -> None:
+    used = {(r.need.kind, r.need.permission) for r in table.routes}
+    known = {(k, p) for k, ps in PERMISSIONS.items() for p in ps if p != "manageissuers"}
+    assert used == known
+
+
+def test_every_handler_is_routed(table: RouteTable) -> None:
+    routed = {getattr(r.handler, "__func__", r.handler) for r in table.routes}
     for cls in (SecretRoutes, KeyRoutes, CertificateRoutes, StorageRoutes):
-        for name, _ in inspect.getmembers(cls, inspect.iscoroutinefunction):
-            if name.startswith("_") or name in _ROUTERS:
+        for name, fn in inspect.getmembers(cls, inspect.iscoroutinefunction):
+            if name.startswith("_") or name == "operation":  # operation: one route per op
                 continue
-            qualname = f"{cls.__name__}.{name}"
-            assert qualname in NEEDS or qualname == "KeyRoutes.operation", qualname
+            assert fn in routed, f"{cls.__name__}.{name} has no route"
+
+
+def test_operations_are_named_once(table: RouteTable) -> None:
+    names = [r.need.operation for r in table.routes]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +68,12 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Installati
 
 
 def _needs() -> list[Need]:
-    seen = {(n.kind, n.permission) for n in [*NEEDS.values(), *KEY_OPERATIONS.values()]}
-    return [Need(kind, perm, "") for kind, perm in sorted(seen, key=str)]
+    return [
+        Need(kind, permission, "")
+        for kind, permissions in sorted(PERMISSIONS.items())
+        for permission in permissions
+        if permission != "manageissuers"  # no route needs it: it implies every issuer one
+    ]
 
 
 @pytest.mark.parametrize("need", _needs(), ids=lambda n: f"{n.kind}-{n.permission}")

@@ -41,7 +41,7 @@ def test_deleted_secrets_are_purged_once_their_date_passes(inst: Installation) -
 
     assert asyncio.run(scenario()) == (0, 1, 0)
     with pytest.raises(NotFound):
-        secrets.get_deleted_secret(vault, "old")
+        secrets.get_deleted(vault, "old")
     assert secrets.get_secret(vault, "kept").value == "y"
 
 

@@ -19,12 +19,9 @@ from starlette.types import Receive, Scope, Send
 from strongroom.api.dataplane import DataPlane
 from strongroom.api.errors import JSON, error_body
 from strongroom.api.limits import MAX_TOKEN_BODY, BodyLimit
+from strongroom.api.routes import route_table
 from strongroom.api.routes.admin import AdminRoutes
-from strongroom.api.routes.certificates import CertificateRoutes
 from strongroom.api.routes.identity import IdentityRoutes
-from strongroom.api.routes.keys import KeyRoutes
-from strongroom.api.routes.secrets import SecretRoutes
-from strongroom.api.routes.storage import StorageRoutes
 from strongroom.clock import ManualClock
 from strongroom.services.container import Services
 from strongroom.services.installation import Installation
@@ -46,24 +43,11 @@ class StrongroomApp:
         # every data-plane request needs it, and most come from a few hosts.
         self._vaults_by_host: dict[bytes, str] = {}
         self._identity_hosts = {settings.host.lower(), "127.0.0.1", "[::1]"}
-        secret_routes = SecretRoutes(self.services.secrets, self.services.storage.sas)
-        storage_routes = StorageRoutes(self.services.storage)
-        key_routes = KeyRoutes(self.services.keys)
-        cert_routes = CertificateRoutes(self.services.certificates, self.services.issuers)
+        self.routes = route_table(self.services)
         self._data = DataPlane(
             self.services.identity,
             self.services.vaults,
-            {
-                "secrets": secret_routes.secrets,
-                "deletedsecrets": secret_routes.deleted_secrets,
-                "keys": key_routes.keys,
-                "deletedkeys": key_routes.deleted_keys,
-                "rng": key_routes.rng,
-                "certificates": cert_routes.certificates,
-                "deletedcertificates": cert_routes.deleted_certificates,
-                "storage": storage_routes.storage,
-                "deletedstorage": storage_routes.deleted_storage,
-            },
+            self.routes,
             settings.authority,
             settings.vault_resource,
             self.services.access,

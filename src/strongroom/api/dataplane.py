@@ -4,9 +4,8 @@ Order matters for the Azure SDK: a request without a valid token is answered 401
 challenge before anything about it is validated (contract notes 1.2), since the SDK's first
 request to a host is a bodiless copy of the real one.
 
-Routing is by path segments rather than patterns: Key Vault clients send empty segments
-(``GET /secrets/{name}/`` for "latest", ``POST /keys/{n}//release``) that pattern routers
-treat as different paths or redirect.
+Which handler serves a request, and what it needs, comes from the route table
+(``api.routing``).
 
 This layer speaks raw ASGI rather than through a framework's request and response objects:
 the framework layer was most of the cost of a GET (design.md, "Costs"), and a data-plane
@@ -15,73 +14,25 @@ request needs only its method, path, query, two headers and body.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote
+from urllib.parse import parse_qsl
 
-import orjson
 from starlette.types import Receive, Scope, Send
 
-from strongroom.api import wire
+from strongroom.api.calls import Call, Reply
 from strongroom.api.errors import JSON, error_body, error_parts
-from strongroom.api.limits import MAX_BODY, MAX_RESTORE_BODY, read_body
-from strongroom.api.permissions import Need, need_of
-from strongroom.errors import BadParameter, NotFound, StrongroomError, Unauthorized
+from strongroom.api.routing import Route, RouteTable
+from strongroom.errors import NotFound, Unauthorized
 from strongroom.identifiers import check_api_version
-from strongroom.models import Page, Vault
 from strongroom.services.access import AccessService
 from strongroom.services.audit import AuditLog
 from strongroom.services.identity import Caller, IdentityService
 from strongroom.services.vaults import VaultService
-from strongroom.store.base import PENDING_AUDIT, PendingAudit, VaultRecord
+from strongroom.store.base import PENDING_AUDIT, PendingAudit
 
 _MISSING_TOKEN = "AKV10000: Request is missing a Bearer or PoP token."  # noqa: S105 - a message
 _JSON_HEADER = (b"content-type", JSON.encode())
-
-
-@dataclass(slots=True)
-class Reply:
-    status: int
-    body: bytes = b""
-
-
-def json_reply(body: Any, status: int = 200) -> Reply:
-    return Reply(status, orjson.dumps(body))
-
-
-@dataclass(slots=True)
-class Call:
-    """What a data-plane handler gets: the request, its vault, caller and parsed path."""
-
-    method: str
-    record: VaultRecord
-    vault: Vault
-    caller: Caller
-    base: str  # the vault's URL, https://{vault}.{suffix}[:port], from configuration
-    query: dict[str, str]
-    args: tuple[str, ...]
-    receive: Receive
-    length: int | None  # Content-Length, if the request declared one
-
-    async def body(self, limit: int = MAX_BODY) -> bytes:
-        """The request body, refused (413) beyond ``limit`` before or while it is read."""
-        return await read_body(self.receive, self.length, limit)
-
-    def int_query(self, name: str) -> int | None:
-        raw = self.query.get(name)
-        if raw is None or raw == "":
-            return None
-        try:
-            return int(raw)
-        except ValueError as exc:
-            raise BadParameter(f"'{name}' must be an integer; got '{raw[:20]}'.") from exc
-
-
-Handler = Callable[[Call], Awaitable[Reply]]
-# A router maps (method, path segments after the collection) to a handler and its arguments;
-# it raises NotFound/BadParameter itself when nothing matches.
-Router = Callable[[str, list[str]], tuple[Handler, tuple[str, ...]]]
 
 
 async def _send(send: Send, status: int, body: bytes, extra: list[Any] | None = None) -> None:
@@ -121,9 +72,6 @@ def _parse_query(raw: str) -> dict[str, str]:
     return query
 
 
-_Route = tuple[Handler, tuple[str, ...], Need]
-
-
 class DataPlane:
     MAX_ROUTES = 4096
 
@@ -131,7 +79,7 @@ class DataPlane:
         self,
         identity: IdentityService,
         vaults: VaultService,
-        routers: dict[str, Router],
+        table: RouteTable,
         authority: str,
         resource: str,
         access: AccessService,
@@ -140,8 +88,8 @@ class DataPlane:
     ):
         self._identity = identity
         self._vaults = vaults
-        self._routers = routers
-        self._taken: dict[tuple[str, str], _Route] = {}
+        self._table = table
+        self._taken: dict[tuple[str, str], tuple[Route, tuple[str, ...]]] = {}
         self._access = access
         self._audit = audit
         self._vault_url = vault_url  # ids are built from configuration, never from Host
@@ -200,7 +148,8 @@ class DataPlane:
         query = _query_of(scope)
         check_api_version(query.get("api-version"))
         method: str = scope["method"]
-        handler, args, need = self._route(method, scope["path"])
+        route, args = self._route(method, scope["path"])
+        need = route.need
         note.operation = need.operation
         try:
             record, vault = self._vaults.lookup(vault_name)
@@ -218,7 +167,7 @@ class DataPlane:
             base = self._urls[vault_name] = self._vault_url(vault_name)
         call = Call(method, record, vault, caller, base, query, args, receive, length)
         if method == "GET":
-            return await handler(call)
+            return await route.handler(call)
         # A request that may write: its audit record goes with its first write's transaction.
         note.pending = PendingAudit(
             self._audit.make(caller.client_id, note.vault, need.operation, note.path,
@@ -226,31 +175,21 @@ class DataPlane:
         )  # fmt: skip
         token = PENDING_AUDIT.set(note.pending)
         try:
-            return await handler(call)
+            return await route.handler(call)
         finally:
             PENDING_AUDIT.reset(token)
 
-    def _route(self, method: str, path: str) -> _Route:
-        """The handler, its arguments and what it needs, for a method and path; routing
-        depends on nothing else, so routes already taken are remembered (errors are not)."""
+    def _route(self, method: str, path: str) -> tuple[Route, tuple[str, ...]]:
+        """The route and its arguments for a method and path; routing depends on nothing
+        else, so routes already taken are remembered (errors are not)."""
         key = (method, path)
-        route = self._taken.get(key)
-        if route is not None:
-            return route
-        segments = path.split("/")[1:]
-        collection = segments[0].lower() if segments else ""
-        router = self._routers.get(collection)
-        if router is None:
-            raise NotFound(
-                f"'{unquote(path)[:100]}' is not a Key Vault operation on this server.",
-                code="NotFound",
-            )
-        handler, args = router(method, segments[1:])
-        route = (handler, args, need_of(handler.__qualname__, args))
-        if len(self._taken) >= self.MAX_ROUTES:
-            self._taken.clear()
-        self._taken[key] = route
-        return route
+        taken = self._taken.get(key)
+        if taken is None:
+            taken = self._table.find(method, path)
+            if len(self._taken) >= self.MAX_ROUTES:
+                self._taken.clear()
+            self._taken[key] = taken
+        return taken
 
 
 class _Note:
@@ -279,36 +218,3 @@ class _Note:
 
     def auth_failed(self, log: AuditLog) -> None:
         log.auth_failed(self.vault, self.path, self.request_id, self.caller)
-
-
-def method_not_allowed(method: str, operation: str) -> StrongroomError:
-    return BadParameter(f"Method {method} does not allow operation '{operation}'")
-
-
-def blob_reply(blob: bytes) -> Reply:
-    """A backup operation's answer: ``{"value": base64url(blob)}``."""
-    return json_reply({"value": wire.b64url_encode(blob)})
-
-
-async def blob_of(call: Call) -> bytes:
-    """The blob a restore request carries in ``value``."""
-    body = await call.body(MAX_RESTORE_BODY)
-    return wire.b64url_decode(wire.req_str(wire.parse_object(body), "value"))
-
-
-def only(method: str, wanted: str, operation: str, handler: Handler) -> Handler:
-    """``handler`` if the request's method is ``wanted``; Key Vault's 400 otherwise."""
-    if method != wanted:
-        raise method_not_allowed(method, operation)
-    return handler
-
-
-def next_link(call: Call, path: str, page: Page[Any]) -> str | None:
-    """Absolute, on the host the client dialled (contract notes 1.11)."""
-    if page.next_token is None:
-        return None
-    link = f"{call.base}{path}?api-version={quote(call.query['api-version'])}"
-    link += f"&$skiptoken={quote(page.next_token, safe='')}"
-    if "maxresults" in call.query:
-        link += f"&maxresults={quote(call.query['maxresults'])}"
-    return link

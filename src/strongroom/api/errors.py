@@ -1,4 +1,4 @@
-"""Domain errors to HTTP responses: the one mapping, found by walking the exception's classes."""
+"""Domain errors to HTTP responses, in Key Vault's error shape, with ``errors.status_of``."""
 
 from __future__ import annotations
 
@@ -8,30 +8,11 @@ import logging
 from starlette.responses import Response
 
 from strongroom import errors
+from strongroom.errors import status_of
 
 log = logging.getLogger(__name__)
 
 JSON = "application/json; charset=utf-8"
-
-_STATUS: dict[type[errors.StrongroomError], int] = {
-    errors.BadParameter: 400,
-    errors.Unauthorized: 401,
-    errors.Forbidden: 403,
-    errors.NotFound: 404,
-    errors.Conflict: 409,
-    errors.PayloadTooLarge: 413,
-    errors.Upstream: 502,
-    errors.StoreUnavailable: 503,
-}
-
-
-def status_of(exc: errors.StrongroomError) -> int:
-    if isinstance(exc, errors.OAuthError):
-        return exc.status
-    for cls in type(exc).__mro__:
-        if cls in _STATUS:
-            return _STATUS[cls]
-    return 500
 
 
 def error_body(code: str, message: str, inner: str | None = None) -> bytes:

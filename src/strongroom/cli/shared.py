@@ -10,10 +10,9 @@ from pathlib import Path
 
 import typer
 
-from strongroom.api.errors import status_of
 from strongroom.cli.output import errors, fail
 from strongroom.config import DEFAULT_VAULT_SUFFIX, Settings, default_data_dir
-from strongroom.errors import StrongroomError
+from strongroom.errors import StrongroomError, status_of
 from strongroom.services.audit import record_command
 from strongroom.services.installation import Installation, open_installation
 

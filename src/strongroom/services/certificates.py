@@ -555,16 +555,6 @@ class CertificateService(ObjectService[CertificateVersion]):
     ) -> Page[CertificateVersion]:
         return self.versions_page(vault, name, maxresults, skip)
 
-    def get_deleted_certificates(
-        self, vault: VaultRecord, maxresults: int | None, skip: str | None
-    ) -> Page[tuple[CertificateVersion, Deletion]]:
-        return self.list_deleted(vault, maxresults, skip)
-
-    def get_deleted_certificate(
-        self, vault: VaultRecord, name: str
-    ) -> tuple[CertificateVersion, Deletion]:
-        return self.get_deleted(vault, name)
-
     async def update_certificate(
         self,
         vault: VaultRecord,
@@ -586,66 +576,35 @@ class CertificateService(ObjectService[CertificateVersion]):
 
         return await self.change_version(vault, name, version, change)
 
-    # -- soft delete, recover, purge: all three together ------------------------------------
+    # -- soft delete, recover, purge: the certificate's key and secret go with it ------------
 
     async def delete_certificate(
         self, vault: VaultRecord, name: str
     ) -> tuple[CertificateVersion, Deletion]:
-        now = self._inst.clock.now()
-        deletion = Deletion(now, now + vault.retention_days * 86400)
-        lname = name.lower()
+        return await self.delete(vault, name)
 
-        def write(tx: Tx) -> tuple[ObjectRecord, VersionRecord]:
-            obj = tx.get_object(vault.id, CERT, lname)
-            if obj is None or obj.deleted_date is not None:
-                raise self.not_found(name)
-            for kind in (CERT, KEY, SECRET):
-                if tx.get_object(vault.id, kind, lname) is not None:
-                    tx.set_deleted(
-                        vault.id, kind, lname, deletion.deleted_date, deletion.scheduled_purge_date
-                    )
-            latest = tx.get_version(vault.id, CERT, lname, obj.latest_version)
-            assert latest is not None
-            return obj, latest
+    def _delete_related(self, tx: Tx, vault: VaultRecord, lname: str, deletion: Deletion) -> None:
+        for kind in (KEY, SECRET):
+            if tx.get_object(vault.id, kind, lname) is not None:
+                tx.set_deleted(
+                    vault.id, kind, lname, deletion.deleted_date, deletion.scheduled_purge_date
+                )
 
-        obj, latest = await self._write(write, vault, lname)
-        return self._model(obj, latest), deletion
+    def _recover_related(self, tx: Tx, vault: VaultRecord, obj: ObjectRecord) -> None:
+        for kind in (KEY, SECRET):
+            other = tx.get_object(vault.id, kind, obj.lname)
+            if other is not None and other.deleted_date == obj.deleted_date:
+                tx.set_deleted(vault.id, kind, obj.lname, None, None)
 
-    async def recover_deleted_certificate(
-        self, vault: VaultRecord, name: str
-    ) -> CertificateVersion:
-        lname = name.lower()
-
-        def write(tx: Tx) -> tuple[ObjectRecord, VersionRecord]:
-            obj = tx.get_object(vault.id, CERT, lname)
-            if obj is None or obj.deleted_date is None:
-                raise self.deleted_not_found(name)
-            for kind in (CERT, KEY, SECRET):
-                other = tx.get_object(vault.id, kind, lname)
-                if other is not None and other.deleted_date == obj.deleted_date:
-                    tx.set_deleted(vault.id, kind, lname, None, None)
-            latest = tx.get_version(vault.id, CERT, lname, obj.latest_version)
-            assert latest is not None
-            return obj, latest
-
-        obj, latest = await self._write(write, vault, lname)
-        return self._model(obj, latest)
-
-    async def purge_deleted_certificate(self, vault: VaultRecord, name: str) -> None:
-        await self.purge(vault, name)  # refuses under purge protection, 404s when absent
-        lname = name.lower()
-
-        def write(tx: Tx) -> None:
-            for kind in (KEY, SECRET):
-                other = tx.get_object(vault.id, kind, lname)
-                if other is not None and other.deleted_date is not None:
-                    tx.purge_object(vault.id, kind, lname)
-
-        await self._write(write, vault, lname)
+    def _purge_related(self, tx: Tx, vault: VaultRecord, lname: str) -> None:
+        for kind in (KEY, SECRET):
+            other = tx.get_object(vault.id, kind, lname)
+            if other is not None and other.deleted_date is not None:
+                tx.purge_object(vault.id, kind, lname)
 
     # -- backup and restore -----------------------------------------------------------------
 
-    def backup_certificate(self, vault: VaultRecord, name: str) -> bytes:
+    def backup_object(self, vault: VaultRecord, name: str) -> bytes:
         obj = self.active(vault, name)
 
         def dump(kind: str, service: ObjectService[Any]) -> list[dict[str, Any]]:
@@ -664,7 +623,7 @@ class CertificateService(ObjectService[CertificateVersion]):
         }
         return backup.make_blob(self._inst, vault, self.KIND, obj.name, versions, extras)
 
-    async def restore_certificate(self, vault: VaultRecord, blob: bytes) -> CertificateVersion:
+    async def restore_object(self, vault: VaultRecord, blob: bytes) -> CertificateVersion:
         name, items, payload = backup.open_blob(self._inst, vault, self.KIND, blob)
         try:
             check_object_name(name, self.NOUN)

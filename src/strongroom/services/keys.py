@@ -287,14 +287,6 @@ class KeyService(ObjectService[KeyVersion]):
     ) -> Page[KeyVersion]:
         return self.versions_page(vault, name, maxresults, skip)
 
-    def get_deleted_key(self, vault: VaultRecord, name: str) -> tuple[KeyVersion, Deletion]:
-        return self.get_deleted(vault, name)
-
-    def get_deleted_keys(
-        self, vault: VaultRecord, maxresults: int | None, skip: str | None
-    ) -> Page[tuple[KeyVersion, Deletion]]:
-        return self.list_deleted(vault, maxresults, skip)
-
     async def update_key(
         self,
         vault: VaultRecord,
@@ -340,20 +332,14 @@ class KeyService(ObjectService[KeyVersion]):
     async def delete_key(self, vault: VaultRecord, name: str) -> tuple[KeyVersion, Deletion]:
         return await self.delete(vault, name)
 
-    async def recover_deleted_key(self, vault: VaultRecord, name: str) -> KeyVersion:
-        return await self.recover(vault, name)
-
-    async def purge_deleted_key(self, vault: VaultRecord, name: str) -> None:
-        await self.purge(vault, name)
-
-    def backup_key(self, vault: VaultRecord, name: str) -> bytes:
+    def backup_object(self, vault: VaultRecord, name: str) -> bytes:
         def item(v: VersionRecord) -> dict[str, Any]:
             kty = json.loads(v.extra or "{}")["kty"]
             return {"material": kc.private_jwk(kty, self.unseal(vault, v))}
 
         return self.backup(vault, name, item)
 
-    async def restore_key(self, vault: VaultRecord, blob: bytes) -> KeyVersion:
+    async def restore_object(self, vault: VaultRecord, blob: bytes) -> KeyVersion:
         def material(item: dict[str, Any]) -> bytes:
             kty = json.loads(item["extra"])["kty"]
             raw = kc.material_from_backup(kty, item["material"])

@@ -486,6 +486,14 @@ class ObjectService(Generic[M]):
         extras = self._backup_extras(vault, obj)
         return backup.make_blob(self._inst, vault, self.KIND, obj.name, items, extras)
 
+    def backup_object(self, vault: VaultRecord, name: str) -> bytes:
+        """The sealed blob of an active object and all its versions (``POST …/backup``)."""
+        raise NotImplementedError
+
+    async def restore_object(self, vault: VaultRecord, blob: bytes) -> M:
+        """Re-creates the object a blob carries (``POST /{kind}/restore``)."""
+        raise NotImplementedError
+
     def _backup_extras(self, vault: VaultRecord, obj: ObjectRecord) -> dict[str, Any]:
         """Object-level state to carry beside the versions; restored by ``_restore_extras``."""
         return {}

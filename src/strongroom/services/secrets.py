@@ -89,16 +89,6 @@ class SecretService(ObjectService[SecretVersion]):
     ) -> Page[SecretVersion]:
         return self.versions_page(vault, name, maxresults, skiptoken)
 
-    def get_deleted_secret(self, vault: VaultRecord, name: str) -> tuple[SecretVersion, Deletion]:
-        return self.get_deleted(vault, name)
-
-    def get_deleted_secrets(
-        self, vault: VaultRecord, maxresults: int | None, skiptoken: str | None
-    ) -> Page[tuple[SecretVersion, Deletion]]:
-        return self.list_deleted(vault, maxresults, skiptoken)
-
-    # -- writes -----------------------------------------------------------------------------
-
     async def set_secret(
         self,
         vault: VaultRecord,
@@ -163,18 +153,12 @@ class SecretService(ObjectService[SecretVersion]):
     async def delete_secret(self, vault: VaultRecord, name: str) -> tuple[SecretVersion, Deletion]:
         return await self.delete(vault, name)
 
-    async def recover_deleted_secret(self, vault: VaultRecord, name: str) -> SecretVersion:
-        return await self.recover(vault, name)
-
-    async def purge_deleted_secret(self, vault: VaultRecord, name: str) -> None:
-        await self.purge(vault, name)
-
     # -- backup and restore -----------------------------------------------------------------
 
-    def backup_secret(self, vault: VaultRecord, name: str) -> bytes:
+    def backup_object(self, vault: VaultRecord, name: str) -> bytes:
         return self.backup(vault, name, lambda v: {"value": self.unseal(vault, v).decode()})
 
-    async def restore_secret(self, vault: VaultRecord, blob: bytes) -> SecretVersion:
+    async def restore_object(self, vault: VaultRecord, blob: bytes) -> SecretVersion:
         def value(item: dict[str, Any]) -> bytes:
             if not isinstance(item["value"], str):
                 raise TypeError("a secret's value is text")

@@ -311,7 +311,7 @@ class StorageService(ObjectService[Account]):
 
     # -- backup and restore -----------------------------------------------------------------
 
-    def backup_account(self, vault: VaultRecord, name: str) -> bytes:
+    def backup_object(self, vault: VaultRecord, name: str) -> bytes:
         return self.backup(vault, name, lambda v: {"keys": self.keys_of(vault, v)})
 
     def _backup_extras(self, vault: VaultRecord, obj: ObjectRecord) -> dict[str, Any]:
@@ -347,7 +347,7 @@ class StorageService(ObjectService[Account]):
             )
             tx.insert_version(record)
 
-    async def restore_account(self, vault: VaultRecord, blob: bytes) -> Account:
+    async def restore_object(self, vault: VaultRecord, blob: bytes) -> Account:
         return await self.restore(vault, blob, lambda item: json.dumps(item["keys"]).encode())
 
 

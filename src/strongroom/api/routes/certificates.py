@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from strongroom.api import wire
-from strongroom.api.dataplane import (
-    Call,
-    Handler,
-    Reply,
-    blob_of,
-    blob_reply,
-    json_reply,
-    method_not_allowed,
-    next_link,
-    only,
-)
-from strongroom.errors import BadParameter, NotFound
+from strongroom.api.calls import Call, Reply, json_reply, page_reply
+from strongroom.api.kinds import ObjectKind, lifecycle_routes
+from strongroom.api.routing import Route
+from strongroom.errors import BadParameter
 from strongroom.models import CertificateVersion
 from strongroom.services.certificates import CertificateService
 from strongroom.services.issuers import IssuerService
@@ -25,102 +19,70 @@ class CertificateRoutes:
         self._c = service
         self._i = issuers
 
-    # -- routers ----------------------------------------------------------------------------
+    def kind(self) -> ObjectKind[CertificateVersion]:
+        return ObjectKind(
+            "certificates", "deletedcertificates", "certificates", "Certificate", self._c,
+            self._bundle_of,
+            lambda call, c: wire.certificate_item(call.base, call.vault, c, versioned=False),
+        )  # fmt: skip
 
-    def certificates(self, method: str, rest: list[str]) -> tuple[Handler, tuple[str, ...]]:
-        """Paths under /certificates."""
-        if not rest or rest == [""]:
-            return only(method, "GET", "GetCertificates", self.get_certificates), ()
-        name, tail = rest[0], rest[1:]
-        if name.lower() == "restore" and not tail:
-            return only(method, "POST", "restore", self.restore_certificate), ()
-        if name.lower() == "contacts" and not tail:
-            table = {
-                "GET": self.get_contacts,
-                "PUT": self.set_contacts,
-                "DELETE": self.delete_contacts,
-            }
-            if method not in table:
-                raise method_not_allowed(method, "contacts")
-            return table[method], ()
-        if name.lower() == "issuers":
-            if not tail or tail == [""]:
-                return only(method, "GET", "GetCertificateIssuers", self.get_issuers), ()
-            if len(tail) == 1:
-                table = {
-                    "GET": self.get_issuer,
-                    "PUT": self.set_issuer,
-                    "PATCH": self.update_issuer,
-                    "DELETE": self.delete_issuer,
-                }
-                if method not in table:
-                    raise method_not_allowed(method, "issuer")
-                return table[method], (tail[0],)
-        if not tail:
-            table = {
-                "GET": self.get_certificate,
-                "PATCH": self.update_certificate,
-                "DELETE": self.delete_certificate,
-            }
-            if method not in table:
-                raise method_not_allowed(method, "certificate")
-            return table[method], (name, "")
-        word = tail[0].lower()
-        if len(tail) == 1:
-            posts = {
-                "create": self.create_certificate,
-                "import": self.import_certificate,
-                "backup": self.backup_certificate,
-            }
-            if word in posts:
-                return only(method, "POST", word, posts[word]), (name,)
-            if word == "versions":
-                return only(method, "GET", "versions", self.get_certificate_versions), (name,)
-            if word == "policy":
-                table = {"GET": self.get_policy, "PATCH": self.update_policy}
-                if method not in table:
-                    raise method_not_allowed(method, "policy")
-                return table[method], (name,)
-            if word == "pending":
-                table = {
-                    "GET": self.get_operation,
-                    "PATCH": self.update_operation,
-                    "DELETE": self.delete_operation,
-                }
-                if method not in table:
-                    raise method_not_allowed(method, "pending")
-                return table[method], (name,)
-        if len(tail) == 2 and word == "pending" and tail[1].lower() == "merge":
-            return only(method, "POST", "merge", self.merge_certificate), (name,)
-        if len(tail) == 1 or (len(tail) == 2 and tail[1] == ""):
-            table = {"GET": self.get_certificate, "PATCH": self.update_certificate}
-            if method not in table:
-                raise method_not_allowed(method, "certificate version")
-            return table[method], (name, tail[0])
-        raise NotFound(
-            f"No certificate operation at /certificates/{'/'.join(rest)[:100]}.", code="NotFound"
-        )
-
-    def deleted_certificates(self, method: str, rest: list[str]) -> tuple[Handler, tuple[str, ...]]:
-        if not rest or rest == [""]:
-            return only(method, "GET", "GetDeletedCertificates", self.get_deleted_certificates), ()
-        name, tail = rest[0], rest[1:]
-        if not tail or tail == [""]:
-            table = {"GET": self.get_deleted_certificate, "DELETE": self.purge_deleted_certificate}
-            if method not in table:
-                raise method_not_allowed(method, "deleted certificate")
-            return table[method], (name,)
-        if len(tail) == 1 and tail[0].lower() == "recover":
-            return only(method, "POST", "recover", self.recover_deleted_certificate), (name,)
-        raise NotFound(
-            f"No operation at /deletedcertificates/{'/'.join(rest)[:100]}.", code="NotFound"
-        )
+    def routes(self) -> list[Route]:
+        kind = self.kind()
+        need = kind.need
+        c, i = "/certificates/{name}", "/certificates/issuers/{issuer}"
+        return [
+            Route("GET", "/certificates", self.get_certificates, need("list", "List")),
+            Route("POST", f"{c}/create", self.create_certificate, need("create", "Create", 202)),
+            Route("POST", f"{c}/import", self.import_certificate, need("import", "Import")),
+            Route(
+                "POST", f"{c}/pending/merge", self.merge_certificate, need("create", "Merge", 201)
+            ),
+            Route("GET", f"{c}/{{version?}}", self.get_certificate, need("get", "Get")),
+            Route("PATCH", f"{c}/{{version?}}", self.update_certificate, need("update", "Update")),
+            Route(
+                "GET", f"{c}/versions", self.get_certificate_versions, need("list", "ListVersions")
+            ),
+            Route("GET", f"{c}/policy", self.get_policy, need("get", "PolicyGet")),
+            Route("PATCH", f"{c}/policy", self.update_policy, need("update", "PolicyUpdate")),
+            Route("GET", f"{c}/pending", self.get_operation, need("get", "PendingGet")),
+            Route("PATCH", f"{c}/pending", self.update_operation, need("update", "PendingUpdate")),
+            Route("DELETE", f"{c}/pending", self.delete_operation, need("delete", "PendingDelete")),
+            Route(
+                "GET", "/certificates/issuers", self.get_issuers, need("listissuers", "IssuerList")
+            ),
+            Route("GET", i, self.get_issuer, need("getissuers", "IssuerGet")),
+            Route("PUT", i, self.set_issuer, need("setissuers", "IssuerSet")),
+            Route("PATCH", i, self.update_issuer, need("setissuers", "IssuerUpdate")),
+            Route("DELETE", i, self.delete_issuer, need("deleteissuers", "IssuerDelete")),
+            Route(
+                "GET",
+                "/certificates/contacts",
+                self.get_contacts,
+                need("managecontacts", "ContactsGet"),
+            ),
+            Route(
+                "PUT",
+                "/certificates/contacts",
+                self.set_contacts,
+                need("managecontacts", "ContactsSet"),
+            ),
+            Route(
+                "DELETE",
+                "/certificates/contacts",
+                self.delete_contacts,
+                need("managecontacts", "ContactsDelete"),
+            ),
+            *lifecycle_routes(kind),
+        ]
 
     # -- handlers ---------------------------------------------------------------------------
 
-    def _bundle(self, call: Call, cert: CertificateVersion, status: int = 200) -> Reply:
+    def _bundle_of(self, call: Call, cert: CertificateVersion) -> dict[str, Any]:
         policy = self._c.policy_of(call.record, cert.name)
-        return json_reply(wire.certificate_bundle(call.base, call.vault, cert, policy), status)
+        return wire.certificate_bundle(call.base, call.vault, cert, policy)
+
+    def _bundle(self, call: Call, cert: CertificateVersion, status: int = 200) -> Reply:
+        return json_reply(self._bundle_of(call, cert), status)
 
     async def create_certificate(self, call: Call) -> Reply:
         (name,) = call.args
@@ -178,33 +140,21 @@ class CertificateRoutes:
         )
         return self._bundle(call, cert)
 
-    async def delete_certificate(self, call: Call) -> Reply:
-        (name, _) = call.args
-        policy = self._c.policy_of(call.record, name)
-        cert, deletion = await self._c.delete_certificate(call.record, name)
-        body = wire.certificate_bundle(call.base, call.vault, cert, policy)
-        return json_reply(wire.deleted_certificate(call.base, cert.name, body, deletion))
-
     async def get_certificates(self, call: Call) -> Reply:
         pending = call.query.get("includePending", "false").lower() == "true"
-        page = self._c.get_certificates(
-            call.record, call.int_query("maxresults"), call.query.get("$skiptoken"), pending
-        )
+        page = self._c.get_certificates(call.record, call.maxresults, call.skiptoken, pending)
         items = [
             wire.certificate_item(call.base, call.vault, c, versioned=False) for c in page.items
         ]
-        return json_reply({"value": items, "nextLink": next_link(call, "/certificates", page)})
+        return page_reply(call, "/certificates", page, items)
 
     async def get_certificate_versions(self, call: Call) -> Reply:
         (name,) = call.args
-        page = self._c.get_certificate_versions(
-            call.record, name, call.int_query("maxresults"), call.query.get("$skiptoken")
-        )
+        page = self._c.get_certificate_versions(call.record, name, call.maxresults, call.skiptoken)
         items = [
             wire.certificate_item(call.base, call.vault, c, versioned=True) for c in page.items
         ]
-        link = next_link(call, f"/certificates/{name}/versions", page)
-        return json_reply({"value": items, "nextLink": link})
+        return page_reply(call, f"/certificates/{name}/versions", page, items)
 
     async def get_policy(self, call: Call) -> Reply:
         (name,) = call.args
@@ -286,43 +236,3 @@ class CertificateRoutes:
 
     async def delete_contacts(self, call: Call) -> Reply:
         return self._contacts(call, await self._i.delete_certificate_contacts(call.record))
-
-    async def get_deleted_certificates(self, call: Call) -> Reply:
-        page = self._c.get_deleted_certificates(
-            call.record, call.int_query("maxresults"), call.query.get("$skiptoken")
-        )
-        items = [
-            wire.deleted_certificate(
-                call.base,
-                c.name,
-                wire.certificate_item(call.base, call.vault, c, versioned=False),
-                d,
-            )
-            for c, d in page.items
-        ]
-        link = next_link(call, "/deletedcertificates", page)
-        return json_reply({"value": items, "nextLink": link})
-
-    async def get_deleted_certificate(self, call: Call) -> Reply:
-        (name,) = call.args
-        cert, deletion = self._c.get_deleted_certificate(call.record, name)
-        policy = self._c.policy_of(call.record, name)
-        body = wire.certificate_bundle(call.base, call.vault, cert, policy)
-        return json_reply(wire.deleted_certificate(call.base, cert.name, body, deletion))
-
-    async def recover_deleted_certificate(self, call: Call) -> Reply:
-        (name,) = call.args
-        return self._bundle(call, await self._c.recover_deleted_certificate(call.record, name))
-
-    async def purge_deleted_certificate(self, call: Call) -> Reply:
-        (name,) = call.args
-        await self._c.purge_deleted_certificate(call.record, name)
-        return Reply(204)
-
-    async def backup_certificate(self, call: Call) -> Reply:
-        (name,) = call.args
-        return blob_reply(self._c.backup_certificate(call.record, name))
-
-    async def restore_certificate(self, call: Call) -> Reply:
-        blob = await blob_of(call)
-        return self._bundle(call, await self._c.restore_certificate(call.record, blob))

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from strongroom.api import wire
-from strongroom.api.dataplane import (
-    Call,
-    Handler,
-    Reply,
-    blob_of,
-    blob_reply,
-    json_reply,
-    method_not_allowed,
-    next_link,
-    only,
-)
-from strongroom.errors import BadParameter, NotFound
+from strongroom.api.calls import Call, Reply, json_reply, page_reply
+from strongroom.api.kinds import ObjectKind, lifecycle_routes
+from strongroom.api.routing import Handler, Need, Refusal, Route
+from strongroom.errors import BadParameter
 from strongroom.models import KeyResult, KeyVersion
 from strongroom.services.keys import KeyService
 
-# Operations on /keys/{name}/{version}/{op}; spec paths are lower-case.
-_OPERATIONS = ("encrypt", "decrypt", "sign", "verify", "wrapkey", "unwrapkey")
+# POST /keys/{name}/{version}/{op} (spec paths are lower-case): the permission each needs,
+# Key Vault's name for it, and the audit operation's suffix.
+_OPERATIONS = {
+    "encrypt": ("encrypt", "Encrypt"),
+    "decrypt": ("decrypt", "Decrypt"),
+    "sign": ("sign", "Sign"),
+    "verify": ("verify", "Verify"),
+    "wrapkey": ("wrapKey", "Wrap"),
+    "unwrapkey": ("unwrapKey", "Unwrap"),
+}
 
 
 def _result(call: Call, r: KeyResult) -> Reply:
@@ -39,76 +37,59 @@ class KeyRoutes:
     def __init__(self, service: KeyService):
         self._k = service
 
-    # -- routers ----------------------------------------------------------------------------
+    def kind(self) -> ObjectKind[KeyVersion]:
+        return ObjectKind(
+            "keys", "deletedkeys", "keys", "Key", self._k,
+            lambda call, k: wire.key_bundle(call.base, call.vault, k),
+            lambda call, k: wire.key_item(call.base, call.vault, k, versioned=False),
+        )  # fmt: skip
 
-    def keys(self, method: str, rest: list[str]) -> tuple[Handler, tuple[str, ...]]:
-        """Paths under /keys."""
-        if not rest or rest == [""]:
-            return only(method, "GET", "GetKeys", self.get_keys), ()
-        name, tail = rest[0], rest[1:]
-        if name.lower() == "restore" and not tail:
-            return only(method, "POST", "restore", self.restore_key), ()
-        if not tail:
-            table = {
-                "PUT": self.import_key,
-                "GET": self.get_key,
-                "PATCH": self.update_key,
-                "DELETE": self.delete_key,
-            }
-            if method not in table:
-                raise method_not_allowed(method, "key")
-            return table[method], (name, "")
-        word = tail[0].lower()
-        if len(tail) == 1:
-            named: dict[str, tuple[str, Callable[[Call], Awaitable[Reply]]]] = {
-                "create": ("POST", self.create_key),
-                "backup": ("POST", self.backup_key),
-                "rotate": ("POST", self.rotate_key),
-                "versions": ("GET", self.get_key_versions),
-            }
-            if word in named:
-                wanted, handler = named[word]
-                return only(method, wanted, word, handler), (name,)
-            if word == "rotationpolicy":
-                table = {"GET": self.get_rotation_policy, "PUT": self.update_rotation_policy}
-                if method not in table:
-                    raise method_not_allowed(method, "rotationpolicy")
-                return table[method], (name,)
-        if tail == ["versions", ""]:
-            return only(method, "GET", "versions", self.get_key_versions), (name,)
-        version = tail[0]
-        if len(tail) == 1 or (len(tail) == 2 and tail[1] == ""):
-            table = {"GET": self.get_key, "PATCH": self.update_key}
-            if method not in table:
-                raise method_not_allowed(method, "key version")
-            return table[method], (name, version)
-        if len(tail) == 2 and tail[1].lower() in _OPERATIONS:
-            op = tail[1].lower()
-            return only(method, "POST", op, self.operation), (name, version, op)
-        if len(tail) == 2 and tail[1].lower() in ("release", "attestation"):
-            raise BadParameter(
-                f"'{tail[1]}' is a Managed HSM operation that Strongroom does not offer."
+    def routes(self) -> list[Route]:
+        kind = self.kind()
+        need = kind.need
+        routes = [
+            Route("GET", "/keys", self.get_keys, need("list", "List")),
+            Route("PUT", "/keys/{name}", self.import_key, need("import", "Import")),
+            Route("POST", "/keys/{name}/create", self.create_key, need("create", "Create")),
+            Route("POST", "/keys/{name}/rotate", self.rotate_key, need("rotate", "Rotate")),
+            Route(
+                "GET", "/keys/{name}/versions", self.get_key_versions, need("list", "ListVersions")
+            ),
+            Route("GET", "/keys/{name}/{version?}", self.get_key, need("get", "Get")),
+            Route("PATCH", "/keys/{name}/{version?}", self.update_key, need("update", "Update")),
+            Route(
+                "GET",
+                "/keys/{name}/rotationpolicy",
+                self.get_rotation_policy,
+                need("getrotationpolicy", "GetRotationPolicy"),
+            ),
+            Route(
+                "PUT",
+                "/keys/{name}/rotationpolicy",
+                self.update_rotation_policy,
+                need("setrotationpolicy", "SetRotationPolicy"),
+            ),
+            # Managed HSM's data action Microsoft.KeyVault/managedHsm/rng/action; a key
+            # permission of Strongroom's own, since Key Vault's access policies have no such
+            # operation.
+            Route("POST", "/rng", self.get_random_bytes, Need("keys", "rng", "GetRandomBytes")),
+            *lifecycle_routes(kind),
+        ]
+        for op, (permission, operation) in _OPERATIONS.items():
+            handler = self._operation(op)
+            path = f"/keys/{{name}}/{{version?}}/{op}"
+            routes.append(Route("POST", path, handler, need(permission, operation)))
+        return routes
+
+    @staticmethod
+    def refusals() -> list[Refusal]:
+        return [
+            Refusal(
+                f"/keys/{{name}}/{{version?}}/{op}",
+                f"'{op}' is a Managed HSM operation that Strongroom does not offer.",
             )
-        raise NotFound(f"No key operation at /keys/{'/'.join(rest)[:100]}.", code="NotFound")
-
-    def deleted_keys(self, method: str, rest: list[str]) -> tuple[Handler, tuple[str, ...]]:
-        """Paths under /deletedkeys."""
-        if not rest or rest == [""]:
-            return only(method, "GET", "GetDeletedKeys", self.get_deleted_keys), ()
-        name, tail = rest[0], rest[1:]
-        if not tail or tail == [""]:
-            table = {"GET": self.get_deleted_key, "DELETE": self.purge_deleted_key}
-            if method not in table:
-                raise method_not_allowed(method, "deleted key")
-            return table[method], (name,)
-        if len(tail) == 1 and tail[0].lower() == "recover":
-            return only(method, "POST", "recover", self.recover_deleted_key), (name,)
-        raise NotFound(f"No operation at /deletedkeys/{'/'.join(rest)[:100]}.", code="NotFound")
-
-    def rng(self, method: str, rest: list[str]) -> tuple[Handler, tuple[str, ...]]:
-        if rest and rest != [""]:
-            raise NotFound("No operation under /rng.", code="NotFound")
-        return only(method, "POST", "GetRandomBytes", self.get_random_bytes), ()
+            for op in ("release", "attestation")
+        ]
 
     # -- handlers ---------------------------------------------------------------------------
 
@@ -133,7 +114,7 @@ class KeyRoutes:
         return self._bundle(call, key)
 
     async def import_key(self, call: Call) -> Reply:
-        (name, _) = call.args
+        (name,) = call.args
         data = wire.parse_object(await call.body())
         jwk = wire.opt_object(data, "key")
         if jwk is None:
@@ -174,65 +155,25 @@ class KeyRoutes:
         (name,) = call.args
         return self._bundle(call, await self._k.rotate_key(call.record, name))
 
-    async def delete_key(self, call: Call) -> Reply:
-        (name, _) = call.args
-        key, deletion = await self._k.delete_key(call.record, name)
-        body = wire.key_bundle(call.base, call.vault, key)
-        return json_reply(wire.deleted_key(call.base, key.name, body, deletion))
-
     async def get_keys(self, call: Call) -> Reply:
-        page = self._k.get_keys(
-            call.record, call.int_query("maxresults"), call.query.get("$skiptoken")
-        )
+        page = self._k.get_keys(call.record, call.maxresults, call.skiptoken)
         items = [wire.key_item(call.base, call.vault, k, versioned=False) for k in page.items]
-        return json_reply({"value": items, "nextLink": next_link(call, "/keys", page)})
+        return page_reply(call, "/keys", page, items)
 
     async def get_key_versions(self, call: Call) -> Reply:
         (name,) = call.args
-        page = self._k.get_key_versions(
-            call.record, name, call.int_query("maxresults"), call.query.get("$skiptoken")
-        )
+        page = self._k.get_key_versions(call.record, name, call.maxresults, call.skiptoken)
         items = [wire.key_item(call.base, call.vault, k, versioned=True) for k in page.items]
-        link = next_link(call, f"/keys/{name}/versions", page)
-        return json_reply({"value": items, "nextLink": link})
+        return page_reply(call, f"/keys/{name}/versions", page, items)
 
-    async def get_deleted_keys(self, call: Call) -> Reply:
-        page = self._k.get_deleted_keys(
-            call.record, call.int_query("maxresults"), call.query.get("$skiptoken")
-        )
-        items = [
-            wire.deleted_key(
-                call.base, k.name, wire.key_item(call.base, call.vault, k, versioned=False), d
-            )
-            for k, d in page.items
-        ]
-        return json_reply({"value": items, "nextLink": next_link(call, "/deletedkeys", page)})
+    def _operation(self, op: str) -> Handler:
+        async def handler(call: Call) -> Reply:
+            return await self.operation(call, op)
 
-    async def get_deleted_key(self, call: Call) -> Reply:
-        (name,) = call.args
-        key, deletion = self._k.get_deleted_key(call.record, name)
-        body = wire.key_bundle(call.base, call.vault, key)
-        return json_reply(wire.deleted_key(call.base, key.name, body, deletion))
+        return handler
 
-    async def recover_deleted_key(self, call: Call) -> Reply:
-        (name,) = call.args
-        return self._bundle(call, await self._k.recover_deleted_key(call.record, name))
-
-    async def purge_deleted_key(self, call: Call) -> Reply:
-        (name,) = call.args
-        await self._k.purge_deleted_key(call.record, name)
-        return Reply(204)
-
-    async def backup_key(self, call: Call) -> Reply:
-        (name,) = call.args
-        return blob_reply(self._k.backup_key(call.record, name))
-
-    async def restore_key(self, call: Call) -> Reply:
-        blob = await blob_of(call)
-        return self._bundle(call, await self._k.restore_key(call.record, blob))
-
-    async def operation(self, call: Call) -> Reply:
-        name, version, op = call.args
+    async def operation(self, call: Call, op: str) -> Reply:
+        name, version = call.args
         data = wire.parse_object(await call.body())
         alg = wire.req_str(data, "alg")
         vault = call.record

@@ -4,25 +4,12 @@
 from __future__ import annotations
 
 from strongroom.api import wire
-from strongroom.api.dataplane import (
-    Call,
-    Handler,
-    Reply,
-    blob_of,
-    blob_reply,
-    method_not_allowed,
-    next_link,
-    only,
-)
-from strongroom.api.dataplane import json_reply as _json
-from strongroom.errors import NotFound
+from strongroom.api.calls import Call, Reply, page_reply
+from strongroom.api.calls import json_reply as _json
+from strongroom.api.kinds import ObjectKind, lifecycle_routes
+from strongroom.api.routing import Need, Route
+from strongroom.models import StorageAccount
 from strongroom.services.storage import StorageService
-
-Route = tuple[Handler, tuple[str, ...]]
-
-
-def _blank(tail: list[str]) -> bool:
-    return not tail or tail == [""]
 
 
 class StorageRoutes:
@@ -30,69 +17,58 @@ class StorageRoutes:
         self._s = service
         self._sas = service.sas
 
-    # -- routers ----------------------------------------------------------------------------
+    def kind(self) -> ObjectKind[StorageAccount]:
+        return ObjectKind(
+            "storage", "deletedstorage", "storage", "StorageAccount", self._s,
+            lambda call, a: wire.storage_bundle(call.base, call.vault, a),
+            lambda call, a: wire.storage_item(call.base, call.vault, a),
+        )  # fmt: skip
 
-    def storage(self, method: str, rest: list[str]) -> Route:
-        """Paths under /storage."""
-        if _blank(rest):
-            return only(method, "GET", "GetStorageAccounts", self.get_storage_accounts), ()
-        name, tail = rest[0], rest[1:]
-        if name.lower() == "restore" and not tail:
-            return only(method, "POST", "restore", self.restore_storage_account), ()
-        if _blank(tail):
-            table = {
-                "PUT": self.set_storage_account,
-                "GET": self.get_storage_account,
-                "PATCH": self.update_storage_account,
-                "DELETE": self.delete_storage_account,
-            }
-            if method not in table:
-                raise method_not_allowed(method, "storage account")
-            return table[method], (name,)
-        operation = tail[0].lower()
-        if len(tail) == 1 and operation == "regeneratekey":
-            return only(method, "POST", "regeneratekey", self.regenerate_key), (name,)
-        if len(tail) == 1 and operation == "backup":
-            return only(method, "POST", "backup", self.backup_storage_account), (name,)
-        if operation == "sas" and _blank(tail[1:]):
-            return only(method, "GET", "GetSasDefinitions", self.get_sas_definitions), (name,)
-        if operation == "sas" and (len(tail) == 2 or (len(tail) == 3 and tail[2] == "")):
-            table = {
-                "PUT": self.set_sas_definition,
-                "GET": self.get_sas_definition,
-                "PATCH": self.update_sas_definition,
-                "DELETE": self.delete_sas_definition,
-            }
-            if method not in table:
-                raise method_not_allowed(method, "SAS definition")
-            return table[method], (name, tail[1])
-        raise NotFound(f"No storage operation at /storage/{'/'.join(rest)[:100]}.", code="NotFound")
+    def routes(self) -> list[Route]:
+        kind = self.kind()
+        need = kind.need
+        sas, gone = "/storage/{account}/sas", "/deletedstorage/{account}/sas"
 
-    def deleted_storage(self, method: str, rest: list[str]) -> Route:
-        """Paths under /deletedstorage."""
-        if _blank(rest):
-            return only(method, "GET", "GetDeletedStorageAccounts", self.get_deleted_accounts), ()
-        name, tail = rest[0], rest[1:]
-        if _blank(tail):
-            table = {"GET": self.get_deleted_account, "DELETE": self.purge_deleted_account}
-            if method not in table:
-                raise method_not_allowed(method, "deleted storage account")
-            return table[method], (name,)
-        operation = tail[0].lower()
-        if len(tail) == 1 and operation == "recover":
-            return only(method, "POST", "recover", self.recover_deleted_account), (name,)
-        if operation == "sas" and _blank(tail[1:]):
-            return only(method, "GET", "GetDeletedSasDefinitions", self.get_deleted_sas_list), (
-                name,
-            )
-        if operation == "sas" and (len(tail) == 2 or (len(tail) == 3 and tail[2] == "")):
-            return only(method, "GET", "GetDeletedSasDefinition", self.get_deleted_sas), (
-                name,
-                tail[1],
-            )
-        if operation == "sas" and len(tail) == 3 and tail[2].lower() == "recover":
-            return only(method, "POST", "recover", self.recover_deleted_sas), (name, tail[1])
-        raise NotFound(f"No operation at /deletedstorage/{'/'.join(rest)[:100]}.", code="NotFound")
+        def sas_need(permission: str, operation: str) -> Need:
+            return Need("storage", permission, "SasDefinition" + operation)
+
+        return [
+            Route("GET", "/storage", self.get_storage_accounts, need("list", "List")),
+            Route("PUT", "/storage/{name}", self.set_storage_account, need("set", "Set")),
+            Route("GET", "/storage/{name}", self.get_storage_account, need("get", "Get")),
+            Route(
+                "PATCH", "/storage/{name}", self.update_storage_account, need("update", "Update")
+            ),
+            Route(
+                "POST",
+                "/storage/{name}/regeneratekey",
+                self.regenerate_key,
+                need("regeneratekey", "RegenerateKey"),
+            ),
+            *lifecycle_routes(kind),
+            Route("GET", sas, self.get_sas_definitions, sas_need("listsas", "List")),
+            Route("PUT", f"{sas}/{{name}}", self.set_sas_definition, sas_need("setsas", "Set")),
+            Route("GET", f"{sas}/{{name}}", self.get_sas_definition, sas_need("getsas", "Get")),
+            Route(
+                "PATCH", f"{sas}/{{name}}", self.update_sas_definition, sas_need("setsas", "Update")
+            ),
+            Route(
+                "DELETE",
+                f"{sas}/{{name}}",
+                self.delete_sas_definition,
+                sas_need("deletesas", "Delete"),
+            ),
+            Route("GET", gone, self.get_deleted_sas_list, sas_need("listsas", "ListDeleted")),
+            Route(
+                "GET", f"{gone}/{{name}}", self.get_deleted_sas, sas_need("getsas", "GetDeleted")
+            ),
+            Route(
+                "POST",
+                f"{gone}/{{name}}/recover",
+                self.recover_deleted_sas,
+                sas_need("recover", "Recover"),
+            ),
+        ]
 
     # -- storage accounts -------------------------------------------------------------------
 
@@ -130,60 +106,16 @@ class StorageRoutes:
         )
         return _json(wire.storage_bundle(call.base, call.vault, account))
 
-    async def delete_storage_account(self, call: Call) -> Reply:
-        (name,) = call.args
-        account, deletion = await self._s.delete(call.record, name)
-        body = wire.storage_bundle(call.base, call.vault, account)
-        return _json(wire.deleted(call.base, account.name, body, deletion, "deletedstorage"))
-
     async def get_storage_accounts(self, call: Call) -> Reply:
-        page = self._s.list_page(
-            call.record, call.int_query("maxresults"), call.query.get("$skiptoken")
-        )
+        page = self._s.list_page(call.record, call.maxresults, call.skiptoken)
         items = [wire.storage_item(call.base, call.vault, a) for a in page.items]
-        return _json({"value": items, "nextLink": next_link(call, "/storage", page)})
+        return page_reply(call, "/storage", page, items)
 
     async def regenerate_key(self, call: Call) -> Reply:
         (name,) = call.args
         data = wire.parse_object(await call.body())
         account = await self._s.regenerate_key(call.record, name, wire.req_str(data, "keyName"))
         return _json(wire.storage_bundle(call.base, call.vault, account))
-
-    async def backup_storage_account(self, call: Call) -> Reply:
-        (name,) = call.args
-        return blob_reply(self._s.backup_account(call.record, name))
-
-    async def restore_storage_account(self, call: Call) -> Reply:
-        account = await self._s.restore_account(call.record, await blob_of(call))
-        return _json(wire.storage_bundle(call.base, call.vault, account))
-
-    async def get_deleted_accounts(self, call: Call) -> Reply:
-        page = self._s.list_deleted(
-            call.record, call.int_query("maxresults"), call.query.get("$skiptoken")
-        )
-        items = [
-            wire.deleted(
-                call.base, a.name, wire.storage_item(call.base, call.vault, a), d, "deletedstorage"
-            )
-            for a, d in page.items
-        ]
-        return _json({"value": items, "nextLink": next_link(call, "/deletedstorage", page)})
-
-    async def get_deleted_account(self, call: Call) -> Reply:
-        (name,) = call.args
-        account, deletion = self._s.get_deleted(call.record, name)
-        body = wire.storage_bundle(call.base, call.vault, account)
-        return _json(wire.deleted(call.base, account.name, body, deletion, "deletedstorage"))
-
-    async def recover_deleted_account(self, call: Call) -> Reply:
-        (name,) = call.args
-        account = await self._s.recover(call.record, name)
-        return _json(wire.storage_bundle(call.base, call.vault, account))
-
-    async def purge_deleted_account(self, call: Call) -> Reply:
-        (name,) = call.args
-        await self._s.purge(call.record, name)
-        return Reply(204)
 
     # -- SAS definitions --------------------------------------------------------------------
 
@@ -232,18 +164,13 @@ class StorageRoutes:
 
     async def get_sas_definitions(self, call: Call) -> Reply:
         (account,) = call.args
-        page = self._sas.list_sas(
-            call.record, account, call.int_query("maxresults"), call.query.get("$skiptoken")
-        )
+        page = self._sas.list_sas(call.record, account, call.maxresults, call.skiptoken)
         items = [wire.sas_item(call.base, call.vault, d) for d in page.items]
-        link = next_link(call, f"/storage/{account}/sas", page)
-        return _json({"value": items, "nextLink": link})
+        return page_reply(call, f"/storage/{account}/sas", page, items)
 
     async def get_deleted_sas_list(self, call: Call) -> Reply:
         (account,) = call.args
-        page = self._sas.list_deleted_sas(
-            call.record, account, call.int_query("maxresults"), call.query.get("$skiptoken")
-        )
+        page = self._sas.list_deleted_sas(call.record, account, call.maxresults, call.skiptoken)
         items = [
             wire.deleted(
                 call.base,
@@ -254,8 +181,7 @@ class StorageRoutes:
             )
             for d, deletion in page.items
         ]
-        link = next_link(call, f"/deletedstorage/{account}/sas", page)
-        return _json({"value": items, "nextLink": link})
+        return page_reply(call, f"/deletedstorage/{account}/sas", page, items)
 
     async def get_deleted_sas(self, call: Call) -> Reply:
         account, name = call.args
