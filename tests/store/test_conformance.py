@@ -322,3 +322,22 @@ def test_a_requests_audit_record_commits_with_its_first_write_only(store: Store)
     ids = [r.request_id for r in store.reads.list_audit(None, 0, 100)]
     assert sorted(ids) == ["retried", "written"]  # once each, with no flush of any buffer
     assert store.reads.get_meta("half") is None
+
+
+def test_a_snapshot_sees_one_state_while_writers_go_on(store: Store) -> None:
+    run(store, lambda tx: create(tx, "before", "1" * 32))
+    with store.snapshot() as snap:
+        assert snap.get_object(VAULT.id, "secret", "before") is not None
+        # Commits after the snapshot was taken: it sees none of them, the store's reads do.
+        run(store, lambda tx: create(tx, "after", "2" * 32))
+        run(store, lambda tx: add_version(tx, "before", "3" * 32))
+        run(store, lambda tx: tx.set_meta("vault/v1/x", "y"))
+        assert store.reads.get_object(VAULT.id, "secret", "after") is not None
+        assert snap.get_object(VAULT.id, "secret", "after") is None
+        obj = snap.get_object(VAULT.id, "secret", "before")
+        assert obj is not None and obj.latest_version == "1" * 32
+        assert [v.version for v in snap.all_versions(VAULT.id, "secret", "before")] == ["1" * 32]
+        assert snap.get_meta("vault/v1/x") is None
+        assert len(snap.list_objects(VAULT.id, "secret", deleted=False, after=None, limit=9)) == 1
+    with store.snapshot() as later:
+        assert later.get_object(VAULT.id, "secret", "after") is not None

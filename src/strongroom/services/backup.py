@@ -9,7 +9,7 @@ restore route expects — each refusal with its own inner code.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strongroom.crypto import backup as blobfmt
 from strongroom.errors import BackupRejected, BadParameter
@@ -18,6 +18,9 @@ from strongroom.models import Kind
 from strongroom.services.domains import retired
 from strongroom.services.installation import Installation
 from strongroom.store.base import VaultRecord
+
+if TYPE_CHECKING:
+    from strongroom.services.objects import Export
 
 DOMAIN_UNKNOWN = "BackupSecurityDomainUnknown"
 DOMAIN_MISMATCH = "BackupSecurityDomainMismatch"
@@ -68,6 +71,11 @@ def make_blob(
             inner="BackupTooLarge",
         )
     return blob
+
+
+def seal_export(inst: Installation, vault: VaultRecord, export: Export) -> bytes:
+    """The blob of one exported object, sealed under its domain's current backup key."""
+    return make_blob(inst, vault, export.kind, export.name, export.versions, export.extras)
 
 
 def malformed_payload() -> BackupRejected:

@@ -30,13 +30,15 @@ from strongroom.services.keys import KeyService
 from strongroom.services.objects import (
     AttributeInput,
     Due,
+    Export,
     ObjectService,
     attributes_of,
     check_tags,
+    deleted_dates,
     tags_of,
 )
 from strongroom.services.secrets import SecretService
-from strongroom.store.base import ObjectRecord, Tx, VaultRecord, VersionRecord
+from strongroom.store.base import ObjectRecord, Reads, Tx, VaultRecord, VersionRecord
 
 SERVER_AUTH, CLIENT_AUTH = "1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"
 KEY, SECRET, CERT = Kind.KEY.value, Kind.SECRET.value, Kind.CERTIFICATE.value
@@ -604,26 +606,25 @@ class CertificateService(ObjectService[CertificateVersion]):
 
     # -- backup and restore -----------------------------------------------------------------
 
-    def backup_object(self, vault: VaultRecord, name: str) -> bytes:
-        obj = self.active(vault, name)
-
+    def export(self, reads: Reads, vault: VaultRecord, obj: ObjectRecord) -> Export:
         def dump(kind: str, service: ObjectService[Any]) -> list[dict[str, Any]]:
             out = []
-            for v in self._store.reads.all_versions(vault.id, kind, obj.lname):
+            for v in reads.all_versions(vault.id, kind, obj.lname):
                 entry = self.backup_entry(v)
                 entry["material"] = _b64(service.unseal(vault, v))
                 out.append(entry)
             return out
 
-        versions = dump(CERT, self)
         extras = {
             "keys": dump(KEY, self._keys),
             "secrets": dump(SECRET, self._secrets),
-            "state": self._state(self._store.reads, vault, obj.lname),
+            "state": self._state(reads, vault, obj.lname),
         }
-        return backup.make_blob(self._inst, vault, self.KIND, obj.name, versions, extras)
+        return Export(self.KIND, obj.name, dump(CERT, self), extras)
 
-    async def restore_object(self, vault: VaultRecord, blob: bytes) -> CertificateVersion:
+    async def restore_object(
+        self, vault: VaultRecord, blob: bytes, deletion: Deletion | None = None
+    ) -> CertificateVersion:
         name, items, payload = backup.open_blob(self._inst, vault, self.KIND, blob)
         try:
             check_object_name(name, self.NOUN)
@@ -662,13 +663,16 @@ class CertificateService(ObjectService[CertificateVersion]):
                 if not records:
                     continue
                 obj = ObjectRecord(
-                    vault.id, records[0].kind, lname, name, records[-1].version, None, None
-                )
+                    vault.id, records[0].kind, lname, name, records[-1].version,
+                    *deleted_dates(deletion),
+                )  # fmt: skip
                 tx.insert_object(obj)
                 for record in records:
                     tx.insert_version(record)
             tx.set_policy(vault.id, CERT, lname, json.dumps(state))
-            return ObjectRecord(vault.id, CERT, lname, name, groups[0][-1].version, None, None)
+            return ObjectRecord(
+                vault.id, CERT, lname, name, groups[0][-1].version, *deleted_dates(deletion)
+            )
 
         obj = await self._write(write, vault, lname)
         return self._model(obj, groups[0][-1])

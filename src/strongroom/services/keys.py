@@ -31,7 +31,7 @@ from strongroom.services.objects import (
     check_window,
     tags_of,
 )
-from strongroom.store.base import ObjectRecord, Tx, VaultRecord, VersionRecord
+from strongroom.store.base import ObjectRecord, Reads, Tx, VaultRecord, VersionRecord
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +258,8 @@ class KeyService(ObjectService[KeyVersion]):
                 failed += 1
         return Due(rotated, failed)
 
-    def _backup_extras(self, vault: VaultRecord, obj: ObjectRecord) -> dict[str, Any]:
-        policy = self._store.reads.get_policy(vault.id, self._kind, obj.lname)
+    def _backup_extras(self, reads: Reads, vault: VaultRecord, obj: ObjectRecord) -> dict[str, Any]:
+        policy = reads.get_policy(vault.id, self._kind, obj.lname)
         return {} if policy is None else {"rotationPolicy": json.loads(policy)}
 
     def _prepare_extras(self, vault: VaultRecord, lname: str, payload: dict[str, Any]) -> Any:
@@ -332,21 +332,15 @@ class KeyService(ObjectService[KeyVersion]):
     async def delete_key(self, vault: VaultRecord, name: str) -> tuple[KeyVersion, Deletion]:
         return await self.delete(vault, name)
 
-    def backup_object(self, vault: VaultRecord, name: str) -> bytes:
-        def item(v: VersionRecord) -> dict[str, Any]:
-            kty = json.loads(v.extra or "{}")["kty"]
-            return {"material": kc.private_jwk(kty, self.unseal(vault, v))}
+    def _backup_material(self, vault: VaultRecord, v: VersionRecord) -> dict[str, Any]:
+        kty = json.loads(v.extra or "{}")["kty"]
+        return {"material": kc.private_jwk(kty, self.unseal(vault, v))}
 
-        return self.backup(vault, name, item)
-
-    async def restore_object(self, vault: VaultRecord, blob: bytes) -> KeyVersion:
-        def material(item: dict[str, Any]) -> bytes:
-            kty = json.loads(item["extra"])["kty"]
-            raw = kc.material_from_backup(kty, item["material"])
-            kc.public_info(kty, raw)  # loads it: material no operation could use is refused
-            return raw
-
-        return await self.restore(vault, blob, material)
+    def _restored_material(self, item: dict[str, Any]) -> bytes:
+        kty = json.loads(item["extra"])["kty"]
+        raw = kc.material_from_backup(kty, item["material"])
+        kc.public_info(kty, raw)  # loads it: material no operation could use is refused
+        return raw
 
     # -- cryptographic operations -----------------------------------------------------------
 

@@ -7,6 +7,7 @@ soft-deleted? does the version exist?) is made inside the transaction that perfo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from strongroom.identifiers import check_object_name
 from strongroom.models import Attributes, Deletion, Kind, Page
 from strongroom.services import backup
 from strongroom.services.installation import Installation
-from strongroom.store.base import ObjectRecord, Store, Tx, VaultRecord, VersionRecord
+from strongroom.store.base import ObjectRecord, Reads, Store, Tx, VaultRecord, VersionRecord
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -102,6 +103,33 @@ def attributes_of(v: VersionRecord) -> Attributes:
 
 def tags_of(v: VersionRecord) -> dict[str, str] | None:
     return json.loads(v.tags) if v.tags is not None else None
+
+
+def deleted_dates(deletion: Deletion | None) -> tuple[int | None, int | None]:
+    """An object record's (deleted_date, scheduled_purge_date) for ``deletion``."""
+    if deletion is None:
+        return None, None
+    return deletion.deleted_date, deletion.scheduled_purge_date
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """One object as a backup carries it: its name as created, every version with its
+    material, and the kind's object-level state (a rotation policy, a certificate's policy,
+    SAS definitions). ``fingerprint`` tells two exports of the same content apart from
+    different ones: a restore finds an object it would write already there, unchanged."""
+
+    kind: Kind
+    name: str
+    versions: list[dict[str, Any]]
+    extras: dict[str, Any]
+
+    def payload(self) -> dict[str, Any]:
+        return {"name": self.name, "versions": self.versions, **self.extras}
+
+    def fingerprint(self) -> str:
+        text = json.dumps(self.payload(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 class ReadCache(Generic[M]):
@@ -473,28 +501,38 @@ class ObjectService(Generic[M]):
             sealed=self.seal(vault, lname, version, plain), extra=item.get("extra"),
         )  # fmt: skip
 
-    def backup(
-        self, vault: VaultRecord, name: str, item: Callable[[VersionRecord], dict[str, Any]]
-    ) -> bytes:
-        """Seals every version of an active object; ``item`` adds the kind's material."""
-        obj = self.active(vault, name)
+    def export(self, reads: Reads, vault: VaultRecord, obj: ObjectRecord) -> Export:
+        """The object as a backup carries it, read through ``reads`` (the store's, or a
+        snapshot's), whether it is active or deleted."""
         items = []
-        for v in self._store.reads.all_versions(vault.id, self._kind, obj.lname):
+        for v in reads.all_versions(vault.id, self._kind, obj.lname):
             entry = self.backup_entry(v)
-            entry.update(item(v))
+            entry.update(self._backup_material(vault, v))
             items.append(entry)
-        extras = self._backup_extras(vault, obj)
-        return backup.make_blob(self._inst, vault, self.KIND, obj.name, items, extras)
+        return Export(self.KIND, obj.name, items, self._backup_extras(reads, vault, obj))
+
+    def _backup_material(self, vault: VaultRecord, v: VersionRecord) -> dict[str, Any]:
+        """One version's material, as the kind's backup entries carry it."""
+        raise NotImplementedError
+
+    def _restored_material(self, item: dict[str, Any]) -> bytes:
+        """The plaintext to seal for one backed-up version (``_backup_material``'s inverse);
+        ``KeyError``, ``TypeError`` or ``ValueError`` refuse the blob as malformed."""
+        raise NotImplementedError
 
     def backup_object(self, vault: VaultRecord, name: str) -> bytes:
         """The sealed blob of an active object and all its versions (``POST …/backup``)."""
-        raise NotImplementedError
+        obj = self.active(vault, name)
+        return backup.seal_export(self._inst, vault, self.export(self._store.reads, vault, obj))
 
-    async def restore_object(self, vault: VaultRecord, blob: bytes) -> M:
-        """Re-creates the object a blob carries (``POST /{kind}/restore``)."""
-        raise NotImplementedError
+    async def restore_object(
+        self, vault: VaultRecord, blob: bytes, deletion: Deletion | None = None
+    ) -> M:
+        """Re-creates the object a blob carries (``POST /{kind}/restore``); with ``deletion``,
+        as a soft-deleted object (a whole-vault restore of a deleted one)."""
+        return await self.restore(vault, blob, self._restored_material, deletion)
 
-    def _backup_extras(self, vault: VaultRecord, obj: ObjectRecord) -> dict[str, Any]:
+    def _backup_extras(self, reads: Reads, vault: VaultRecord, obj: ObjectRecord) -> dict[str, Any]:
         """Object-level state to carry beside the versions; restored by ``_restore_extras``."""
         return {}
 
@@ -508,7 +546,11 @@ class ObjectService(Generic[M]):
         """Writes back what ``_prepare_extras`` prepared, inside the restore's transaction."""
 
     async def restore(
-        self, vault: VaultRecord, blob: bytes, material: Callable[[dict[str, Any]], bytes]
+        self,
+        vault: VaultRecord,
+        blob: bytes,
+        material: Callable[[dict[str, Any]], bytes],
+        deletion: Deletion | None = None,
     ) -> M:
         """Re-creates every version with its id and timestamps; ``material`` gives the
         plaintext to seal for one backed-up version."""
@@ -531,7 +573,9 @@ class ObjectService(Generic[M]):
                     "deleted but recoverable) or a purge of that name has not finished. "
                     "Purge or rename it first.",
                 )
-            obj = ObjectRecord(vault.id, self._kind, lname, name, records[-1].version, None, None)
+            obj = ObjectRecord(
+                vault.id, self._kind, lname, name, records[-1].version, *deleted_dates(deletion)
+            )
             tx.insert_object(obj)
             for record in records:
                 tx.insert_version(record)

@@ -155,13 +155,10 @@ class SecretService(ObjectService[SecretVersion]):
 
     # -- backup and restore -----------------------------------------------------------------
 
-    def backup_object(self, vault: VaultRecord, name: str) -> bytes:
-        return self.backup(vault, name, lambda v: {"value": self.unseal(vault, v).decode()})
+    def _backup_material(self, vault: VaultRecord, v: VersionRecord) -> dict[str, Any]:
+        return {"value": self.unseal(vault, v).decode()}
 
-    async def restore_object(self, vault: VaultRecord, blob: bytes) -> SecretVersion:
-        def value(item: dict[str, Any]) -> bytes:
-            if not isinstance(item["value"], str):
-                raise TypeError("a secret's value is text")
-            return item["value"].encode()
-
-        return await self.restore(vault, blob, value)
+    def _restored_material(self, item: dict[str, Any]) -> bytes:
+        if not isinstance(item["value"], str):
+            raise TypeError("a secret's value is text")
+        return str(item["value"]).encode()

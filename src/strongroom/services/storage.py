@@ -311,12 +311,15 @@ class StorageService(ObjectService[Account]):
 
     # -- backup and restore -----------------------------------------------------------------
 
-    def backup_object(self, vault: VaultRecord, name: str) -> bytes:
-        return self.backup(vault, name, lambda v: {"keys": self.keys_of(vault, v)})
+    def _backup_material(self, vault: VaultRecord, v: VersionRecord) -> dict[str, Any]:
+        return {"keys": self.keys_of(vault, v)}
 
-    def _backup_extras(self, vault: VaultRecord, obj: ObjectRecord) -> dict[str, Any]:
+    def _restored_material(self, item: dict[str, Any]) -> bytes:
+        return json.dumps(item["keys"]).encode()
+
+    def _backup_extras(self, reads: Reads, vault: VaultRecord, obj: ObjectRecord) -> dict[str, Any]:
         definitions = []
-        for sas, v in _sas_rows(self._store.reads, vault.id, obj.lname, deleted=False):
+        for sas, v in _sas_rows(reads, vault.id, obj.lname, deleted=False):
             entry = self.backup_entry(v)
             entry.update(name=sas.name, templateUri=self.sas.unseal(vault, v).decode())
             definitions.append(entry)
@@ -346,9 +349,6 @@ class StorageService(ObjectService[Account]):
                 )
             )
             tx.insert_version(record)
-
-    async def restore_object(self, vault: VaultRecord, blob: bytes) -> Account:
-        return await self.restore(vault, blob, lambda item: json.dumps(item["keys"]).encode())
 
 
 class SasService(ObjectService[SasDefinition]):

@@ -293,6 +293,12 @@ class Store(Protocol):
         released on exit), False if another holds it now."""
         ...
 
+    def snapshot(self) -> AbstractContextManager[Reads]:
+        """Reads of one consistent state of the whole store: every transaction committed
+        before it was taken and none after, for as long as the context lasts (a whole-vault
+        backup). For the thread that entered it only; it holds no lock writers wait for."""
+        ...
+
     def transact(self, fn: Callable[[Tx], T]) -> Future[T]: ...
     def transact_async(self, fn: Callable[[Tx], T]) -> asyncio.Future[T]:
         """Like ``transact``, for callers on an event loop: resolves on the caller's loop.

@@ -116,6 +116,16 @@ class _ReadConn(_Conn):
                 raise unavailable(again) from again
 
 
+class _SnapshotConn(_Conn):
+    """A snapshot's connection: a lost database fails the read as ``StoreUnavailable``."""
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        try:
+            return super().execute(sql, params)
+        except psycopg.OperationalError as exc:
+            raise unavailable(exc) from exc
+
+
 _PG_CURRENT = (
     CURRENT.replace("?1", "%(v)s")
     .replace("?2", "%(vault)s")
@@ -268,6 +278,21 @@ class PostgresStore:
             except psycopg.OperationalError as exc:  # the connection failed under the job
                 raise unavailable(exc) from exc
         raise AssertionError("unreachable")
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[_PgReads]:
+        # REPEATABLE READ: every statement of the transaction sees the state its first one saw.
+        try:
+            conn = psycopg.connect(self._url, connect_timeout=CONNECT_TIMEOUT)
+        except psycopg.OperationalError as exc:
+            raise unavailable(exc) from exc
+        try:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            with conn.transaction():
+                yield _PgReads(cast(Any, _SnapshotConn(conn)))
+        finally:
+            conn.close()
 
     def transact(self, fn: Callable[[Any], T]) -> Future[T]:
         return self._executor.submit(self._run, fn)

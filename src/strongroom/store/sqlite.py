@@ -338,6 +338,21 @@ class SqliteStore:
                         entry[0].release()
                         entry[0].close()
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[SqlReads]:
+        # A deferred transaction on a connection of its own: in WAL mode its first read fixes
+        # the state it sees, and writers go on committing beside it.
+        conn = _connect(self._path)
+        try:
+            conn.execute("BEGIN")
+            guarded = Guarded(conn)
+            guarded.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+            yield SqlReads(guarded)
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            conn.close()
+
     def transact(self, fn: Callable[[Tx], T]) -> Future[T]:
         fut: Future[T] = Future()
         self._queue.put((fn, fut))
