@@ -37,6 +37,11 @@ class Settings:
     database_url: str | None = None
     azurite_accounts_file: Path | None = None
     azurite_blob_endpoint: str | None = None
+    # Blob storage endpoints (besides Azure's and Azurite's) whole-vault backups may use.
+    backup_storage: tuple[str, ...] = ()
+    # A backup or restore job whose server has shown no sign of it for this long (it died)
+    # reads as Failed.
+    job_stale_seconds: float = 30.0
 
     def _netloc(self, host: str) -> str:
         return host if self.port == 443 else f"{host}:{self.port}"

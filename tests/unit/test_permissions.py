@@ -32,7 +32,8 @@ def table(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RouteTable]:
 
 def test_every_route_needs_a_permission_its_kind_has(table: RouteTable) -> None:
     for route in table.routes:
-        assert route.need.permission in PERMISSIONS[route.need.kind], route.path
+        for kind, permission in ((route.need.kind, route.need.permission), *route.need.also):
+            assert permission in PERMISSIONS[kind], route.path
         expected = 204 if route.need.operation.endswith("Purge") else route.need.status
         assert route.need.status == expected, route.path
 

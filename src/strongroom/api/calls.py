@@ -22,6 +22,7 @@ from strongroom.store.base import VaultRecord
 class Reply:
     status: int
     body: bytes = b""
+    headers: list[tuple[bytes, bytes]] | None = None
 
 
 def json_reply(body: Any, status: int = 200) -> Reply:

@@ -133,7 +133,7 @@ class DataPlane:
             await _send(send, status, body)
             note.audit(self._audit, caller.client_id, note.operation, status)
             return
-        await _send(send, reply.status, reply.body)
+        await _send(send, reply.status, reply.body, reply.headers)
         note.audit(self._audit, caller.client_id, note.operation, reply.status)
 
     async def _handle(
@@ -160,6 +160,8 @@ class DataPlane:
                 vault_name, caller.client_id, need.kind, need.permission
             ) from None
         self._access.check(record, caller.client_id, need.kind, need.permission)
+        for kind, permission in need.also:
+            self._access.check(record, caller.client_id, kind, permission)
         base = self._urls.get(vault_name)
         if base is None:
             if len(self._urls) >= self.MAX_ROUTES:

@@ -41,6 +41,9 @@ class Need(NamedTuple):
     permission: str
     operation: str  # the audit log's name for it: "SecretGet", "KeySign", ...
     status: int = 200  # the status of success (contract notes 1.5)
+    # Further (kind, permission) pairs the caller needs as well: a whole-vault backup needs
+    # backup on every kind it carries.
+    also: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

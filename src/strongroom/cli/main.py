@@ -84,6 +84,20 @@ def serve(
         help="Azurite's blob endpoint (e.g. http://127.0.0.1:10000): a key regeneration then "
         "returns once Azurite accepts the new key.",
     ),
+    backup_storage: list[str] = typer.Option(
+        [],
+        "--backup-storage",
+        help="A blob storage endpoint (URL) whole-vault backups may be written to, besides "
+        "Azure's *.blob.core.windows.net and --azurite-blob-endpoint; repeat for more. The "
+        "server connects to no other storage.",
+    ),
+    job_stale_seconds: float = typer.Option(
+        30.0,
+        "--job-stale-seconds",
+        min=5.0,
+        help="A backup or restore job whose server has shown no sign of it for this long "
+        "(it stopped) reads as Failed.",
+    ),
     workers: int = typer.Option(
         1,
         "--workers",
@@ -104,6 +118,8 @@ def serve(
         database_url=database_url or None,
         azurite_accounts_file=azurite_accounts_file,
         azurite_blob_endpoint=azurite_blob_endpoint,
+        backup_storage=tuple(backup_storage),
+        job_stale_seconds=job_stale_seconds,
     )
     if (tls_cert is None) != (tls_key is None):
         fail("BadParameter", "Pass --tls-cert and --tls-key together.")

@@ -17,7 +17,7 @@ from strongroom.identifiers import check_object_name
 from strongroom.models import Kind
 from strongroom.services.domains import retired
 from strongroom.services.installation import Installation
-from strongroom.store.base import VaultRecord
+from strongroom.store.base import DomainKeyRecord, Reads, VaultRecord
 
 if TYPE_CHECKING:
     from strongroom.services.objects import Export
@@ -27,6 +27,7 @@ DOMAIN_MISMATCH = "BackupSecurityDomainMismatch"
 KEY_VERSION_UNKNOWN = "BackupKeyVersionUnknown"
 KEY_VERSION_RETIRED = "BackupKeyVersionRetired"
 KIND_MISMATCH = "BackupKindMismatch"
+MANIFEST = "manifest"  # the header kind of a whole-vault backup's manifest
 # The largest blob a backup makes, so that every backup can be restored: the API takes a
 # restore body of up to MAX_BLOB_BYTES in base64url (api.limits).
 MAX_BLOB_BYTES = 12 * 1024 * 1024
@@ -46,9 +47,10 @@ def make_blob(
     name: str,
     versions: list[dict[str, Any]],
     extras: dict[str, Any] | None = None,
+    key_record: DomainKeyRecord | None = None,
 ) -> bytes:
     """``extras``: object-level state beside the versions (a key's rotation policy)."""
-    key_record = inst.store.reads.current_domain_key(vault.domain_id)
+    key_record = key_record or inst.store.reads.current_domain_key(vault.domain_id)
     assert key_record is not None, "every domain has a backup key from its creation"
     header = {
         "kind": kind.value,
@@ -73,9 +75,12 @@ def make_blob(
     return blob
 
 
-def seal_export(inst: Installation, vault: VaultRecord, export: Export) -> bytes:
-    """The blob of one exported object, sealed under its domain's current backup key."""
-    return make_blob(inst, vault, export.kind, export.name, export.versions, export.extras)
+def seal_export(
+    inst: Installation, vault: VaultRecord, export: Export, key: DomainKeyRecord | None = None
+) -> bytes:
+    """The blob of one exported object, sealed under ``key`` (by default its domain's
+    current backup key)."""
+    return make_blob(inst, vault, export.kind, export.name, export.versions, export.extras, key)
 
 
 def malformed_payload() -> BackupRejected:
@@ -138,42 +143,119 @@ def _valid_entries(entries: Any) -> bool:
     return True
 
 
-def open_blob(
-    inst: Installation, vault: VaultRecord, kind: Kind, blob: bytes
-) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
-    """(name, versions, whole payload) from an authenticated blob, or ``BackupRejected``."""
-    envelope = blobfmt.parse(blob)
+def _domain_key(
+    inst: Installation, envelope: blobfmt.Envelope, reads: Reads | None = None
+) -> DomainKeyRecord:
+    """The backup key a blob names, or ``BackupRejected`` saying why this installation has
+    none (domain not held, key version retired or unknown). ``reads``: the store's unless
+    given (off the event loop, a snapshot's)."""
     domain = str(envelope.header["domain"])
     key_version = str(envelope.header["keyVersion"])
-    reads = inst.store.reads
+    reads = reads or inst.store.reads
     key_record = reads.get_domain_key(domain, key_version)
-    if key_record is None:
-        if reads.current_domain_key(domain) is None:
-            raise BackupRejected(
-                f"The backup was sealed for security domain {domain}, which this installation "
-                "does not hold. Restore it on an installation of that domain, or import the "
-                "domain here first.",
-                inner=DOMAIN_UNKNOWN,
-            )
-        if retired(reads, domain, key_version):
-            raise BackupRejected(
-                f"The backup was sealed under backup-key version {key_version} of security "
-                f"domain {domain}, which was retired on this installation; it can no longer "
-                "be restored here.",
-                inner=KEY_VERSION_RETIRED,
-            )
+    if key_record is not None:
+        return key_record
+    if reads.current_domain_key(domain) is None:
         raise BackupRejected(
-            f"The backup was sealed under backup-key version {key_version} of security domain "
-            f"{domain}, which this installation does not hold; import a newer export of the "
-            "domain.",
-            inner=KEY_VERSION_UNKNOWN,
+            f"The backup was sealed for security domain {domain}, which this installation "
+            "does not hold. Restore it on an installation of that domain, or import the "
+            "domain here first.",
+            inner=DOMAIN_UNKNOWN,
         )
+    if retired(reads, domain, key_version):
+        raise BackupRejected(
+            f"The backup was sealed under backup-key version {key_version} of security "
+            f"domain {domain}, which was retired on this installation; it can no longer "
+            "be restored here.",
+            inner=KEY_VERSION_RETIRED,
+        )
+    raise BackupRejected(
+        f"The backup was sealed under backup-key version {key_version} of security domain "
+        f"{domain}, which this installation does not hold; import a newer export of the "
+        "domain.",
+        inner=KEY_VERSION_UNKNOWN,
+    )
+
+
+def _check_domain(envelope: blobfmt.Envelope, vault: VaultRecord) -> None:
+    domain = str(envelope.header["domain"])
     if domain != vault.domain_id:
         raise BackupRejected(
             f"The backup belongs to security domain {domain} but vault '{vault.name}' belongs to "
             f"{vault.domain_id}; restore it into a vault of the backup's domain.",
             inner=DOMAIN_MISMATCH,
         )
+
+
+def seal_manifest(
+    inst: Installation,
+    vault: VaultRecord,
+    folder: str,
+    objects: int,
+    body: dict[str, Any],
+    key_record: DomainKeyRecord,
+) -> bytes:
+    """A whole-vault backup's manifest, sealed like an object blob (header kind
+    ``manifest``, named after its folder), so that no per-object restore takes it."""
+    header = {
+        "kind": MANIFEST, "name": folder, "versions": objects, "instance": inst.instance_id,
+        "vault": vault.name, "domain": vault.domain_id, "keyVersion": key_record.version,
+        "created": inst.clock.now(),
+    }  # fmt: skip
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    return blobfmt.seal(header, payload, inst.keyring.domain_key(key_record))
+
+
+def open_manifest(
+    inst: Installation, blob: bytes, vault: VaultRecord | None, reads: Reads | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(header, body) of an authenticated manifest; with ``vault``, one it may restore into."""
+    envelope = blobfmt.parse(blob)
+    key_record = _domain_key(inst, envelope, reads)
+    if vault is not None:
+        _check_domain(envelope, vault)
+    payload = blobfmt.open_sealed(envelope, inst.keyring.domain_key(key_record))
+    if envelope.header["kind"] != MANIFEST:
+        raise BackupRejected(
+            f"This is a {envelope.header['kind']} backup blob, not a backup folder's manifest.",
+            inner=KIND_MISMATCH,
+        )
+    try:
+        body = json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise malformed_payload() from exc
+    if not isinstance(body, dict):
+        raise malformed_payload()
+    return envelope.header, body
+
+
+def authenticate(inst: Installation, blob: bytes, reads: Reads | None = None) -> dict[str, Any]:
+    """The header of a blob whose seal this installation can open; else ``BackupRejected``."""
+    envelope = blobfmt.parse(blob)
+    key_record = _domain_key(inst, envelope, reads)
+    blobfmt.open_sealed(envelope, inst.keyring.domain_key(key_record))
+    return envelope.header
+
+
+def check_restorable(
+    inst: Installation, vault: VaultRecord, blob: bytes, reads: Reads | None = None
+) -> dict[str, Any]:
+    """The header of a blob this installation could restore into ``vault`` (its domain and
+    key version held, the vault of that domain), authenticated; else ``BackupRejected``."""
+    envelope = blobfmt.parse(blob)
+    key_record = _domain_key(inst, envelope, reads)
+    _check_domain(envelope, vault)
+    blobfmt.open_sealed(envelope, inst.keyring.domain_key(key_record))
+    return envelope.header
+
+
+def open_blob(
+    inst: Installation, vault: VaultRecord, kind: Kind, blob: bytes
+) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+    """(name, versions, whole payload) from an authenticated blob, or ``BackupRejected``."""
+    envelope = blobfmt.parse(blob)
+    key_record = _domain_key(inst, envelope)
+    _check_domain(envelope, vault)
     payload = blobfmt.open_sealed(envelope, inst.keyring.domain_key(key_record))
     found = str(envelope.header["kind"])
     if found != kind.value:

@@ -3,14 +3,20 @@ The server (``api.app``) and the administration commands take their services fro
 
 from __future__ import annotations
 
+from typing import Any
+
 from strongroom.crypto.pool import CpuPool
+from strongroom.models import Kind
 from strongroom.services.access import AccessService
 from strongroom.services.audit import AuditLog
+from strongroom.services.backup_locations import BlobLocation, StoragePolicy
 from strongroom.services.certificates import CertificateService
 from strongroom.services.identity import IdentityService
 from strongroom.services.installation import Installation
 from strongroom.services.issuers import IssuerService
+from strongroom.services.jobs import Jobs
 from strongroom.services.keys import KeyService
+from strongroom.services.objects import ObjectService
 from strongroom.services.scheduler import Scheduler
 from strongroom.services.secrets import SecretService
 from strongroom.services.storage import StorageService
@@ -19,6 +25,7 @@ from strongroom.services.storage_providers import (
     StorageProvider,
     StorageProviders,
 )
+from strongroom.services.vault_backup import VaultBackups
 from strongroom.services.vaults import VaultService
 
 
@@ -35,6 +42,18 @@ class Services:
         self.storage = StorageService(inst, StorageProviders(_providers(inst)))
         self.access = AccessService(inst)
         self.audit = AuditLog(inst)
+        # Every object kind a vault holds, by kind: what whole-vault backup walks.
+        self.kinds: dict[Kind, ObjectService[Any]] = {
+            Kind.SECRET: self.secrets,
+            Kind.KEY: self.keys,
+            Kind.CERTIFICATE: self.certificates,
+            Kind.STORAGE: self.storage,
+        }
+        self.vault_backups = VaultBackups(inst, self.kinds, self.issuers)
+        self.jobs = Jobs(inst, inst.settings.job_stale_seconds)
+        self.storage_policy = StoragePolicy(
+            inst.settings.azurite_blob_endpoint, inst.settings.backup_storage
+        )
         # What each pass does, in order, by the name its count is reported under.
         self.scheduler = Scheduler(
             inst.store,
@@ -48,7 +67,20 @@ class Services:
             inst.settings.scheduler_interval,
         )
 
+    def blob_location(
+        self, url: str, token: str | None, use_managed_identity: bool
+    ) -> BlobLocation:
+        """A blob container to back up into or restore from (``url`` names the container)."""
+        return BlobLocation.open(
+            self.storage_policy,
+            url,
+            token,
+            use_managed_identity,
+            self.storage.providers.account_key,
+        )
+
     async def close(self) -> None:
+        await self.jobs.close()
         self.cpu.close()
         await self.audit.close()
 

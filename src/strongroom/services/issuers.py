@@ -15,7 +15,7 @@ from strongroom.crypto.envelope import aad
 from strongroom.errors import BadParameter, NotFound
 from strongroom.services.certificate_policy import check_contact, check_issuer
 from strongroom.services.installation import Installation
-from strongroom.store.base import Tx, VaultRecord
+from strongroom.store.base import Reads, Tx, VaultRecord
 
 
 def _issuer_key(vault: VaultRecord, name: str) -> str:
@@ -149,3 +149,43 @@ class IssuerService:
             return list(json.loads(text))
 
         return await self._inst.store.transact_async(write)
+
+    # -- whole-vault backup -----------------------------------------------------------------
+
+    def export_settings(self, reads: Reads, vault: VaultRecord) -> dict[str, Any]:
+        """The vault's issuers (passwords in clear, for the sealed manifest to carry) and
+        contacts, as ``restore_settings`` takes them back."""
+        issuers = []
+        for _, text in reads.list_meta(f"vault/{vault.id}/issuer/"):
+            stored = json.loads(text)
+            credentials = stored.get("credentials")
+            if isinstance(credentials, dict) and credentials.get("sealed_pwd"):
+                sealed = bytes.fromhex(credentials.pop("sealed_pwd"))
+                sealer = self._inst.keyring.vault_sealer(vault)
+                pwd = sealer.open(sealed, aad(vault.id, "issuer", str(stored["name"]).lower()))
+                credentials["pwd"] = pwd.decode()
+            issuers.append(stored)
+        contacts = reads.get_meta(_contacts_key(vault))
+        return {"issuers": issuers, "contacts": None if contacts is None else json.loads(contacts)}
+
+    def restore_settings(self, tx: Tx, vault: VaultRecord, settings: dict[str, Any]) -> list[str]:
+        """Writes back the issuers and contacts ``vault`` lacks (those it has are kept);
+        returns what was written, e.g. ``["issuer DigiCert", "contacts"]``."""
+        written = []
+        for item in settings.get("issuers") or []:
+            stored = copy.deepcopy(item)
+            name = str(stored["name"])
+            if tx.get_meta(_issuer_key(vault, name)) is not None:
+                continue
+            credentials = stored.get("credentials")
+            if isinstance(credentials, dict) and credentials.get("pwd") is not None:
+                credentials["sealed_pwd"] = self._seal_password(
+                    vault, name, str(credentials.pop("pwd"))
+                )
+            tx.set_meta(_issuer_key(vault, name), json.dumps(stored))
+            written.append(f"issuer {name}")
+        contacts = settings.get("contacts")
+        if contacts is not None and tx.get_meta(_contacts_key(vault)) is None:
+            tx.set_meta(_contacts_key(vault), json.dumps(contacts))
+            written.append("contacts")
+        return written

@@ -53,6 +53,10 @@ class StorageProvider(Protocol):
     name: str
 
     def owns(self, account: str) -> bool: ...
+    def account_key(self, account: str) -> str | None:
+        """A key of the account (key1), for SAS tokens the server makes for itself."""
+        ...
+
     async def list_keys(self, account: str) -> dict[str, str]:
         """The account's keys by name (``key1``, ``key2``), base64 as Azure gives them."""
         ...
@@ -90,6 +94,12 @@ class StorageProviders:
             f"(providers: {configured}). Add the account to the Azurite accounts file, or start "
             "the server with --azurite-accounts-file naming the file Azurite's accounts are in."
         )
+
+    def account_key(self, account: str) -> str | None:
+        for provider in self._providers:
+            if provider.owns(account):
+                return provider.account_key(account)
+        return None
 
 
 def parse_accounts(text: str) -> dict[str, dict[str, str]]:
@@ -147,6 +157,9 @@ class AzuriteProvider:
 
     def owns(self, account: str) -> bool:
         return account in self._read()
+
+    def account_key(self, account: str) -> str | None:
+        return self._read().get(account, {}).get("key1")
 
     async def list_keys(self, account: str) -> dict[str, str]:
         keys = self._read().get(account)

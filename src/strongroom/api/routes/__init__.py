@@ -4,6 +4,7 @@ its ``ObjectKind`` (``api.kinds``). A new kind is a module here and a line below
 
 from __future__ import annotations
 
+from strongroom.api.routes.administration import AdministrationRoutes
 from strongroom.api.routes.certificates import CertificateRoutes
 from strongroom.api.routes.keys import KeyRoutes
 from strongroom.api.routes.secrets import SecretRoutes
@@ -19,4 +20,6 @@ def route_table(services: Services) -> RouteTable:
         CertificateRoutes(services.certificates, services.issuers),
         StorageRoutes(services.storage),
     ]
-    return RouteTable([route for kind in kinds for route in kind.routes()], KeyRoutes.refusals())
+    routes = [route for kind in kinds for route in kind.routes()]
+    routes += AdministrationRoutes(services).routes()  # whole-vault backup and restore
+    return RouteTable(routes, KeyRoutes.refusals())
