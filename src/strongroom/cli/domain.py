@@ -15,7 +15,9 @@ from strongroom.config import DEFAULT_PORT
 from strongroom.services.domains import Domain, DomainService
 
 app = typer.Typer(help="Security domains: the trust boundary of backups.", no_args_is_help=True)
-backup_app = typer.Typer(help="Look at backup blobs without restoring them.", no_args_is_help=True)
+backup_app = typer.Typer(
+    help="Look at backup blobs and folders without restoring them.", no_args_is_help=True
+)
 
 
 def _json(d: Domain) -> dict[str, Any]:
@@ -111,10 +113,3 @@ def inspect(file: Path, data_dir: Path | None = DataDir, output: Output = Output
     """Print a blob's header (not yet authenticated) and whether this installation can open it."""
     with local(data_dir, DEFAULT_PORT) as (inst, _):
         emit(DomainService(inst).inspect(file.read_bytes()), output)
-
-
-@backup_app.command()
-def verify(file: Path, data_dir: Path | None = DataDir, output: Output = OutputOption) -> None:
-    """Open a blob's seal with the local domain key and check its contents; restores nothing."""
-    with local(data_dir, DEFAULT_PORT) as (inst, _):
-        emit(DomainService(inst).verify(file.read_bytes()), output)

@@ -229,6 +229,11 @@ def open_manifest(
     return envelope.header, body
 
 
+def blob_header(blob: bytes) -> dict[str, Any]:
+    """A blob's header once its framing and integrity check out: not yet authenticated."""
+    return blobfmt.parse(blob).header
+
+
 def authenticate(inst: Installation, blob: bytes, reads: Reads | None = None) -> dict[str, Any]:
     """The header of a blob whose seal this installation can open; else ``BackupRejected``."""
     envelope = blobfmt.parse(blob)
