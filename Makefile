@@ -96,7 +96,7 @@ soak: $(STAMP) postgres resolve-localhost
 	$(VENV)/bin/python -m tests.adversarial.report
 
 # The Azure SDK's own keyvault test suites, live against a fresh server (docs/conformance.md).
-conformance: $(STAMP) resolve-localhost
+conformance: $(STAMP) $(AZURITE_STAMP) resolve-localhost
 	$(VENV)/bin/python conformance/run.py
 
 bench: $(STAMP) resolve-localhost

@@ -138,11 +138,84 @@ def strongroom(*args: str) -> dict[str, str]:
 
 
 @dataclass
+class Azurite:
+    """Azurite (the Azure Storage emulator, installed under tools/azurite by make) on loopback,
+    with one account and one container, for suites whose tests need a blob container."""
+
+    root: Path
+    port: int = field(default_factory=free_port)
+    account: str = "conformance"
+    container: str = "backups"
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def accounts_file(self) -> Path:
+        return self.root / "azurite-accounts"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        """Starts it and makes the container; returns a SAS token for the container."""
+        import base64
+
+        from azure.storage.blob import (
+            BlobServiceClient,
+            ContainerSasPermissions,
+            generate_container_sas,
+        )
+
+        launcher = PROJECT / "tools" / "azurite" / "launch.cjs"
+        if not (launcher.parent / "node_modules").is_dir():
+            raise RuntimeError("Azurite is not installed: run `make tools/azurite` (npm ci).")
+        key = base64.b64encode(os.urandom(64)).decode()
+        self.accounts_file.write_text(f"{self.account}:{key}")
+        shutil.rmtree(self.root / "azurite", ignore_errors=True)  # an earlier run's blobs
+        with open(self.root / "azurite.log", "wb") as azurite_log:
+            self.process = subprocess.Popen(
+                [
+                    *("node", str(launcher), "--blobHost", "127.0.0.1"),
+                    *("--blobPort", str(self.port), "--location", str(self.root / "azurite")),
+                    *("--skipApiVersionCheck", "--disableTelemetry", "--silent"),
+                ],
+                env={**os.environ, "STRONGROOM_AZURITE_ACCOUNTS_FILE": str(self.accounts_file)},
+                stdout=azurite_log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("Azurite did not start") from None
+                time.sleep(0.2)
+        credential = {"account_name": self.account, "account_key": key}
+        service = BlobServiceClient(f"{self.endpoint}/{self.account}", credential=credential)
+        service.create_container(self.container)
+        return generate_container_sas(
+            self.account, self.container, account_key=key,
+            permission=ContainerSasPermissions(read=True, write=True, list=True, create=True,
+                                               delete=True),
+            expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=6),
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+            self.process = None
+
+
+@dataclass
 class Server:
     root: Path
     port: int = field(default_factory=free_port)
     principal: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    serve_args: tuple[str, ...] = ()
 
     @property
     def data_dir(self) -> Path:
@@ -171,7 +244,7 @@ class Server:
             self.process = subprocess.Popen(
                 [
                     *(sys.executable, "-m", "strongroom.cli.main", "serve", *admin),
-                    *("--port", str(self.port)),
+                    *("--port", str(self.port), *self.serve_args),
                 ],
                 stdout=server_log,
                 stderr=subprocess.STDOUT,
@@ -237,7 +310,9 @@ class Result:
         return self.count("passed") / applicable if applicable else 0.0
 
 
-def suite_env(suite: Suite, server: Server, work: Path) -> dict[str, str]:
+def suite_env(
+    suite: Suite, server: Server, work: Path, storage: tuple[Azurite, str] | None = None
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in UNSET}
     env.update(
         {
@@ -259,6 +334,18 @@ def suite_env(suite: Suite, server: Server, work: Path) -> dict[str, str]:
             "CONFORMANCE_DESELECTED_DIR": str(work / "deselected"),
         }
     )
+    if storage is not None:
+        azurite, token = storage
+        env.update(
+            {
+                "AZURE_MANAGEDHSM_URL": server.vault_url,
+                "BLOB_STORAGE_URL": f"{azurite.endpoint}/{azurite.account}",
+                "BLOB_CONTAINER_NAME": azurite.container,
+                "BLOB_STORAGE_SAS_TOKEN": token,
+            }
+        )
+    if suite.max_sleep is not None:
+        env["CONFORMANCE_MAX_SLEEP"] = str(suite.max_sleep)
     env.update(suite.env)
     return env
 
@@ -285,10 +372,24 @@ def run_suite(suite: Suite, workers: str, pytest_args: list[str]) -> Result:
     junit.unlink(missing_ok=True)
 
     server = Server(work)
+    azurite: Azurite | None = None
+    storage: tuple[Azurite, str] | None = None
+    if suite.managed_hsm_with_storage:
+        azurite = Azurite(work)
+        storage = (azurite, azurite.start())
+        server.serve_args = (
+            *("--azurite-accounts-file", str(azurite.accounts_file)),
+            *("--azurite-blob-endpoint", azurite.endpoint),
+        )
     log(f"{suite.name}: starting strongroom on port {server.port}")
-    server.start()
     try:
-        env = suite_env(suite, server, work)
+        server.start()
+    except BaseException:
+        if azurite is not None:
+            azurite.stop()
+        raise
+    try:
+        env = suite_env(suite, server, work, storage)
         # Run from the sdist's root, as upstream does: its azure/ package (the version the tests
         # were written for) comes first on sys.path, extended by the installed azure.* packages.
         probe = "import azure.keyvault as k; print(k.__path__[0])"
@@ -296,10 +397,11 @@ def run_suite(suite: Suite, workers: str, pytest_args: list[str]) -> Result:
             [sys.executable, "-c", probe], cwd=sdist, env=env, capture_output=True, text=True
         ).stdout.strip()
         command = [
-            *(sys.executable, "-m", "pytest", "tests", "--ignore=tests/perfstress_tests"),
+            *(sys.executable, "-m", "pytest", *suite.paths, "--ignore=tests/perfstress_tests"),
             *("-c", str(HERE / "pytest.ini"), "--rootdir", str(sdist)),
             *(f"--junitxml={junit}", "-q"),
         ]
+        workers = suite.workers or workers
         if workers != "0" and xdist_available():
             # loadgroup hands out one test at a time from the start, so the tests the plan puts
             # first land on different workers (load would give them all to the first).
@@ -312,6 +414,8 @@ def run_suite(suite: Suite, workers: str, pytest_args: list[str]) -> Result:
         seconds = time.monotonic() - started
     finally:
         server.stop()
+        if azurite is not None:
+            azurite.stop()
 
     excluded: dict[str, str] = {}
     for path in (work / "deselected").glob("*.json"):
@@ -430,6 +534,22 @@ def render(results: list[Result], baseline: dict[str, float], total_seconds: flo
         where = package.relative_to(PROJECT) if package.is_relative_to(PROJECT) else package
         lines.append(f"`azure.keyvault` imported from `{md(str(where))}` (the unpacked sdist);")
         lines.append(f"pytest exit code {r.pytest_exit}.")
+        if r.suite.paths != ("tests",):
+            shown = ", ".join(f"`{md(p)}`" for p in r.suite.paths)
+            lines += ["", f"Tests run: {shown}."]
+        if r.suite.managed_hsm_with_storage:
+            lines += [
+                "",
+                "The vault serves as the suite's Managed HSM (`AZURE_MANAGEDHSM_URL`); Azurite "
+                "gives the blob container, the server holding its account's key for the tests "
+                "that use a managed identity.",
+            ]
+        if r.suite.max_sleep is not None:
+            lines += [
+                "",
+                f"The tests' fixed sleeps (waits for the real service) are capped at "
+                f"{r.suite.max_sleep:g} s in the test process (`CONFORMANCE_MAX_SLEEP`).",
+            ]
         lines += ["", "### Excluded", ""]
         if r.suite.exclusions:
             lines += ["| pattern | reason | tests |", "| --- | --- | ---: |"]

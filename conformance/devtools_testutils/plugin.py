@@ -8,6 +8,7 @@
   ``conftest.py`` asks for it without importing it (secrets' and certificates' import it).
 - Records ``live=1`` among the junit properties of each test that built a client for the server
   through ``AzureRecordedTestCase.get_credential`` (the rest run against mocks).
+- With ``CONFORMANCE_MAX_SLEEP``, caps ``time.sleep`` and ``asyncio.sleep`` in the tests.
 - Applies the plan ``conformance/run.py`` writes to the JSON file ``CONFORMANCE_PLAN``:
   ``{"exclude": [{"pattern": ..., "reason": ...}], "first": [pattern, ...]}``, patterns being
   fnmatch patterns on node ids. Excluded tests are deselected, and each process writes the node
@@ -32,8 +33,29 @@ from devtools_testutils import compat, is_live
 from devtools_testutils import test_proxy as test_proxy
 
 
+def _cap_sleeps(limit: float) -> None:
+    """``time.sleep`` and ``asyncio.sleep`` wait at most ``limit`` seconds (the suites' fixed
+    waits are for the real service's timing, not for anything they check)."""
+    import asyncio
+    import time
+
+    sleep, async_sleep = time.sleep, asyncio.sleep
+
+    def capped(seconds: float) -> None:
+        sleep(min(seconds, limit))
+
+    async def async_capped(seconds: float, result: Any = None) -> Any:
+        return await async_sleep(min(seconds, limit), result)
+
+    time.sleep = capped
+    asyncio.sleep = async_capped  # type: ignore[assignment]
+
+
 def pytest_configure(config: pytest.Config) -> None:
     compat.install()
+    limit = os.environ.get("CONFORMANCE_MAX_SLEEP")
+    if limit:
+        _cap_sleeps(float(limit))
     config.addinivalue_line("markers", "live_test_only: run only live")
     config.addinivalue_line("markers", "playback_test_only: run only in playback")
 
