@@ -90,7 +90,11 @@ class Location(Protocol):
         """Raises, naming the cause, unless folders can be written here."""
         ...
 
-    def put(self, folder: str, path: str, data: bytes) -> None: ...
+    def put(self, folder: str, path: str, data: bytes, *, last: bool = False) -> None:
+        """Writes a file. ``last``: the folder's last file (its manifest), written only once
+        everything before it is durable, and durable itself when this returns."""
+        ...
+
     def get(self, folder: str, path: str) -> bytes:
         """The file's bytes; ``NotFound`` (code ``BackupFileNotFound``) if there is none."""
         ...
@@ -128,9 +132,19 @@ class DirectoryLocation:
     def _file(self, folder: str, path: str) -> Path:
         return self.root / check_folder(folder) / _check_path(path)
 
-    def put(self, folder: str, path: str, data: bytes) -> None:
+    def put(self, folder: str, path: str, data: bytes, *, last: bool = False) -> None:
+        # A blob is written in place, not synced one by one: the manifest, written last,
+        # names each blob's hash, so a blob cut short by a crash is found and refused. Before
+        # the manifest, one sync makes every blob durable; the manifest itself appears whole
+        # or not at all (written aside, synced, renamed, directory synced).
         target = self._file(folder, path)
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not last:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            return
+        os.sync()
         temporary = target.with_name(target.name + ".part")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
@@ -138,6 +152,11 @@ class DirectoryLocation:
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, target)
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
     def get(self, folder: str, path: str) -> bytes:
         try:
@@ -294,7 +313,8 @@ class BlobLocation:
         with contextlib.suppress(AzureError):  # a token without "d" may leave it; it is empty
             self._client.delete_blob(probe)
 
-    def put(self, folder: str, path: str, data: bytes) -> None:
+    def put(self, folder: str, path: str, data: bytes, *, last: bool = False) -> None:
+        # Each upload is durable once Azure Storage (or Azurite) acknowledges it.
         with self._mapped("write"):
             self._client.upload_blob(self._blob(folder, path), data, overwrite=True)
 

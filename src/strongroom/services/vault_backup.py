@@ -60,6 +60,7 @@ _PAGE = 200
 # again (and checks them again) when it writes.
 _KEEP_BYTES = 64 * 1024 * 1024
 CONFLICT_POLICIES = ("fail", "skip")
+_RESTORE_BATCH = 64
 
 # Progress: (phase, done, total).
 Progress = Callable[[str, int, int], None]
@@ -334,7 +335,7 @@ class VaultBackups:
                 ],
             }
         manifest = backup.seal_manifest(self._inst, vault, name, len(entries), body, key)
-        location.put(name, MANIFEST, manifest)
+        location.put(name, MANIFEST, manifest, last=True)
         result.objects = len(entries)
         result.bytes += len(manifest)
         progress("backup", len(entries), len(entries))
@@ -597,25 +598,40 @@ class VaultBackups:
         todo = [p.entry for p in plan if p.action == CREATE and p.entry is not None]
         report = RestoreReport(folder, identical=sum(p.action == IDENTICAL for p in plan))
         report.skipped = [f"{p.kind.value} {p.name}" for p in plan if p.conflict]
-        for done, entry in enumerate(todo):
-            progress("restore", done, len(todo))
-            blob = kept.get((entry.folder, entry.file))
-            if blob is None:
-                blob = await asyncio.to_thread(self._blob, location, entry)
-            try:
-                await self._kinds[entry.kind].restore_object(vault, blob, entry.deleted)
-            except Conflict:
-                if conflict == "fail":
-                    raise
-                report.skipped.append(f"{entry.kind.value} {entry.name}")
-                continue
-            report.created += 1
+        # Objects are restored a batch at a time, each in a transaction of its own, so that the
+        # store can group their commits (one fsync for many).
+        for start in range(0, len(todo), _RESTORE_BATCH):
+            progress("restore", start, len(todo))
+            batch = todo[start : start + _RESTORE_BATCH]
+            outcomes = await asyncio.gather(
+                *(self._restore_entry(vault, location, entry, kept) for entry in batch),
+                return_exceptions=True,
+            )
+            for entry, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, Conflict) and conflict == "skip":
+                    report.skipped.append(f"{entry.kind.value} {entry.name}")
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+                else:
+                    report.created += 1
         if only is None:
             report.settings = await self._store.transact_async(
                 lambda tx: self._restore_settings(tx, vault, manifest, access)
             )
         progress("restore", len(todo), len(todo))
         return report
+
+    async def _restore_entry(
+        self,
+        vault: VaultRecord,
+        location: Location,
+        entry: Entry,
+        kept: dict[tuple[str, str], bytes],
+    ) -> None:
+        blob = kept.get((entry.folder, entry.file))
+        if blob is None:
+            blob = await asyncio.to_thread(self._blob, location, entry)
+        await self._kinds[entry.kind].restore_object(vault, blob, entry.deleted)
 
     def _blob(self, location: Location, entry: Entry) -> bytes:
         blob = location.get(entry.folder, entry.file)
