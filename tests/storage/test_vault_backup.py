@@ -625,3 +625,37 @@ def test_a_folder_restores_on_an_installation_holding_the_domain_only(
     finally:
         holder.stop()
         stranger.stop()
+
+
+def test_a_sas_minted_by_a_strongroom_managed_storage_account(
+    backup_server: Server, azurite: Azurite
+) -> None:
+    """The container's token comes from a SAS definition of the vault's own managed storage
+    account (the secret ``{account}-{definition}``), as a Key Vault user would get it."""
+    src, dst = _vault(backup_server, "minted-src"), _vault(backup_server, "minted-dst")
+    _clients(backup_server, src)[0].set_secret("s", "v")
+    container, _ = _container(azurite, "minted")
+    http = backup_server.http(src)
+    registered = http.put("/storage/backupacct", json={
+        "resourceId": Azurite.resource_id(ACCOUNT), "activeKeyName": "key1",
+        "autoRegenerateKey": False,
+    })  # fmt: skip
+    assert registered.status_code == 200, registered.text
+    template = generate_container_sas(
+        ACCOUNT, "minted", account_key="c2lnbmVkIHdpdGggYW55IGtleQ==",
+        permission=ContainerSasPermissions(read=True, write=True, list=True, create=True),
+        expiry=dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
+    )  # fmt: skip
+    defined = http.put(
+        "/storage/backupacct/sas/backups",
+        json={"templateUri": f"{container}?{template}", "sasType": "service",
+              "validityPeriod": "PT2H"},
+    )  # fmt: skip
+    assert defined.status_code == 200, defined.text
+    token = _clients(backup_server, src)[0].get_secret("backupacct-backups").value
+    client = KeyVaultBackupClient(backup_server.vault_url(src), backup_server.credential())
+    folder_url = client.begin_backup(container, token).result().folder_url
+    KeyVaultBackupClient(backup_server.vault_url(dst), backup_server.credential()).begin_restore(
+        folder_url, token
+    ).wait()
+    assert _clients(backup_server, dst)[0].get_secret("s").value == "v"
