@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -145,3 +146,113 @@ class SasDefinition:
     tags: dict[str, str] | None
     # May carry a real signature: kept out of reprs. None in list items.
     template_uri: str | None = field(default=None, repr=False)
+
+
+# -- certificate policies (certificates.json ``CertificatePolicy``) ---------------------------
+#
+# Each part of a policy is a frozen dataclass of the members Strongroom understands, ``None``
+# where a member was not given. ``extra`` holds, unread and unchanged, the rest of what a client
+# sent there: members Strongroom does not model (2026-04-01's ``platformManaged``, anything
+# newer), and members given as ``null``, which are kept and echoed, and which stand in for the
+# default the service would otherwise fill. A policy is stored and rendered exactly as it reads
+# here, so that what a client set comes back as set (``services.certificate_policy``).
+#
+# The five sections of a policy are never ``None``: an absent section and an empty one mean the
+# same in a request and in a change, and a completed policy has all five.
+
+
+@dataclass(frozen=True, slots=True)
+class KeyProperties:
+    exportable: bool | None = None
+    kty: str | None = None
+    key_size: int | None = None
+    crv: str | None = None
+    reuse_key: bool | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretProperties:
+    content_type: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectAlternativeNames:
+    dns_names: tuple[str, ...] | None = None
+    emails: tuple[str, ...] | None = None
+    upns: tuple[str, ...] | None = None
+    uris: tuple[str, ...] | None = None
+    ip_addresses: tuple[str, ...] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class X509Properties:
+    subject: str | None = None
+    ekus: tuple[str, ...] | None = None
+    key_usage: tuple[str, ...] | None = None
+    validity_months: int | None = None
+    sans: SubjectAlternativeNames | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerParameters:
+    name: str | None = None
+    cty: str | None = None
+    cert_transparency: bool | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyAttributes:
+    enabled: bool | None = None
+    created: int | None = None
+    updated: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    lifetime_percentage: int | None = None
+    days_before_expiry: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    action_type: str | None = None  # AutoRenew or EmailContacts, in any case
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LifetimeAction:
+    trigger: Trigger | None = None
+    action: Action | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CertificatePolicy:
+    """A certificate's policy: as a request gives it, or completed with the service's
+    defaults (``services.certificate_rules.complete_policy``) as it is stored."""
+
+    key_props: KeyProperties = field(default_factory=KeyProperties)
+    secret_props: SecretProperties = field(default_factory=SecretProperties)
+    x509_props: X509Properties = field(default_factory=X509Properties)
+    issuer: IssuerParameters = field(default_factory=IssuerParameters)
+    attributes: PolicyAttributes = field(default_factory=PolicyAttributes)
+    # None entries are nulls a client sent in the list, kept as sent.
+    lifetime_actions: tuple[LifetimeAction | None, ...] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyChange:
+    """A change to a stored policy (``PATCH …/policy``, or ``policy`` in a certificate's
+    PATCH): the members the request gave. A section given changes the stored section member
+    by member; anything else given (``lifetime_actions``, a section given as null, members
+    Strongroom does not model) replaces what is stored."""
+
+    given: CertificatePolicy
