@@ -1,5 +1,5 @@
-"""Certificate policies as typed models: read from requests and the store, and written back in
-the same shape.
+"""Certificate policies as typed models: read from the wire and the store, written back in
+the same shape, completed, changed, and asked whether an AutoRenew action is due.
 
 The stored samples below were written by the release before policies were typed (commit
 f000dfe: ``complete_policy`` on dicts), so they are what stored rows and backup blobs hold.
@@ -8,15 +8,21 @@ f000dfe: ``complete_policy`` on dicts), so they are what stored rows and backup 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
 from strongroom.errors import BadParameter
 from strongroom.models import (
+    Action,
     CertificatePolicy,
     KeyProperties,
+    LifetimeAction,
+    PolicyChange,
     SubjectAlternativeNames,
+    Trigger,
+    X509Properties,
 )
 from strongroom.services.certificate_policy import (
     CertificateState,
@@ -25,6 +31,13 @@ from strongroom.services.certificate_policy import (
     policy_from_json,
     policy_to_json,
     state_from_json,
+)
+from strongroom.services.certificate_rules import (
+    change_policy,
+    complete_imported_policy,
+    complete_policy,
+    renewal_due,
+    self_issued,
 )
 
 NOW = 1_800_000_000
@@ -114,6 +127,10 @@ def _request(policy: dict[str, Any]) -> CertificatePolicy:
     return policy_from_json(policy)
 
 
+def _created(policy: dict[str, Any]) -> CertificatePolicy:
+    return complete_policy(_request(policy), NOW)
+
+
 # -- the stored shape -----------------------------------------------------------------------
 
 
@@ -201,3 +218,188 @@ def test_a_member_of_a_wrong_type_is_named(policy: dict[str, Any], message: str)
     with pytest.raises(BadParameter) as info:
         _request(policy)
     assert str(info.value) == message
+
+
+# -- completion -----------------------------------------------------------------------------
+
+
+def test_a_subject_alone_is_completed_as_the_previous_release_stored_it() -> None:
+    completed = _created({"x509_props": {"subject": "CN=DefaultPolicy"}})
+    assert policy_to_json(completed) == DEFAULT_STORED
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ({"key_props": {"kty": "oct"}}, "key_props.kty must be RSA, RSA-HSM, EC or EC-HSM"),
+        ({"key_props": {"kty": None}}, "key_props.kty must be RSA, RSA-HSM, EC or EC-HSM"),
+        (
+            {"key_props": {"kty": "RSA-HSM", "crv": "P-256"}},
+            "'key_props.crv' applies to EC keys, not RSA keys.",
+        ),
+        ({"key_props": {"kty": "EC", "crv": "P-1"}}, "'key_props.crv' must be one of P-256,"),
+        ({"key_props": {"kty": "RSA", "key_size": 1024}}, "RSA key_size 1024 is not supported"),
+        ({"secret_props": {"contentType": "text/plain"}}, "secret_props.contentType must be"),
+        ({"secret_props": {"contentType": None}}, "secret_props.contentType must be"),
+        ({"x509_props": {"subject": "CN=a", "key_usage": ["x"]}}, "unknown usage 'x'"),
+        ({"x509_props": {"subject": "CN=a", "ekus": ["tls"]}}, "is not a dotted object identifier"),
+        ({"x509_props": {"subject": "CN=a", "validity_months": 1201}}, "from 1 to 1200; got 1201"),
+        (
+            {"x509_props": {"sans": {"dns_names": []}}},
+            "needs x509_props.subject or at least one SAN",
+        ),
+        (
+            {"lifetime_actions": [{"trigger": {"lifetime_percentage": 100}}]},
+            "'lifetime_actions[0].trigger.lifetime_percentage' must be from 1 to 99; got 100.",
+        ),
+        (
+            {"lifetime_actions": [{"action": {"action_type": "Rotate"}}]},
+            "'lifetime_actions[0].action.action_type' must be AutoRenew or EmailContacts.",
+        ),
+    ],
+)
+def test_a_value_out_of_range_is_named(policy: dict[str, Any], message: str) -> None:
+    policy.setdefault("x509_props", {"subject": "CN=a"})
+    with pytest.raises(BadParameter) as info:
+        _created(policy)
+    assert message in str(info.value)
+
+
+def test_a_member_given_as_null_keeps_its_default_out() -> None:
+    policy = _created({"x509_props": {"subject": "CN=a", "ekus": None}, "lifetime_actions": None})
+    assert policy.x509_props.ekus is None
+    stored = policy_to_json(policy)
+    assert stored["x509_props"]["ekus"] is None
+    assert stored["lifetime_actions"] is None
+    assert not renewal_due(policy, 0, 100, 100)
+
+
+def test_a_section_given_as_null_gets_its_defaults() -> None:
+    policy = _created({"key_props": None, "x509_props": {"subject": "CN=a"}})
+    assert policy_to_json(policy)["key_props"] == DEFAULT_STORED["key_props"]
+
+
+def test_an_ec_key_gets_a_curve_and_no_size() -> None:
+    keys = _created({"key_props": {"kty": "EC-HSM"}, "x509_props": {"subject": "CN=a"}}).key_props
+    assert (keys.kty, keys.crv, keys.key_size) == ("EC-HSM", "P-256", None)
+
+
+def test_platform_managed_policies_name_their_sans_in_metadata() -> None:
+    policy = _created({"platformManaged": {"metadata": {"sans": {"dns_names": ["p.example"]}}}})
+    assert policy.x509_props.sans == SubjectAlternativeNames(dns_names=("p.example",))
+    assert policy.x509_props.subject == ""
+
+
+def test_completing_again_keeps_created_and_stamps_updated() -> None:
+    policy = complete_policy(_created({"x509_props": {"subject": "CN=a"}}), NOW + 60)
+    assert (policy.attributes.created, policy.attributes.updated) == (NOW, NOW + 60)
+
+
+def test_an_import_takes_what_the_request_leaves_out_from_the_certificate() -> None:
+    described = X509Properties(
+        subject="CN=imported",
+        ekus=("1.3.6.1.5.5.7.3.2",),
+        sans=SubjectAlternativeNames(dns_names=("imp.example",)),
+    )
+    given = _request({"x509_props": {"subject": "CN=given"}, "key_props": {"exportable": False}})
+    policy = complete_imported_policy(given, described, ("EC", 384, "P-384"), PEM, NOW)
+    assert policy.x509_props.subject == "CN=given"
+    assert policy.x509_props.ekus == ("1.3.6.1.5.5.7.3.2",)
+    assert policy.x509_props.sans == described.sans
+    assert policy.key_props == KeyProperties(
+        exportable=False, kty="EC", crv="P-384", reuse_key=False
+    )
+    assert policy.secret_props.content_type == PEM
+
+
+# -- changes --------------------------------------------------------------------------------
+
+
+def _changed(stored: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    before = policy_from_json(stored, strict=False)
+    return policy_to_json(change_policy(before, PolicyChange(policy_from_json(change)), NOW))
+
+
+def test_a_change_replaces_the_members_it_gives() -> None:
+    after = _changed(
+        RICH_STORED,
+        {
+            "x509_props": {"validity_months": 6, "sans": {"uris": ["https://a.example"]}},
+            "issuer": {"cty": None},
+            "lifetime_actions": [],
+            "platformManaged": {"other": 1},
+            "attributes": {"enabled": False},
+        },
+    )
+    expected = json.loads(json.dumps(RICH_STORED))
+    expected["x509_props"].update(validity_months=6, sans={"uris": ["https://a.example"]})
+    expected["issuer"]["cty"] = None
+    expected["lifetime_actions"] = []
+    expected["platformManaged"]["other"] = 1  # an object changes member by member
+    expected["attributes"]["enabled"] = False
+    assert after == expected
+
+
+def test_a_section_changed_to_null_goes_back_to_its_defaults() -> None:
+    after = _changed(RICH_STORED, {"key_props": None})
+    assert after["key_props"] == DEFAULT_STORED["key_props"]
+
+
+def test_a_change_is_checked_with_the_stored_policy() -> None:
+    with pytest.raises(BadParameter, match=re.escape("'key_props.crv' applies to EC keys")):
+        _changed(RICH_STORED, {"key_props": {"kty": "RSA"}})
+    with pytest.raises(BadParameter, match="RSA key_size 1024 is not supported"):
+        _changed(DEFAULT_STORED, {"key_props": {"key_size": 1024}})
+
+
+# -- renewal --------------------------------------------------------------------------------
+
+
+DAY = 86400
+NBF, EXP = 1_000, 1_000 + 10 * DAY  # a version valid for 10 days
+
+
+def _renewing(*actions: LifetimeAction | None) -> CertificatePolicy:
+    return CertificatePolicy(lifetime_actions=actions)
+
+
+def _autorenew(trigger: Trigger, action_type: str = "AutoRenew") -> LifetimeAction:
+    return LifetimeAction(trigger, Action(action_type))
+
+
+AT_80_PERCENT = _renewing(_autorenew(Trigger(lifetime_percentage=80)))
+A_DAY_BEFORE = _renewing(_autorenew(Trigger(days_before_expiry=1)))
+
+
+@pytest.mark.parametrize(
+    ("policy", "now", "due"),
+    [
+        (AT_80_PERCENT, NBF + 8 * DAY - 1, False),
+        (AT_80_PERCENT, NBF + 8 * DAY, True),
+        (A_DAY_BEFORE, EXP - DAY - 1, False),
+        (A_DAY_BEFORE, EXP - DAY, True),
+        # A percentage wins over days before expiry when both are given.
+        (
+            _renewing(_autorenew(Trigger(lifetime_percentage=99, days_before_expiry=9))),
+            EXP - 9 * DAY,
+            False,
+        ),
+        (_renewing(_autorenew(Trigger(lifetime_percentage=80), "autorenew")), NBF + 8 * DAY, True),
+        (_renewing(_autorenew(Trigger(lifetime_percentage=1), "EmailContacts")), EXP, False),
+        (_renewing(LifetimeAction(Trigger(lifetime_percentage=1))), EXP, False),
+        (_renewing(LifetimeAction(None, Action("AutoRenew"))), EXP, False),
+        (_renewing(_autorenew(Trigger())), EXP, False),
+        (_renewing(None, _autorenew(Trigger(lifetime_percentage=10))), NBF + DAY, True),
+        (_renewing(), EXP, False),
+        (CertificatePolicy(), EXP, False),
+    ],
+)
+def test_renewal_is_due_by_lifetime_percentage_or_days_before_expiry(
+    policy: CertificatePolicy, now: int, due: bool
+) -> None:
+    assert renewal_due(policy, NBF, EXP, now) is due
+
+
+def test_only_self_issued_policies_renew_here() -> None:
+    assert self_issued(_created({"issuer": {"name": "self"}, "x509_props": {"subject": "CN=a"}}))
+    assert not self_issued(_created({"x509_props": {"subject": "CN=a"}}))
