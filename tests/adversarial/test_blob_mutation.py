@@ -58,6 +58,7 @@ from strongroom.crypto import backup as blobfmt
 from strongroom.errors import BackupRejected
 from strongroom.models import Kind
 from strongroom.services import backup as backup_service
+from strongroom.services.certificate_policy import policy_from_json
 from strongroom.services.container import Services
 from strongroom.services.domains import DomainService
 from strongroom.services.installation import Installation, open_installation
@@ -285,7 +286,8 @@ async def _fill(services: Services, vault: VaultRecord, suffix: str = "") -> Non
     await services.keys.rotate_key(vault, f"kec{suffix}")
     await services.keys.create_key(vault, f"koct{suffix}", "oct", key_size=256)
     for _ in range(2):
-        await services.certificates.create_certificate(vault, f"cert{suffix}", EC_POLICY)
+        policy = policy_from_json(EC_POLICY)
+        await services.certificates.create_certificate(vault, f"cert{suffix}", policy)
     await services.storage.set_account(
         vault, f"acct{suffix}", resource_id=RESOURCE_ID, active_key_name="key1",
         auto_regenerate_key=False, regeneration_period=None, attributes=None, tags={"t": "1"},

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from strongroom.api import wire
 from strongroom.errors import BadParameter
 from strongroom.models import (
     Action,
@@ -403,3 +404,40 @@ def test_renewal_is_due_by_lifetime_percentage_or_days_before_expiry(
 def test_only_self_issued_policies_renew_here() -> None:
     assert self_issued(_created({"issuer": {"name": "self"}, "x509_props": {"subject": "CN=a"}}))
     assert not self_issued(_created({"x509_props": {"subject": "CN=a"}}))
+
+
+# -- the wire -------------------------------------------------------------------------------
+
+
+def _from_wire(policy: dict[str, Any]) -> CertificatePolicy:
+    parsed = wire.certificate_policy_in({"policy": policy})
+    assert parsed is not None
+    return parsed
+
+
+def test_a_request_is_completed_as_the_previous_release_stored_it() -> None:
+    assert policy_to_json(complete_policy(_from_wire(RICH_REQUEST), NOW)) == RICH_STORED
+
+
+def test_the_rendered_policy_is_the_stored_one_after_its_id() -> None:
+    policy = policy_from_json(RICH_STORED, strict=False)
+    rendered = wire.certificate_policy("https://v.vault.localhost", "c", policy)
+    assert rendered == {"id": "https://v.vault.localhost/certificates/c/policy", **RICH_STORED}
+
+
+def test_the_wire_drops_what_the_service_sets() -> None:
+    policy = _from_wire({"id": "x", "attributes": {"enabled": False, "created": 1, "updated": 2}})
+    assert "id" not in policy.extra
+    assert policy.attributes.enabled is False
+    assert (policy.attributes.created, policy.attributes.updated) == (None, None)
+    assert wire.certificate_policy_in({}) is None
+    with pytest.raises(BadParameter, match=re.escape("'policy' must be an object.")):
+        wire.certificate_policy_in({"policy": []})
+
+
+def test_an_empty_change_only_stamps_updated() -> None:
+    stored = json.loads(json.dumps(DEFAULT_STORED))
+    stored["attributes"]["updated"] = NOW - 10
+    after = wire.certificate_policy_change({"policy": None})
+    policy = change_policy(policy_from_json(stored, strict=False), after, NOW)
+    assert policy_to_json(policy) == DEFAULT_STORED

@@ -11,14 +11,17 @@ from strongroom import codec
 from strongroom.errors import BadParameter
 from strongroom.models import (
     Attributes,
+    CertificatePolicy,
     CertificateVersion,
     Deletion,
     KeyVersion,
+    PolicyChange,
     SasDefinition,
     SecretVersion,
     StorageAccount,
     Vault,
 )
+from strongroom.services.certificate_policy import policy_from_json, policy_to_json
 from strongroom.services.keys import KeyAttributeInput
 from strongroom.services.objects import AttributeInput
 
@@ -259,9 +262,12 @@ def deleted_key(base: str, name: str, body: dict[str, Any], d: Deletion) -> dict
 # -- certificates ---------------------------------------------------------------------------
 
 
-def certificate_policy_in(data: dict[str, Any], field: str | None = "policy") -> Any:
+def certificate_policy_in(
+    data: dict[str, Any], field: str | None = "policy"
+) -> CertificatePolicy | None:
     """A certificate policy as a request gives it (``data[field]``, or ``data`` itself), without
-    what the service sets: ``id`` and every attribute but ``enabled``."""
+    what the service sets: ``id`` and every attribute but ``enabled``. ``BadParameter`` names
+    the first member of a wrong type."""
     policy = data if field is None else opt_object(data, field)
     if policy is None:
         return None
@@ -269,15 +275,23 @@ def certificate_policy_in(data: dict[str, Any], field: str | None = "policy") ->
     attributes = cleaned.get("attributes")
     if isinstance(attributes, dict):
         cleaned["attributes"] = {k: v for k, v in attributes.items() if k == "enabled"}
-    return cleaned
+    return policy_from_json(cleaned)
 
 
-def certificate_policy(base: str, name: str, policy: dict[str, Any]) -> dict[str, Any]:
-    return {"id": f"{base}/certificates/{name}/policy", **policy}
+def certificate_policy_change(data: dict[str, Any], field: str | None = "policy") -> PolicyChange:
+    """A change to a certificate's policy (``UpdateCertificatePolicy``, or ``policy`` in a
+    certificate's PATCH): the members given, read as ``certificate_policy_in`` reads them. A
+    ``policy`` of null changes nothing."""
+    return PolicyChange(certificate_policy_in(data, field) or CertificatePolicy())
+
+
+def certificate_policy(base: str, name: str, policy: CertificatePolicy) -> dict[str, Any]:
+    # The stored policy is the wire's: what a client set comes back as set (certificate_policy).
+    return {"id": f"{base}/certificates/{name}/policy", **policy_to_json(policy)}
 
 
 def certificate_bundle(
-    base: str, vault: Vault, c: CertificateVersion, policy: dict[str, Any] | None
+    base: str, vault: Vault, c: CertificateVersion, policy: CertificatePolicy | None
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"id": f"{base}/certificates/{c.name}/{c.version}"}
     if c.cer is not None:

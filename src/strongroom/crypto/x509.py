@@ -1,7 +1,7 @@
 """X.509 for certificates: self-signed issuance, CSRs, merge checks, PFX and PEM, imports.
 
 Every pyca failure becomes ``BadParameter`` with a message that says which input is wrong.
-Policies arrive already completed by ``services.certificates`` (snake_case, as on the wire).
+Policies' x509 properties arrive completed (``services.certificate_rules``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from cryptography.x509.oid import ObjectIdentifier
 from strongroom import codec
 from strongroom.crypto.keys import load_private
 from strongroom.errors import BadParameter
+from strongroom.models import SubjectAlternativeNames, X509Properties
 
 PFX = "application/x-pkcs12"
 PEM = "application/x-pem-file"
@@ -57,7 +58,7 @@ def _add_months(when: dt.datetime, months: int) -> dt.datetime:
     return when.replace(year=year, month=month, day=day)
 
 
-def _name(subject: str) -> x509.Name:
+def _name(subject: str | None) -> x509.Name:
     if not subject:
         return x509.Name([])  # SANs alone name the subject (RFC 5280 4.2.1.6)
     try:
@@ -68,33 +69,34 @@ def _name(subject: str) -> x509.Name:
         ) from exc
 
 
-def _sans(sans: dict[str, Any]) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = [x509.DNSName(d) for d in sans.get("dns_names") or []]
-    names += [x509.RFC822Name(e) for e in sans.get("emails") or []]
+def _sans(sans: SubjectAlternativeNames | None) -> list[x509.GeneralName]:
+    sans = sans or SubjectAlternativeNames()
+    names: list[x509.GeneralName] = [x509.DNSName(d) for d in sans.dns_names or ()]
+    names += [x509.RFC822Name(e) for e in sans.emails or ()]
     names += [
         x509.OtherName(_UPN, b"\x0c" + bytes([len(u.encode())]) + u.encode())
-        for u in sans.get("upns") or []
+        for u in sans.upns or ()
     ]
-    names += [x509.UniformResourceIdentifier(u) for u in sans.get("uris") or []]
+    names += [x509.UniformResourceIdentifier(u) for u in sans.uris or ()]
     try:
-        names += [x509.IPAddress(ipaddress.ip_address(a)) for a in sans.get("ipAddresses") or []]
+        names += [x509.IPAddress(ipaddress.ip_address(a)) for a in sans.ip_addresses or ()]
     except ValueError as exc:
         raise BadParameter(f"x509_props.sans.ipAddresses: {exc}.") from exc
     return names
 
 
-def _extensions(builder: Any, x509_props: dict[str, Any], *, ca: bool = False) -> Any:
-    sans = _sans(x509_props.get("sans") or {})
+def _extensions(builder: Any, x509_props: X509Properties, *, ca: bool = False) -> Any:
+    sans = _sans(x509_props.sans)
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    ekus = x509_props.get("ekus") or []
+    ekus = x509_props.ekus or ()
     if ekus:
         try:
             oids = [ObjectIdentifier(e) for e in ekus]
         except ValueError as exc:
             raise BadParameter(f"x509_props.ekus: {exc}.") from exc
         builder = builder.add_extension(x509.ExtendedKeyUsage(oids), critical=False)
-    usages = x509_props.get("key_usage") or []
+    usages = x509_props.key_usage or ()
     if usages:
         unknown = [u for u in usages if u not in _USAGES]
         if unknown:
@@ -109,7 +111,7 @@ def _extensions(builder: Any, x509_props: dict[str, Any], *, ca: bool = False) -
     return builder
 
 
-def self_signed(material: bytes, x509_props: dict[str, Any], now: int) -> bytes:
+def self_signed(material: bytes, x509_props: X509Properties, now: int) -> bytes:
     """A self-signed certificate (DER); valid from 10 minutes before ``now``."""
     try:
         return _self_signed(material, x509_props, now)
@@ -119,9 +121,9 @@ def self_signed(material: bytes, x509_props: dict[str, Any], now: int) -> bytes:
         raise BadParameter(f"The policy's x509_props cannot make a certificate: {exc}.") from exc
 
 
-def _self_signed(material: bytes, x509_props: dict[str, Any], now: int) -> bytes:
+def _self_signed(material: bytes, x509_props: X509Properties, now: int) -> bytes:
     key = load_private(material)
-    subject = _name(x509_props["subject"])
+    subject = _name(x509_props.subject)
     start = dt.datetime.fromtimestamp(now, dt.UTC) - dt.timedelta(minutes=10)
     builder = (
         x509.CertificateBuilder()
@@ -130,14 +132,14 @@ def _self_signed(material: bytes, x509_props: dict[str, Any], now: int) -> bytes
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
-        .not_valid_after(_add_months(start, int(x509_props.get("validity_months") or 12)))
+        .not_valid_after(_add_months(start, x509_props.validity_months or 12))
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
     builder = _extensions(builder, x509_props)
     return bytes(builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
 
 
-def csr(material: bytes, x509_props: dict[str, Any]) -> bytes:
+def csr(material: bytes, x509_props: X509Properties) -> bytes:
     """A PKCS#10 request (DER) for the pending key, for an external issuer to sign."""
     try:
         return _csr(material, x509_props)
@@ -147,10 +149,10 @@ def csr(material: bytes, x509_props: dict[str, Any]) -> bytes:
         raise BadParameter(f"The policy's x509_props cannot make a request: {exc}.") from exc
 
 
-def _csr(material: bytes, x509_props: dict[str, Any]) -> bytes:
+def _csr(material: bytes, x509_props: X509Properties) -> bytes:
     key = load_private(material)
-    builder = x509.CertificateSigningRequestBuilder().subject_name(_name(x509_props["subject"]))
-    sans = _sans(x509_props.get("sans") or {})
+    builder = x509.CertificateSigningRequestBuilder().subject_name(_name(x509_props.subject))
+    sans = _sans(x509_props.sans)
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
@@ -305,22 +307,23 @@ def parse_import(
     )
 
 
-def describe(der: bytes) -> dict[str, Any]:
-    """Subject, SANs, EKUs and key usage of a certificate, as a policy's x509_props."""
+def describe(der: bytes) -> X509Properties:
+    """Subject, EKUs and DNS names of a certificate, as a policy's x509_props."""
     cert = x509.load_der_x509_certificate(der)
-    out: dict[str, Any] = {"subject": cert.subject.rfc4514_string()}
+    ekus: tuple[str, ...] | None = None
+    sans: SubjectAlternativeNames | None = None
     try:
-        ekus = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        out["ekus"] = [o.dotted_string for o in ekus]
+        found = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        ekus = tuple(o.dotted_string for o in found)
     except x509.ExtensionNotFound:
         pass
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        sans = {"dns_names": san.get_values_for_type(x509.DNSName)}
-        out["sans"] = {k: v for k, v in sans.items() if v}
+        dns_names = tuple(san.get_values_for_type(x509.DNSName))
+        sans = SubjectAlternativeNames(dns_names=dns_names or None)
     except x509.ExtensionNotFound:
         pass
-    return out
+    return X509Properties(subject=cert.subject.rfc4514_string(), ekus=ekus, sans=sans)
 
 
 def convert_secret(value: str, current: str, wanted: str) -> str:

@@ -4,7 +4,7 @@
 A policy is read from JSON into ``models.CertificatePolicy`` here, and written back here, in
 one shape for the wire and the store: the stored body is what GET renders (after its ``id``),
 and backups carry the stored body. ``policy_from_json`` reads a request strictly, naming the first
-member of a wrong type (``check_policy`` checks values). With ``strict=False`` it
+member of a wrong type (values are ``certificate_rules``' business). With ``strict=False`` it
 reads what is stored and never refuses it: a member of a wrong type, which only a release
 older than these checks could have stored, is kept in ``extra`` like a member Strongroom does
 not model. ``policy_to_json(policy_from_json(x, strict=False)) == x`` for every policy this
@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Protocol, TypeVar, cast
 
-from strongroom.crypto.keys import CURVES, RSA_SIZES, family
-from strongroom.crypto.x509 import KEY_USAGES
 from strongroom.errors import BadParameter
 from strongroom.models import (
     Action,
@@ -324,79 +321,3 @@ def check_contact(contact: Any, where: str) -> dict[str, Any]:
     for field in ("email", "name", "phone"):
         _typed(entry, where, field, str)
     return entry
-
-
-# -- policies as dicts, until the services take the model ------------------------------------
-
-MAX_VALIDITY_MONTHS = 1200  # 100 years, the longest duration Strongroom accepts anywhere
-MAX_DAYS_BEFORE_EXPIRY = MAX_VALIDITY_MONTHS * 31
-_ACTIONS = ("autorenew", "emailcontacts")
-_SAN_LISTS = ("dns_names", "emails", "upns", "uris", "ipAddresses")
-_CERTIFICATE_KTYS = ("RSA", "RSA-HSM", "EC", "EC-HSM")
-_OID = re.compile(r"[0-2](?:\.(?:0|[1-9][0-9]{0,19})){1,40}")
-
-
-def _int_in(section: dict[str, Any], where: str, field: str, low: int, high: int) -> None:
-    value = _typed(section, where, field, int)
-    if value is not None and not low <= value <= high:
-        raise BadParameter(f"'{where}.{field}' must be from {low} to {high}; got {value}.")
-
-
-def _strings(section: dict[str, Any], where: str, field: str) -> None:
-    value = _typed(section, where, field, list)
-    if value is not None and not all(isinstance(v, str) for v in value):
-        raise BadParameter(f"'{where}.{field}' must be a list of strings.")
-
-
-def check_policy(policy: dict[str, Any]) -> None:
-    """Raises ``BadParameter`` naming the first field of the wrong type or out of range."""
-    keys = _object(policy.get("key_props"), "key_props")
-    _typed(keys, "key_props", "exportable", bool)
-    _typed(keys, "key_props", "reuse_key", bool)
-    kty = _typed(keys, "key_props", "kty", str)
-    crv = _typed(keys, "key_props", "crv", str)
-    size = _typed(keys, "key_props", "key_size", int)
-    if kty is not None and kty not in _CERTIFICATE_KTYS:
-        raise BadParameter("key_props.kty must be RSA, RSA-HSM, EC or EC-HSM for a certificate.")
-    if kty is not None and family(kty) == "RSA":
-        if crv is not None:
-            raise BadParameter("'key_props.crv' applies to EC keys, not RSA keys.")
-        if size is not None and size not in RSA_SIZES:
-            raise BadParameter(f"RSA key_size {size} is not supported; use 2048, 3072 or 4096.")
-    if crv is not None and crv not in CURVES:
-        raise BadParameter(f"'key_props.crv' must be one of {', '.join(CURVES)}.")
-    _typed(_object(policy.get("secret_props"), "secret_props"), "secret_props", "contentType", str)
-    x509 = _object(policy.get("x509_props"), "x509_props")
-    _typed(x509, "x509_props", "subject", str)
-    _strings(x509, "x509_props", "ekus")
-    _strings(x509, "x509_props", "key_usage")
-    for usage in x509.get("key_usage") or []:
-        if usage not in KEY_USAGES:
-            raise BadParameter(f"x509_props.key_usage: unknown usage {usage!r:.40}.")
-    for eku in x509.get("ekus") or []:
-        if not _OID.fullmatch(eku):
-            raise BadParameter(f"x509_props.ekus: {eku!r:.60} is not a dotted object identifier.")
-    _int_in(x509, "x509_props", "validity_months", 1, MAX_VALIDITY_MONTHS)
-    sans = _object(x509.get("sans"), "x509_props.sans")
-    for field in _SAN_LISTS:
-        _strings(sans, "x509_props.sans", field)
-    issuer = _object(policy.get("issuer"), "issuer")
-    _typed(issuer, "issuer", "name", str)
-    _typed(issuer, "issuer", "cty", str)
-    _typed(issuer, "issuer", "cert_transparency", bool)
-    _typed(_object(policy.get("attributes"), "attributes"), "attributes", "enabled", bool)
-    actions = policy.get("lifetime_actions")
-    if actions is None:
-        return
-    if not isinstance(actions, list):
-        raise BadParameter("'lifetime_actions' must be a list.")
-    for i, entry in enumerate(actions):
-        where = f"lifetime_actions[{i}]"
-        entry = _object(entry, where)
-        trigger = _object(entry.get("trigger"), f"{where}.trigger")
-        _int_in(trigger, f"{where}.trigger", "lifetime_percentage", 1, 99)
-        _int_in(trigger, f"{where}.trigger", "days_before_expiry", 1, MAX_DAYS_BEFORE_EXPIRY)
-        action = _object(entry.get("action"), f"{where}.action")
-        kind = _typed(action, f"{where}.action", "action_type", str)
-        if kind is not None and kind.lower() not in _ACTIONS:
-            raise BadParameter(f"'{where}.action.action_type' must be AutoRenew or EmailContacts.")

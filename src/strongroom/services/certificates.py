@@ -1,15 +1,16 @@
-"""Certificates (certificates.json): policies, self-signed and external (CSR + merge) issuance,
-import, and the managed key and secret every certificate version owns.
+"""Certificates (certificates.json): self-signed and external (CSR + merge) issuance, import,
+reading, changing, deleting, backing up and restoring them, with the managed key and secret
+each version owns, and their policies.
 
 A certificate version ``v`` of ``name`` comes with key ``name/v`` and secret ``name/v``, both
-``managed``; they are written, soft-deleted, recovered, purged, backed up and restored together
-with the certificate, in one transaction each. The certificate's policy and its pending
-operation are object-level state, kept as one JSON body in the store's policies table.
+``managed``; they are soft-deleted, recovered, purged, backed up and restored together with
+the certificate, in one transaction each. The certificate's policy and its pending operation
+are object-level state, kept as one JSON body in the store's policies table
+(``certificate_policy.CertificateState``).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from collections.abc import Callable
@@ -22,9 +23,30 @@ from strongroom.crypto import x509 as cx
 from strongroom.crypto.pool import CpuPool
 from strongroom.errors import BadParameter, Conflict, NotFound
 from strongroom.identifiers import check_object_name, new_version
-from strongroom.models import CertificateVersion, Deletion, Kind, Page
+from strongroom.models import (
+    CertificatePolicy,
+    CertificateVersion,
+    Deletion,
+    Kind,
+    Page,
+    PolicyChange,
+)
 from strongroom.services import backup
-from strongroom.services.certificate_policy import check_policy
+from strongroom.services.certificate_policy import (
+    CertificateState,
+    dump_state,
+    load_state,
+    state_from_json,
+    state_to_json,
+)
+from strongroom.services.certificate_rules import (
+    change_policy,
+    check_policy,
+    complete_imported_policy,
+    complete_policy,
+    renewal_due,
+    self_issued,
+)
 from strongroom.services.installation import Installation
 from strongroom.services.keys import KeyService
 from strongroom.services.objects import (
@@ -40,59 +62,14 @@ from strongroom.services.objects import (
 from strongroom.services.secrets import SecretService
 from strongroom.store.base import ObjectRecord, Reads, Tx, VaultRecord, VersionRecord
 
-SERVER_AUTH, CLIENT_AUTH = "1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"
 KEY, SECRET, CERT = Kind.KEY.value, Kind.SECRET.value, Kind.CERTIFICATE.value
-log = logging.getLogger(__name__)
-MERGE_TEXT = "Pending certificate created. Please Perform Merge to complete the request."
-
-
-def complete_policy(given: dict[str, Any] | None, now: int) -> dict[str, Any]:
-    """The policy with the service's defaults filled in where the request left gaps."""
-    policy = copy.deepcopy(given or {})
-    check_policy(policy)
-    for section in ("key_props", "secret_props", "x509_props", "issuer", "attributes"):
-        if policy.get(section) is None:
-            policy.pop(section, None)
-    key_props = policy.setdefault("key_props", {})
-    key_props.setdefault("exportable", True)
-    key_props.setdefault("kty", "RSA")
-    if kc.family(key_props["kty"]) == "EC":
-        key_props.setdefault("crv", "P-256")
-    else:
-        key_props.setdefault("key_size", 2048)
-    key_props.setdefault("reuse_key", False)
-    if key_props["kty"] not in ("RSA", "RSA-HSM", "EC", "EC-HSM"):
-        raise BadParameter("key_props.kty must be RSA, RSA-HSM, EC or EC-HSM for a certificate.")
-    secret_props = policy.setdefault("secret_props", {})
-    secret_props.setdefault("contentType", cx.PFX)
-    if secret_props["contentType"] not in (cx.PFX, cx.PEM):
-        raise BadParameter(f"secret_props.contentType must be {cx.PFX} or {cx.PEM}.")
-    x509_props = policy.setdefault("x509_props", {})
-    platform = policy.get("platformManaged")
-    if isinstance(platform, dict) and not x509_props.get("sans"):
-        # 2026-04-01's platform-managed policies name their SANs in metadata.
-        x509_props["sans"] = dict((platform.get("metadata") or {}).get("sans") or {})
-    if not x509_props.get("subject") and not any((x509_props.get("sans") or {}).values()):
-        raise BadParameter("The policy needs x509_props.subject or at least one SAN.")
-    x509_props.setdefault("subject", "")
-    x509_props.setdefault("ekus", [SERVER_AUTH, CLIENT_AUTH])
-    x509_props.setdefault("key_usage", ["digitalSignature", "keyEncipherment"])
-    x509_props.setdefault("validity_months", 12)
-    x509_props.setdefault("sans", {})
-    policy.setdefault(
-        "lifetime_actions",
-        [{"trigger": {"lifetime_percentage": 80}, "action": {"action_type": "AutoRenew"}}],
-    )
-    issuer = policy.setdefault("issuer", {})
-    issuer.setdefault("name", "Unknown")
-    attributes = policy.setdefault("attributes", {})
-    attributes.setdefault("enabled", True)
-    attributes.setdefault("created", now)
-    attributes["updated"] = now
-    return policy
-
-
 _b64 = codec.b64_encode
+MERGE_TEXT = "Pending certificate created. Please Perform Merge to complete the request."
+log = logging.getLogger(__name__)
+
+
+def _pending_not_found(name: str) -> NotFound:
+    return NotFound(f"Pending certificate not found: {name}", code="PendingCertificateNotFound")
 
 
 class CertificateService(ObjectService[CertificateVersion]):
@@ -132,25 +109,38 @@ class CertificateService(ObjectService[CertificateVersion]):
 
     # -- object-level state -----------------------------------------------------------------
 
-    def _state(self, reads: Any, vault: VaultRecord, lname: str) -> dict[str, Any]:
-        body = reads.get_policy(vault.id, CERT, lname)
-        return {"policy": None, "operation": None} if body is None else dict(json.loads(body))
+    def state(self, reads: Reads, vault: VaultRecord, lname: str) -> CertificateState:
+        """The certificate's policy and operation, read through ``reads`` (or a transaction)."""
+        return load_state(reads.get_policy(vault.id, CERT, lname))
 
-    def get_certificate_policy(self, vault: VaultRecord, name: str) -> dict[str, Any]:
+    # -- the policy -------------------------------------------------------------------------
+
+    def get_certificate_policy(self, vault: VaultRecord, name: str) -> CertificatePolicy:
         obj = self.active(vault, name)
-        policy = self._state(self._store.reads, vault, obj.lname)["policy"]
+        policy = self.state(self._store.reads, vault, obj.lname).policy
         if policy is None:
             raise self.not_found(name)
-        return dict(policy)
+        return policy
 
-    def get_certificate_operation(self, vault: VaultRecord, name: str) -> dict[str, Any]:
-        obj = self.active(vault, name)
-        op = self._state(self._store.reads, vault, obj.lname)["operation"]
-        if op is None:
-            raise NotFound(
-                f"Pending certificate not found: {name}", code="PendingCertificateNotFound"
-            )
-        return dict(op)
+    def policy_of(self, vault: VaultRecord, name: str) -> CertificatePolicy | None:
+        return self.state(self._store.reads, vault, name.lower()).policy
+
+    async def update_certificate_policy(
+        self, vault: VaultRecord, name: str, change: PolicyChange
+    ) -> CertificatePolicy:
+        lname = name.lower()
+        now = self._inst.clock.now()
+
+        def write(tx: Tx) -> CertificatePolicy:
+            obj = tx.get_object(vault.id, CERT, lname)
+            if obj is None or obj.deleted_date is not None:
+                raise self.not_found(name)
+            state = self.state(tx, vault, lname)
+            policy = change_policy(state.policy or CertificatePolicy(), change, now)
+            tx.set_policy(vault.id, CERT, lname, dump_state(replace(state, policy=policy)))
+            return policy
+
+        return await self._write(write, vault, lname)
 
     # -- writing the three objects ----------------------------------------------------------
 
@@ -194,7 +184,7 @@ class CertificateService(ObjectService[CertificateVersion]):
         version: str,
         material: bytes,
         chain: list[bytes],
-        policy: dict[str, Any],
+        policy: CertificatePolicy,
         attrs: AttributeInput,
         tags: dict[str, str] | None,
     ) -> list[VersionRecord]:
@@ -202,7 +192,7 @@ class CertificateService(ObjectService[CertificateVersion]):
         lname, now = name.lower(), self._inst.clock.now()
         valid = cx.validity(chain[0])
         tags_text = check_tags(tags)
-        kty = policy["key_props"].get("kty") or cx.kty_of(material)[0]
+        kty = policy.key_props.kty or cx.kty_of(material)[0]
         info = kc.public_info(kty, material)
         ops = ["sign", "verify"] + (
             ["encrypt", "decrypt", "wrapKey", "unwrapKey"] if kc.family(kty) == "RSA" else []
@@ -212,11 +202,11 @@ class CertificateService(ObjectService[CertificateVersion]):
             "key_ops": ops,
             "jwk": info.jwk,
             "key_size": info.key_size,
-            "exportable": policy["key_props"].get("exportable"),
+            "exportable": policy.key_props.exportable,
             "release_policy": None,
         }
         enabled = True if attrs.enabled is None else attrs.enabled
-        content_type = policy["secret_props"]["contentType"]
+        content_type = _content_type(policy)
         value = cx.secret_value(material, chain, content_type).encode()
 
         def record(kind: str, sealed: bytes, ct: str | None, extra: str | None) -> VersionRecord:
@@ -240,7 +230,7 @@ class CertificateService(ObjectService[CertificateVersion]):
         version: str,
         material: bytes,
         chain: list[bytes] | None,
-        policy: dict[str, Any],
+        policy: CertificatePolicy,
         attrs: AttributeInput,
         tags: dict[str, str] | None,
         preserve_order: bool | None = None,
@@ -250,7 +240,7 @@ class CertificateService(ObjectService[CertificateVersion]):
         meta = {
             "cer": _b64(chain[0]) if chain else None,
             "chain": [_b64(c) for c in chain or []],
-            "contentType": policy["secret_props"]["contentType"],
+            "contentType": _content_type(policy),
             "preserveCertOrder": preserve_order,
         }
         enabled = (True if attrs.enabled is None else attrs.enabled) and chain is not None
@@ -261,14 +251,14 @@ class CertificateService(ObjectService[CertificateVersion]):
             sealed=self.seal(vault, lname, version, material), extra=json.dumps(meta),
         )  # fmt: skip
 
-    async def _material(self, vault: VaultRecord, name: str, policy: dict[str, Any]) -> bytes:
-        props = policy["key_props"]
-        if props.get("reuse_key"):
+    async def _material(self, vault: VaultRecord, name: str, policy: CertificatePolicy) -> bytes:
+        props = policy.key_props
+        if props.reuse_key:
             found = self._store.reads.get_current(vault.id, CERT, name.lower(), "")
             if found is not None:
                 return self.unseal(vault, found[1])
-        kty = props["kty"]
-        args = (kty, props.get("key_size"), props.get("crv"), None)
+        kty = _kty(policy)
+        args = (kty, props.key_size, props.crv, None)
         if kc.family(kty) == "RSA":
             return await self._pool.run(kc.generate, *args)
         return kc.generate(*args)
@@ -279,7 +269,7 @@ class CertificateService(ObjectService[CertificateVersion]):
         self,
         vault: VaultRecord,
         name: str,
-        policy_in: dict[str, Any] | None,
+        policy_in: CertificatePolicy | None,
         attributes: AttributeInput | None = None,
         tags: dict[str, str] | None = None,
         preserve_order: bool | None = None,
@@ -288,14 +278,17 @@ class CertificateService(ObjectService[CertificateVersion]):
         operation in progress until merge (this server reaches no external CA)."""
         check_object_name(name, self.NOUN)
         now = self._inst.clock.now()
-        policy = complete_policy(policy_in, now)
+        policy = complete_policy(policy_in or CertificatePolicy(), now)
         attrs = attributes or AttributeInput()
         check_tags(tags)
+        if policy.issuer.name is None:  # given as null
+            raise BadParameter("'issuer.name' must be a string.")
         material = await self._material(vault, name, policy)
         version = new_version()
-        issuer = policy["issuer"]["name"]
-        self_signed = issuer.lower() == "self"
-        chain = [cx.self_signed(material, policy["x509_props"], now)] if self_signed else None
+        issuer = policy.issuer.name
+        self_signed = self_issued(policy)
+        x509 = policy.x509_props
+        chain = [cx.self_signed(material, x509, now)] if self_signed else None
         cert = self._cert_record(
             vault, name, version, material, chain, policy, attrs, tags, preserve_order
         )
@@ -306,7 +299,7 @@ class CertificateService(ObjectService[CertificateVersion]):
         )
         operation: dict[str, Any] = {
             "issuer": {"name": issuer},
-            "csr": _b64(cx.csr(material, policy["x509_props"])),
+            "csr": _b64(cx.csr(material, x509)),
             "cancellation_requested": False,
             "request_id": new_version(),
         }
@@ -319,8 +312,7 @@ class CertificateService(ObjectService[CertificateVersion]):
         lname = name.lower()
 
         def write(tx: Tx) -> None:
-            state = self._state(tx, vault, lname)
-            op = state.get("operation")
+            op = self.state(tx, vault, lname).operation
             if op is not None and op.get("status") == "inProgress":
                 raise Conflict(
                     f"Certificate {name} has an operation in progress; merge, cancel or delete "
@@ -330,9 +322,7 @@ class CertificateService(ObjectService[CertificateVersion]):
             self._put(tx, vault, name, cert)
             for record in extra:
                 self._put(tx, vault, name, record)
-            tx.set_policy(
-                vault.id, CERT, lname, json.dumps({"policy": policy, "operation": operation})
-            )
+            tx.set_policy(vault.id, CERT, lname, dump_state(CertificateState(policy, operation)))
 
         await self._write(write, vault, lname)
         if self_signed:
@@ -352,19 +342,19 @@ class CertificateService(ObjectService[CertificateVersion]):
         tags: dict[str, str] | None = None,
     ) -> CertificateVersion:
         obj, pending = self.current(vault, name)
-        state = self._state(self._store.reads, vault, obj.lname)
-        op = state.get("operation")
+        state = self.state(self._store.reads, vault, obj.lname)
+        op = state.operation
         if (
             op is None
             or op.get("status") != "inProgress"
             or json.loads(pending.extra or "{}").get("cer")
         ):
-            raise NotFound(
-                f"Pending certificate not found: {name}", code="PendingCertificateNotFound"
-            )
+            raise _pending_not_found(name)
+        policy = state.policy
+        if policy is None:  # an operation in progress always has its policy beside it
+            raise _pending_not_found(name)
         material = self.unseal(vault, pending)
         chain = cx.check_merge(material, x5c)
-        policy = state["policy"]
         attrs = attributes or AttributeInput()
         keep = json.loads(pending.extra or "{}").get("preserveCertOrder")
         cert = self._cert_record(
@@ -377,9 +367,7 @@ class CertificateService(ObjectService[CertificateVersion]):
         def write(tx: Tx) -> None:
             self._check_free(tx, vault, name)
             tx.update_version(cert)
-            tx.set_policy(
-                vault.id, CERT, obj.lname, json.dumps({"policy": policy, "operation": op})
-            )
+            tx.set_policy(vault.id, CERT, obj.lname, dump_state(CertificateState(policy, op)))
             for record in extra:
                 self._put(tx, vault, name, record)
 
@@ -392,25 +380,19 @@ class CertificateService(ObjectService[CertificateVersion]):
         name: str,
         value: str,
         password: str | None,
-        policy_in: dict[str, Any] | None,
+        policy_in: CertificatePolicy | None,
         attributes: AttributeInput | None = None,
         tags: dict[str, str] | None = None,
         preserve_order: bool | None = None,
     ) -> CertificateVersion:
         check_object_name(name, self.NOUN)
-        check_policy(policy_in or {})
-        requested_type = ((policy_in or {}).get("secret_props") or {}).get("contentType")
+        given = policy_in or CertificatePolicy()
+        check_policy(given)
+        requested_type = given.secret_props.content_type
         material, chain, content_type = cx.parse_import(value, password, requested_type)
-        kty, size, crv = cx.kty_of(material)
-        given = copy.deepcopy(policy_in or {})
-        given.setdefault("x509_props", {}).update(
-            {k: v for k, v in cx.describe(chain[0]).items() if k not in given["x509_props"]}
+        policy = complete_imported_policy(
+            given, cx.describe(chain[0]), cx.kty_of(material), content_type, self._inst.clock.now()
         )
-        key_props = given.setdefault("key_props", {})
-        key_props.setdefault("kty", kty)
-        key_props.setdefault("key_size" if kty == "RSA" else "crv", size if kty == "RSA" else crv)
-        given.setdefault("secret_props", {})["contentType"] = content_type
-        policy = complete_policy(given, self._inst.clock.now())
         attrs = attributes or AttributeInput()
         version = new_version()
         cert = self._cert_record(
@@ -424,11 +406,21 @@ class CertificateService(ObjectService[CertificateVersion]):
             shown = self._put(tx, vault, name, cert)
             for record in extra:
                 self._put(tx, vault, name, record)
-            tx.set_policy(vault.id, CERT, lname, json.dumps({"policy": policy, "operation": None}))
+            tx.set_policy(vault.id, CERT, lname, dump_state(CertificateState(policy, None)))
             return shown
 
         shown = await self._write(write, vault, lname)
-        return self._model(ObjectRecord(vault.id, CERT, lname, shown, version, None, None), cert)
+        obj = ObjectRecord(vault.id, CERT, lname, shown, version, None, None)
+        return self._model(obj, cert)
+
+    # -- the pending operation --------------------------------------------------------------
+
+    def get_certificate_operation(self, vault: VaultRecord, name: str) -> dict[str, Any]:
+        obj = self.active(vault, name)
+        op = self.state(self._store.reads, vault, obj.lname).operation
+        if op is None:
+            raise _pending_not_found(name)
+        return dict(op)
 
     async def update_certificate_operation(
         self, vault: VaultRecord, name: str, cancel: bool
@@ -452,58 +444,17 @@ class CertificateService(ObjectService[CertificateVersion]):
 
         def write(tx: Tx) -> dict[str, Any]:
             obj = tx.get_object(vault.id, CERT, lname)
-            state = self._state(tx, vault, lname)
-            op = state.get("operation")
+            state = self.state(tx, vault, lname)
+            op = state.operation
             if obj is None or obj.deleted_date is not None or op is None:
-                raise NotFound(
-                    f"Pending certificate not found: {name}", code="PendingCertificateNotFound"
-                )
-            state["operation"] = change(op)
-            tx.set_policy(vault.id, CERT, lname, json.dumps(state))
-            return dict(state["operation"] or op)
-
-        return await self._write(write, vault, lname)
-
-    async def update_certificate_policy(
-        self, vault: VaultRecord, name: str, changes: dict[str, Any]
-    ) -> dict[str, Any]:
-        lname = name.lower()
-        now = self._inst.clock.now()
-
-        def write(tx: Tx) -> dict[str, Any]:
-            obj = tx.get_object(vault.id, CERT, lname)
-            if obj is None or obj.deleted_date is not None:
-                raise self.not_found(name)
-            state = self._state(tx, vault, lname)
-            merged = copy.deepcopy(state.get("policy") or {})
-            for section, value in changes.items():
-                if isinstance(value, dict) and isinstance(merged.get(section), dict):
-                    merged[section].update(value)
-                else:
-                    merged[section] = value
-            state["policy"] = complete_policy(merged, now)
-            tx.set_policy(vault.id, CERT, lname, json.dumps(state))
-            return dict(state["policy"])
+                raise _pending_not_found(name)
+            changed = change(op)
+            tx.set_policy(vault.id, CERT, lname, dump_state(replace(state, operation=changed)))
+            return dict(changed or op)
 
         return await self._write(write, vault, lname)
 
     # -- renewal by lifetime action ---------------------------------------------------------
-
-    @staticmethod
-    def renewal_due(policy: dict[str, Any], nbf: int, exp: int, now: int) -> bool:
-        for entry in policy.get("lifetime_actions") or []:
-            if (entry.get("action") or {}).get("action_type", "").lower() != "autorenew":
-                continue
-            trigger = entry.get("trigger") or {}
-            if trigger.get("lifetime_percentage") is not None:
-                due = nbf + (exp - nbf) * int(trigger["lifetime_percentage"]) // 100
-            elif trigger.get("days_before_expiry") is not None:
-                due = exp - int(trigger["days_before_expiry"]) * 86400
-            else:
-                continue
-            if now >= due:
-                return True
-        return False
 
     async def renew_due_certificates(self) -> Due:
         """One scheduler pass: a new version of every self-issued certificate whose AutoRenew
@@ -513,17 +464,17 @@ class CertificateService(ObjectService[CertificateVersion]):
         renewed = failed = 0
         for vault_id, lname, body in self._store.reads.list_policies(CERT):
             try:
-                policy = (json.loads(body) or {}).get("policy")
+                policy = load_state(body).policy
                 vault = self._store.reads.get_vault_by_id(vault_id)
                 found = self._store.reads.get_current(vault_id, CERT, lname, "")
                 if policy is None or vault is None or found is None:
                     continue
                 latest = found[1]
-                if (policy.get("issuer") or {}).get("name", "").lower() != "self":
+                if not self_issued(policy):
                     continue
                 if latest.nbf is None or latest.exp is None:
                     continue  # pending
-                if self.renewal_due(policy, latest.nbf, latest.exp, now):
+                if renewal_due(policy, latest.nbf, latest.exp, now):
                     await self.create_certificate(
                         vault, found[0].name, policy, tags=tags_of(latest)
                     )
@@ -539,10 +490,6 @@ class CertificateService(ObjectService[CertificateVersion]):
         self, vault: VaultRecord, name: str, version: str = ""
     ) -> CertificateVersion:
         return self._model(*self.current(vault, name, version))
-
-    def policy_of(self, vault: VaultRecord, name: str) -> dict[str, Any] | None:
-        state = self._state(self._store.reads, vault, name.lower())
-        return state.get("policy")
 
     def get_certificates(
         self, vault: VaultRecord, maxresults: int | None, skip: str | None, include_pending: bool
@@ -618,7 +565,7 @@ class CertificateService(ObjectService[CertificateVersion]):
         extras = {
             "keys": dump(KEY, self._keys),
             "secrets": dump(SECRET, self._secrets),
-            "state": self._state(reads, vault, obj.lname),
+            "state": state_to_json(self.state(reads, vault, obj.lname)),
         }
         return Export(self.KIND, obj.name, dump(CERT, self), extras)
 
@@ -645,7 +592,7 @@ class CertificateService(ObjectService[CertificateVersion]):
                 load(self._keys, payload.get("keys", [])),
                 load(self._secrets, payload.get("secrets", [])),
             ]
-            state = payload.get("state") or {"policy": None, "operation": None}
+            state = state_from_json(payload.get("state") or None)
         except (KeyError, TypeError, ValueError, BadParameter) as exc:
             raise backup.malformed_payload() from exc
         if not groups[0]:
@@ -669,10 +616,24 @@ class CertificateService(ObjectService[CertificateVersion]):
                 tx.insert_object(obj)
                 for record in records:
                     tx.insert_version(record)
-            tx.set_policy(vault.id, CERT, lname, json.dumps(state))
+            tx.set_policy(vault.id, CERT, lname, dump_state(state))
             return ObjectRecord(
                 vault.id, CERT, lname, name, groups[0][-1].version, *deleted_dates(deletion)
             )
 
         obj = await self._write(write, vault, lname)
         return self._model(obj, groups[0][-1])
+
+
+def _kty(policy: CertificatePolicy) -> str:
+    kty = policy.key_props.kty
+    if kty is None:  # completed policies have one (complete_policy)
+        raise BadParameter("key_props.kty must be RSA, RSA-HSM, EC or EC-HSM for a certificate.")
+    return kty
+
+
+def _content_type(policy: CertificatePolicy) -> str:
+    content_type = policy.secret_props.content_type
+    if content_type is None:  # completed policies have one (complete_policy)
+        raise BadParameter(f"secret_props.contentType must be {cx.PFX} or {cx.PEM}.")
+    return content_type

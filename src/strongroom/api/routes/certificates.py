@@ -132,9 +132,8 @@ class CertificateRoutes:
         name, version = call.args
         data = wire.parse_object(await call.body())
         if "policy" in data:
-            await self._c.update_certificate_policy(
-                call.record, name, wire.certificate_policy_in(data) or {}
-            )
+            change = wire.certificate_policy_change(data)
+            await self._c.update_certificate_policy(call.record, name, change)
         cert = await self._c.update_certificate(
             call.record, name, version, wire.attributes(data), wire.tags(data)
         )
@@ -164,8 +163,8 @@ class CertificateRoutes:
     async def update_policy(self, call: Call) -> Reply:
         (name,) = call.args
         data = wire.parse_object(await call.body())
-        changes = wire.certificate_policy_in(data, None)
-        policy = await self._c.update_certificate_policy(call.record, name, changes)
+        change = wire.certificate_policy_change(data, None)
+        policy = await self._c.update_certificate_policy(call.record, name, change)
         return json_reply(wire.certificate_policy(call.base, name, policy))
 
     async def get_operation(self, call: Call) -> Reply:
