@@ -287,7 +287,7 @@ async def _fill(services: Services, vault: VaultRecord, suffix: str = "") -> Non
     await services.keys.create_key(vault, f"koct{suffix}", "oct", key_size=256)
     for _ in range(2):
         policy = policy_from_json(EC_POLICY)
-        await services.certificates.create_certificate(vault, f"cert{suffix}", policy)
+        await services.issuance.create_certificate(vault, f"cert{suffix}", policy)
     await services.storage.set_account(
         vault, f"acct{suffix}", resource_id=RESOURCE_ID, active_key_name="key1",
         auto_regenerate_key=False, regeneration_period=None, attributes=None, tags={"t": "1"},

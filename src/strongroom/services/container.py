@@ -10,6 +10,7 @@ from strongroom.models import Kind
 from strongroom.services.access import AccessService
 from strongroom.services.audit import AuditLog
 from strongroom.services.backup_locations import BlobLocation, StoragePolicy
+from strongroom.services.certificate_issuance import CertificateIssuance
 from strongroom.services.certificates import CertificateService
 from strongroom.services.identity import IdentityService
 from strongroom.services.installation import Installation
@@ -37,7 +38,10 @@ class Services:
         self.secrets = SecretService(inst)
         self.cpu = CpuPool()
         self.keys = KeyService(inst, self.cpu)
-        self.certificates = CertificateService(inst, self.cpu, self.keys, self.secrets)
+        self.certificates = CertificateService(inst, self.keys, self.secrets)
+        self.issuance = CertificateIssuance(
+            inst, self.certificates, self.cpu, self.keys, self.secrets
+        )
         self.issuers = IssuerService(inst)
         self.storage = StorageService(inst, StorageProviders(_providers(inst)))
         self.access = AccessService(inst)
@@ -59,7 +63,7 @@ class Services:
             inst.store,
             {
                 "rotated": self.keys.rotate_due_keys,
-                "renewed": self.certificates.renew_due_certificates,
+                "renewed": self.issuance.renew_due_certificates,
                 "regenerated": self.storage.regenerate_due,
                 "purged": self.secrets.purge_expired,
                 "assertionsForgotten": self.identity.forget_used_assertions,

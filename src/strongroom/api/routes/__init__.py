@@ -17,7 +17,7 @@ def route_table(services: Services) -> RouteTable:
     kinds: list[SecretRoutes | KeyRoutes | CertificateRoutes | StorageRoutes] = [
         SecretRoutes(services.secrets, services.storage.sas),
         KeyRoutes(services.keys),
-        CertificateRoutes(services.certificates, services.issuers),
+        CertificateRoutes(services.certificates, services.issuance, services.issuers),
         StorageRoutes(services.storage),
     ]
     routes = [route for kind in kinds for route in kind.routes()]

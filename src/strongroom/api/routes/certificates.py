@@ -1,4 +1,5 @@
-"""Certificate operations (certificates.json): thin handlers over ``CertificateService``."""
+"""Certificate operations (certificates.json): thin handlers over ``CertificateService`` and
+``CertificateIssuance``."""
 
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ from strongroom.api.kinds import ObjectKind, lifecycle_routes
 from strongroom.api.routing import Route
 from strongroom.errors import BadParameter
 from strongroom.models import CertificateVersion
+from strongroom.services.certificate_issuance import CertificateIssuance
 from strongroom.services.certificates import CertificateService
 from strongroom.services.issuers import IssuerService
 
 
 class CertificateRoutes:
-    def __init__(self, service: CertificateService, issuers: IssuerService):
+    def __init__(
+        self, service: CertificateService, issuance: CertificateIssuance, issuers: IssuerService
+    ):
         self._c = service
+        self._n = issuance
         self._i = issuers
 
     def kind(self) -> ObjectKind[CertificateVersion]:
@@ -87,7 +92,7 @@ class CertificateRoutes:
     async def create_certificate(self, call: Call) -> Reply:
         (name,) = call.args
         data = wire.parse_object(await call.body())
-        op = await self._c.create_certificate(
+        op = await self._n.create_certificate(
             call.record,
             name,
             wire.certificate_policy_in(data),
@@ -100,7 +105,7 @@ class CertificateRoutes:
     async def import_certificate(self, call: Call) -> Reply:
         (name,) = call.args
         data = wire.parse_object(await call.body())
-        cert = await self._c.import_certificate(
+        cert = await self._n.import_certificate(
             call.record,
             name,
             wire.req_str(data, "value"),
@@ -115,7 +120,7 @@ class CertificateRoutes:
     async def merge_certificate(self, call: Call) -> Reply:
         (name,) = call.args
         data = wire.parse_object(await call.body())
-        cert = await self._c.merge_certificate(
+        cert = await self._n.merge_certificate(
             call.record,
             name,
             wire.std_b64_list(data, "x5c"),
@@ -169,7 +174,7 @@ class CertificateRoutes:
 
     async def get_operation(self, call: Call) -> Reply:
         (name,) = call.args
-        op = self._c.get_certificate_operation(call.record, name)
+        op = self._n.get_certificate_operation(call.record, name)
         return json_reply(wire.certificate_operation(call.base, name, op))
 
     async def update_operation(self, call: Call) -> Reply:
@@ -178,12 +183,12 @@ class CertificateRoutes:
         cancel = data.get("cancellation_requested")
         if not isinstance(cancel, bool):
             raise BadParameter("'cancellation_requested' must be true or false.")
-        op = await self._c.update_certificate_operation(call.record, name, cancel)
+        op = await self._n.update_certificate_operation(call.record, name, cancel)
         return json_reply(wire.certificate_operation(call.base, name, op))
 
     async def delete_operation(self, call: Call) -> Reply:
         (name,) = call.args
-        op = await self._c.delete_certificate_operation(call.record, name)
+        op = await self._n.delete_certificate_operation(call.record, name)
         return json_reply(wire.certificate_operation(call.base, name, op))
 
     # -- issuers and contacts ---------------------------------------------------------------
