@@ -125,3 +125,19 @@ def test_processes_starting_together_on_a_new_database_migrate_it_once(
     assert len(tenants) == 1
     with psycopg.connect(database) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
+
+
+def test_a_new_sqlite_file_gets_exactly_the_migrated_schema(tmp_path: Path) -> None:
+    """sqlite_head.sql (a new file's schema in one step) is what the migrations make."""
+    from strongroom.store.migrations import freeze
+
+    SqliteStore(tmp_path / "new.db").close()
+    assert freeze.schema_of(tmp_path / "new.db") == freeze.migrated_schema()
+    with sqlite3.connect(tmp_path / "new.db") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (HEAD,)
+    assert "alembic" not in subprocess.run(
+        [sys.executable, "-c", "import sys; from pathlib import Path; "
+         "from strongroom.store.sqlite import SqliteStore; "
+         f"SqliteStore(Path({str(tmp_path / 'other.db')!r})).close(); print(sorted(sys.modules))"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip

@@ -37,7 +37,6 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ServiceRequestError,
 )
-from azure.storage.blob import ContainerClient
 
 from strongroom.crypto import sas
 from strongroom.errors import BadParameter, NotFound, StrongroomError, Upstream
@@ -280,6 +279,10 @@ class BlobLocation:
     TIMEOUT = 30
 
     def __init__(self, container: ContainerUrl, token: str):
+        # Imported here: azure-storage-blob takes a quarter of a second to import, which every
+        # server start would pay for an API few requests use.
+        from azure.storage.blob import ContainerClient
+
         self.container = container
         self._client = ContainerClient.from_container_url(
             f"{container.url}?{token.lstrip('?')}",
