@@ -10,6 +10,8 @@ import platformdirs
 DEFAULT_PORT = 8443
 DEFAULT_HOST = "localhost"
 DEFAULT_VAULT_SUFFIX = "vault.localhost"
+# A file in the data directory of an installation made by `serve --ephemeral`.
+EPHEMERAL_MARKER = "EPHEMERAL"
 
 
 def default_data_dir() -> Path:

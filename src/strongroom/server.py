@@ -330,6 +330,7 @@ async def _serve(
     log_level: str,
     access_log: bool,
     check_port: bool,
+    ready: Callable[[], None] | None = None,
 ) -> None:
     if check_port:
         addresses = bindable(addresses, port)
@@ -360,6 +361,8 @@ async def _serve(
                 ) from error
             servers.append(server)
             tasks.append(task)
+        if ready is not None:
+            ready()
         done_any = loop.create_task(stop.wait())
         await asyncio.wait([done_any, *tasks], return_when=asyncio.FIRST_COMPLETED)
         done_any.cancel()
@@ -382,10 +385,14 @@ def run(
     log_level: str = "warning",
     access_log: bool = False,
     check_port: bool = True,
+    ready: Callable[[], None] | None = None,
 ) -> None:
     """Serves ``app`` until SIGINT or SIGTERM. ``check_port=False``: a worker of
-    ``run_workers``, whose parent checked the port and whose siblings listen on it too."""
-    uvloop.run(_serve(app, addresses, port, certfile, keyfile, log_level, access_log, check_port))
+    ``run_workers``, whose parent checked the port and whose siblings listen on it too.
+    ``ready`` is called once every listener is up."""
+    uvloop.run(
+        _serve(app, addresses, port, certfile, keyfile, log_level, access_log, check_port, ready)
+    )
 
 
 def _exit_code(exc: BaseException) -> int:

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import typer
 
 from strongroom.cli import db, domain, secret, vault_backup
-from strongroom.cli.output import Output, OutputOption, emit, fail
+from strongroom.cli.output import Output, OutputOption, emit, errors, fail
 from strongroom.cli.profile import Profile, profile_path
 from strongroom.cli.shared import DataDir, local, settings_for
 from strongroom.config import DEFAULT_PORT, DEFAULT_VAULT_SUFFIX, Settings
@@ -56,7 +56,9 @@ def _listen_failed(exc: Exception) -> NoReturn:
 @app.command()
 def serve(
     data_dir: Path | None = DataDir,
-    port: int = Port,
+    port: int | None = typer.Option(
+        None, "--port", help=f"HTTPS port (default {DEFAULT_PORT}; with --ephemeral a free one)."
+    ),
     vault_suffix: str = Suffix,
     tls_cert: Path | None = typer.Option(None, help="Your own certificate (PEM, with chain)."),
     tls_key: Path | None = typer.Option(None, help="The key of --tls-cert (PEM)."),
@@ -108,13 +110,39 @@ def serve(
         "(e.g. one per CPU core: each has its own event loop). They take the database's write "
         "lock in turn and keep their caches consistent with each other's writes.",
     ),
+    ephemeral: bool = typer.Option(
+        False,
+        "--ephemeral",
+        help="A throwaway server for tests and CI: everything in a temporary directory removed "
+        "at exit, a principal, the --vault vaults, and the environment clients need written to "
+        "--env-file (or printed) once it answers.",
+    ),
+    vault: list[str] = typer.Option(
+        [], "--vault", help="With --ephemeral: a vault to create (open); repeat for more."
+    ),
+    env_file: Path | None = typer.Option(
+        None,
+        "--env-file",
+        help="With --ephemeral: write the environment here once the server answers (removed at "
+        "exit), instead of printing it.",
+    ),
+    env_format: str = typer.Option(
+        "shell", "--env-format", help="With --ephemeral: shell (export lines), dotenv or json."
+    ),
 ) -> None:
     """Start the HTTPS server (127.0.0.1 and ::1)."""
     from strongroom import bootstrap
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if ephemeral:
+        _serve_ephemeral(
+            data_dir, port, vault_suffix, vault, env_file, env_format, workers, log_level
+        )
+        return
+    if vault or env_file is not None:
+        fail("BadParameter", "--vault and --env-file go with --ephemeral.")
     settings = replace(
-        settings_for(data_dir, port, vault_suffix),
+        settings_for(data_dir, port or DEFAULT_PORT, vault_suffix),
         test_clock=test_clock,
         database_url=database_url or None,
         azurite_accounts_file=azurite_accounts_file,
@@ -140,6 +168,41 @@ def serve(
         code = bootstrap.serve(options, lambda text: typer.echo(text, err=True), guard)
     except bootstrap.ListenFailed as exc:
         _listen_failed(exc)
+    raise typer.Exit(code)
+
+
+def _serve_ephemeral(
+    data_dir: Path | None,
+    port: int | None,
+    vault_suffix: str,
+    vaults: list[str],
+    env_file: Path | None,
+    env_format: str,
+    workers: int,
+    log_level: str,
+) -> None:
+    from strongroom import ephemeral
+    from strongroom.server import ListenFailed
+
+    if data_dir is not None:
+        fail("BadParameter", "--ephemeral makes its own temporary data directory; drop --data-dir.")
+    if workers != 1:
+        fail("BadParameter", "--ephemeral runs one server process; drop --workers.")
+    if env_format not in ephemeral.ENV_FORMATS:
+        fail("BadParameter", f"--env-format must be one of {', '.join(ephemeral.ENV_FORMATS)}.")
+    options = ephemeral.EphemeralOptions(
+        settings=settings_for(None, port or DEFAULT_PORT, vault_suffix),  # its own dir, later
+        vaults=tuple(vaults),
+        env_file=env_file.resolve() if env_file is not None else None,
+        env_format=env_format,
+        port=port,
+        log_level=log_level,
+    )
+    with errors():
+        try:
+            code = ephemeral.serve_ephemeral(options, lambda text: typer.echo(text, err=True))
+        except ListenFailed as exc:
+            _listen_failed(exc)
     raise typer.Exit(code)
 
 

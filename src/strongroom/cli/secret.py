@@ -11,16 +11,16 @@ import datetime as dt
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from azure.core.exceptions import AzureError, HttpResponseError
-from azure.identity import ClientSecretCredential
-from azure.keyvault.secrets import SecretClient, SecretProperties
 
 from strongroom.cli.output import Output, OutputOption, emit, errors, fail
 from strongroom.cli.profile import Profile, profile_path
 from strongroom.config import DEFAULT_PORT, DEFAULT_VAULT_SUFFIX
+
+if TYPE_CHECKING:  # the SDK is imported when a command runs: `serve` starts without it
+    from azure.keyvault.secrets import SecretClient, SecretProperties
 
 app = typer.Typer(help="Secrets in a vault (a client of a running server).", no_args_is_help=True)
 
@@ -30,6 +30,8 @@ Version = typer.Option(None, "--version", help="Secret version (default: latest)
 
 
 def _translate(exc: Exception) -> tuple[str, str] | None:
+    from azure.core.exceptions import AzureError, HttpResponseError
+
     if isinstance(exc, HttpResponseError):
         error = getattr(exc, "error", None)
         code = getattr(error, "code", None) or type(exc).__name__
@@ -41,6 +43,9 @@ def _translate(exc: Exception) -> tuple[str, str] | None:
 
 
 def _client(vault_name: str) -> SecretClient:
+    from azure.identity import ClientSecretCredential
+    from azure.keyvault.secrets import SecretClient
+
     env = os.environ
     profile = Profile.load(profile_path())
     suffix = env.get("STRONGROOM_VAULT_DNS_SUFFIX") or (

@@ -30,14 +30,6 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote, unquote, urlsplit
 
-from azure.core.exceptions import (
-    AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-)
-
 from strongroom.crypto import sas
 from strongroom.errors import BadParameter, NotFound, StrongroomError, Upstream
 
@@ -313,7 +305,7 @@ class BlobLocation:
         probe = f".strongroom-probe-{os.urandom(8).hex()}"
         with self._mapped("write"):
             self._client.upload_blob(probe, b"", overwrite=True)
-        with contextlib.suppress(AzureError):  # a token without "d" may leave it; it is empty
+        with contextlib.suppress(Exception):  # a token without "d" may leave it; it is empty
             self._client.delete_blob(probe)
 
     def put(self, folder: str, path: str, data: bytes, *, last: bool = False) -> None:
@@ -344,6 +336,14 @@ class BlobLocation:
     @contextlib.contextmanager
     def _mapped(self, action: str) -> Iterator[None]:
         """The storage service's errors as ``StorageFailed`` naming the cause."""
+        from azure.core.exceptions import (
+            AzureError,
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceNotFoundError,
+            ServiceRequestError,
+        )
+
         where = self.container.url
         try:
             yield
@@ -388,7 +388,7 @@ class BlobLocation:
             ) from exc
 
 
-def _error_code(exc: AzureError) -> str | None:
+def _error_code(exc: Exception) -> str | None:
     code = getattr(exc, "error_code", None)
     if code is None:
         return None
