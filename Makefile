@@ -13,6 +13,8 @@ AZURITE_DIR := tools/azurite
 AZURITE_STAMP := $(AZURITE_DIR)/node_modules/.installed-stamp
 AZURITE_PORT ?= 10000
 AZURITE_ACCOUNTS_FILE ?= $(HOME)/.strongroom-azurite-accounts
+# The JavaScript example (the Azure SDK for JavaScript against an ephemeral server).
+EXAMPLES_JS_STAMP := examples/js/node_modules/.installed-stamp
 
 .PHONY: run test check lint bench conformance resolve-localhost azurite postgres reliability soak
 
@@ -32,6 +34,10 @@ $(AZURITE_STAMP): $(AZURITE_DIR)/package.json $(AZURITE_DIR)/package-lock.json
 	  && apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; } \
 	  || { echo "Azurite needs Node.js and npm: install them (apt-get install nodejs npm)"; exit 1; }
 	cd $(AZURITE_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+$(EXAMPLES_JS_STAMP): examples/js/package.json examples/js/package-lock.json $(AZURITE_STAMP)
+	cd examples/js && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	touch $@
 
 # Azurite on loopback, its accounts taken from (and key regenerations written to) a file; start
@@ -67,14 +73,15 @@ run: $(STAMP) resolve-localhost
 	$(VENV)/bin/strongroom serve --port $(PORT)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff format --check src tests bench conformance
-	$(VENV)/bin/ruff check src tests bench conformance
+	$(VENV)/bin/ruff format --check src tests bench conformance examples
+	$(VENV)/bin/ruff check src tests bench conformance examples
 	$(VENV)/bin/mypy src
 
-test: $(STAMP) $(AZ_STAMP) $(AZURITE_STAMP) postgres resolve-localhost lint
+test: $(STAMP) $(AZ_STAMP) $(AZURITE_STAMP) $(EXAMPLES_JS_STAMP) postgres resolve-localhost lint
 	rm -f .reliability/figures.json
 	STRONGROOM_AZ=$(CURDIR)/$(AZ_VENV)/bin/az STRONGROOM_REQUIRE_AZURITE=1 \
-	  STRONGROOM_REQUIRE_POSTGRES=1 STRONGROOM_REQUIRE_SPEC=1 $(VENV)/bin/pytest
+	  STRONGROOM_REQUIRE_POSTGRES=1 STRONGROOM_REQUIRE_SPEC=1 STRONGROOM_REQUIRE_NODE=1 \
+	  $(VENV)/bin/pytest
 	$(VENV)/bin/python -m tests.adversarial.report
 	# The API, SDK and storage tests again, every server on PostgreSQL.
 	STRONGROOM_TEST_BACKEND=postgresql STRONGROOM_REQUIRE_AZURITE=1 \

@@ -1,0 +1,1 @@
+"""A small application that reads its settings from Azure Key Vault."""
