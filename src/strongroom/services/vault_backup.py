@@ -32,7 +32,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from strongroom.errors import BackupRejected, BadParameter, Conflict, NotFound
@@ -282,19 +282,8 @@ class VaultBackups:
                     deleted = Deletion(obj.deleted_date, obj.scheduled_purge_date)
                 previous = base_entries.get((kind, obj.lname))
                 if previous is not None and previous.state == state:
-                    entries.append(
-                        Entry(
-                            kind,
-                            obj.name,
-                            previous.folder,
-                            previous.file,
-                            previous.sha256,
-                            state,
-                            len(export.versions),
-                            previous.key_version,
-                            deleted,
-                        )
-                    )
+                    # Unchanged since the base: this entry points at the base's blob.
+                    entries.append(replace(previous, name=obj.name, deleted=deleted))
                     continue
                 blob = backup.seal_export(self._inst, vault, export, key)
                 path = f"{COLLECTIONS[kind]}/{obj.lname}.blob"
