@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from strongroom.api import wire
 from strongroom.api.calls import Call, Reply, json_reply
-from strongroom.api.routing import Need, Route
+from strongroom.api.routing import Handler, Need, Route
 from strongroom.errors import BadParameter
 from strongroom.models import Kind
 from strongroom.services.backup_locations import BlobLocation, check_folder
@@ -115,9 +115,9 @@ class AdministrationRoutes:
 
     # -- request parsing --------------------------------------------------------------------
 
-    def _location(self, params: dict[str, Any], where: str) -> tuple[BlobLocation, str]:
-        """The container a request names and its URL as given (``where``: the object the
-        fields are in, for messages)."""
+    def _location(self, params: dict[str, Any], where: str) -> BlobLocation:
+        """The container a request names (``where``: the object the fields are in, for
+        messages)."""
         url = wire.req_str(params, "storageResourceUri")
         token = wire.opt_str(params, "token")
         use_mi = wire.opt_bool(params, "useManagedIdentity") or False
@@ -126,7 +126,7 @@ class AdministrationRoutes:
                 f"{where}needs 'token' (a SAS token for the container) or "
                 "'useManagedIdentity': true."
             )
-        return self._s.blob_location(url, token, use_mi), url
+        return self._s.blob_location(url, token, use_mi)
 
     def _restore_params(
         self, data: dict[str, Any], folder_field: str
@@ -140,7 +140,7 @@ class AdministrationRoutes:
         given = wire.req_str(data, folder_field).strip("/")
         url = wire.req_str(params, "storageResourceUri").rstrip("/")
         container, folder = self._s.storage_policy.split(f"{url}/{given}", with_folder=True)
-        location, _ = self._location(
+        location = self._location(
             dict(params, storageResourceUri=container.url), "'sasTokenParameters' "
         )
         conflict = wire.opt_str(data, "conflictPolicy") or "fail"
@@ -165,7 +165,7 @@ class AdministrationRoutes:
 
     async def full_backup(self, call: Call) -> Reply:
         data = await call.json()
-        location, _ = self._location(data, "")
+        location = self._location(data, "")
         include_deleted = wire.opt_bool(data, "includeDeleted") or False
         since = wire.opt_str(data, "since")
         if since is not None:
@@ -189,7 +189,7 @@ class AdministrationRoutes:
 
     async def pre_full_backup(self, call: Call) -> Reply:
         data = await call.json()
-        location, _ = self._location(data, "")
+        location = self._location(data, "")
 
         async def work(progress: JobProgress) -> Outcome:
             await asyncio.to_thread(location.check)
@@ -230,7 +230,7 @@ class AdministrationRoutes:
         job = await self._s.jobs.start(vault, "restore", "prerestore", work)
         return self._started(call, job)
 
-    def _selective(self, collection: str) -> Any:
+    def _selective(self, collection: str) -> Handler:
         kind = _SELECTIVE[collection][0]
 
         async def selective_restore(call: Call) -> Reply:
