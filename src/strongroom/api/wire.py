@@ -21,9 +21,9 @@ from strongroom.models import (
     StorageAccount,
     Vault,
 )
-from strongroom.services.certificate_policy import policy_from_json, policy_to_json
+from strongroom.services.certificate_policy import policy_to_json, request_policy
 from strongroom.services.keys import KeyAttributeInput
-from strongroom.services.objects import AttributeInput
+from strongroom.services.objects import MAX_UNIXTIME, AttributeInput
 
 # -- requests -------------------------------------------------------------------------------
 
@@ -63,11 +63,6 @@ def tags(data: dict[str, Any]) -> dict[str, str] | None:
     ):
         raise BadParameter("'tags' must be an object of string names to string values.")
     return value
-
-
-# Timestamps Strongroom accepts: 1970-01-01 to 9999-12-31T23:59:59Z, what the Azure SDK's
-# datetime conversion can represent (and far inside what the stores hold).
-MAX_UNIXTIME = 253_402_300_799
 
 
 def _unixtime(attrs: dict[str, Any], field: str) -> int | None:
@@ -269,13 +264,7 @@ def certificate_policy_in(
     what the service sets: ``id`` and every attribute but ``enabled``. ``BadParameter`` names
     the first member of a wrong type."""
     policy = data if field is None else opt_object(data, field)
-    if policy is None:
-        return None
-    cleaned = {k: v for k, v in policy.items() if k != "id"}
-    attributes = cleaned.get("attributes")
-    if isinstance(attributes, dict):
-        cleaned["attributes"] = {k: v for k, v in attributes.items() if k == "enabled"}
-    return policy_from_json(cleaned)
+    return None if policy is None else request_policy(policy)
 
 
 def certificate_policy_change(data: dict[str, Any], field: str | None = "policy") -> PolicyChange:

@@ -178,6 +178,17 @@ def policy_from_json(data: dict[str, Any], *, strict: bool = True) -> Certificat
     return part_from_json(CertificatePolicy, data, "", strict)
 
 
+def request_policy(data: dict[str, Any]) -> CertificatePolicy:
+    """A policy as a client gives it (a request's, a seed file's), without what the service
+    sets: ``id`` and every attribute but ``enabled``. ``BadParameter`` names the first member
+    of a wrong type."""
+    cleaned = {k: v for k, v in data.items() if k != "id"}
+    attributes = cleaned.get("attributes")
+    if isinstance(attributes, dict):
+        cleaned["attributes"] = {k: v for k, v in attributes.items() if k == "enabled"}
+    return policy_from_json(cleaned)
+
+
 def _to_json(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_to_json(v) for v in value]

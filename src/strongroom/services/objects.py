@@ -26,6 +26,9 @@ from strongroom.store.base import ObjectRecord, Reads, Store, Tx, VaultRecord, V
 T = TypeVar("T")
 M = TypeVar("M")
 MAX_TAGS = 15
+# Timestamps Strongroom accepts: 1970-01-01 to 9999-12-31T23:59:59Z, what the Azure SDK's
+# datetime conversion can represent (and far inside what the stores hold).
+MAX_UNIXTIME = 253_402_300_799
 MAX_PAGE = 25
 log = logging.getLogger(__name__)
 
