@@ -105,8 +105,20 @@ def _pkcs8(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
 # -- creating and importing -------------------------------------------------------------------
 
 
-def generate(kty: str, size: int | None, crv: str | None, exponent: int | None) -> bytes:
-    """New key material. RSA generation is slow: callers run it off the event loop."""
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    """What ``generate`` makes: parameters checked and defaults filled in."""
+
+    kind: str  # RSA, EC or oct
+    size: int | None
+    crv: str | None
+    exponent: int | None
+
+
+def check_generate(kty: str, size: int | None, crv: str | None, exponent: int | None) -> KeySpec:
+    """The parameters of a key to generate, checked (``BadParameter`` names the wrong one)."""
+    if kty not in KTYS:
+        raise BadParameter(f"'kty' must be one of {', '.join(KTYS)}; got {kty!r:.40}.")
     kind = family(kty)
     if kind == "RSA":
         if crv is not None:
@@ -117,16 +129,29 @@ def generate(kty: str, size: int | None, crv: str | None, exponent: int | None) 
         exponent = exponent or 65537
         if exponent not in (3, 65537):
             raise BadParameter("public_exponent must be 65537 (or 3).")
-        return _pkcs8(rsa.generate_private_key(public_exponent=exponent, key_size=size))
+        return KeySpec(kind, size, None, exponent)
     if kind == "EC":
         crv = crv or "P-256"
         if crv not in CURVES:
             raise BadParameter(f"Curve '{crv}' is not supported; use {', '.join(CURVES)}.")
-        return _pkcs8(ec.generate_private_key(CURVES[crv]()))
+        return KeySpec(kind, None, crv, None)
     size = size or 256
     if size not in OCT_SIZES:
         raise BadParameter(f"oct key_size {size} is not supported; use 128, 192 or 256.")
-    return os.urandom(size // 8)
+    return KeySpec(kind, size, None, None)
+
+
+def generate(kty: str, size: int | None, crv: str | None, exponent: int | None) -> bytes:
+    """New key material. RSA generation is slow: callers run it off the event loop."""
+    spec = check_generate(kty, size, crv, exponent)
+    if spec.kind == "RSA":
+        assert spec.size is not None and spec.exponent is not None
+        return _pkcs8(rsa.generate_private_key(public_exponent=spec.exponent, key_size=spec.size))
+    if spec.kind == "EC":
+        assert spec.crv is not None
+        return _pkcs8(ec.generate_private_key(CURVES[spec.crv]()))
+    assert spec.size is not None
+    return os.urandom(spec.size // 8)
 
 
 def from_jwk(jwk: dict[str, Any]) -> tuple[str, bytes]:
@@ -214,6 +239,47 @@ def private_jwk(kty: str, material: bytes) -> dict[str, str]:
     if kind == "oct":
         return {"k": b64u(material)}
     return {"der": b64u(material)}
+
+
+def export_jwk(kty: str, material: bytes) -> dict[str, str]:
+    """The key as a private JWK with every member (RFC 7518 sections 6.2.2, 6.3.2, 6.4.1), as
+    ``from_jwk`` takes it back. Only a test installation's plaintext export writes one."""
+    kind = family(kty)
+    if kind == "oct":
+        return {"kty": kty, "k": b64u(material)}
+    key = load_private(material)
+    if kind == "RSA":
+        p = key.private_numbers()
+        members = {"n": p.public_numbers.n, "e": p.public_numbers.e, "d": p.d, "p": p.p,
+                   "q": p.q, "dp": p.dmp1, "dq": p.dmq1, "qi": p.iqmp}  # fmt: skip
+        return {"kty": kty, **{name: b64u(_bytes(value)) for name, value in members.items()}}
+    width = (key.curve.key_size + 7) // 8
+    public = key.public_key().public_numbers()
+    return {
+        "kty": kty,
+        "crv": _CURVE_NAMES[key.curve.name],
+        "x": b64u(_bytes(public.x, width)),
+        "y": b64u(_bytes(public.y, width)),
+        "d": b64u(_bytes(key.private_numbers().private_value, width)),
+    }
+
+
+def jwk_from_pem(pem: bytes) -> dict[str, str]:
+    """A PEM private key (PKCS#8 or traditional, unencrypted) as a private JWK for ``from_jwk``."""
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise BadParameter(
+            "The PEM is not a readable private key (an unencrypted PKCS#8 or traditional "
+            "'BEGIN ... PRIVATE KEY' block)."
+        ) from exc
+    if isinstance(key, rsa.RSAPrivateKey):
+        return export_jwk("RSA", _pkcs8(key))
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        if not isinstance(key.curve, tuple(CURVES.values())):
+            raise BadParameter(f"Curve {key.curve.name} is not supported; use {', '.join(CURVES)}.")
+        return export_jwk("EC", _pkcs8(key))
+    raise BadParameter("The PEM key must be an RSA or EC key.")
 
 
 def material_from_backup(kty: str, fields: dict[str, str]) -> bytes:

@@ -111,6 +111,17 @@ def _extensions(builder: Any, x509_props: X509Properties, *, ca: bool = False) -
     return builder
 
 
+def check_properties(x509_props: X509Properties) -> None:
+    """Refuses, before any key is made, what would stop ``self_signed`` and ``csr``: a subject
+    that is not a distinguished name, a SAN or EKU that cannot be encoded."""
+    try:
+        _extensions(x509.CertificateBuilder().subject_name(_name(x509_props.subject)), x509_props)
+    except ValueError as exc:
+        if isinstance(exc, BadParameter):
+            raise
+        raise BadParameter(f"The policy's x509_props cannot make a certificate: {exc}.") from exc
+
+
 def self_signed(material: bytes, x509_props: X509Properties, now: int) -> bytes:
     """A self-signed certificate (DER); valid from 10 minutes before ``now``."""
     try:
