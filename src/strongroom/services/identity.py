@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -44,6 +44,25 @@ _ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _ASSERTION_PREFIX = "assertion/"  # metadata: assertions already used, until they expire
 MAX_ASSERTION_SECONDS = 900
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+# A given client secret: long enough not to be guessed, short enough to be checked whole (the
+# token endpoint reads at most MAX_CLIENT_SECRET characters of one).
+MIN_CLIENT_SECRET, MAX_CLIENT_SECRET = 16, 1024
+
+
+def check_principal_name(name: str) -> str:
+    if not name or len(name) > 100:
+        raise BadParameter("A principal name must be 1-100 characters.")
+    return name
+
+
+def check_client_secret(secret: str) -> str:
+    """A client secret given rather than generated; the message never shows it."""
+    if not MIN_CLIENT_SECRET <= len(secret) <= MAX_CLIENT_SECRET:
+        raise BadParameter(
+            f"A client secret must be {MIN_CLIENT_SECRET} to {MAX_CLIENT_SECRET} characters; "
+            f"the one given has {len(secret)}."
+        )
+    return secret
 
 
 def hash_secret(secret: str) -> str:
@@ -83,7 +102,7 @@ def _invalid_client() -> OAuthError:
 @dataclass(frozen=True, slots=True)
 class CreatedPrincipal:
     principal: Principal
-    client_secret: str | None
+    client_secret: str | None = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,16 +140,28 @@ class IdentityService:
 
     # -- principals -------------------------------------------------------------------------
 
-    def create_principal(self, name: str, certificate_pem: bytes | None = None) -> CreatedPrincipal:
-        if not name or len(name) > 100:
-            raise BadParameter("A principal name must be 1-100 characters.")
-        client_secret: str | None = None
+    def create_principal(
+        self,
+        name: str,
+        certificate_pem: bytes | None = None,
+        *,
+        client_secret: str | None = None,
+    ) -> CreatedPrincipal:
+        """A principal authenticating with ``certificate_pem``, or with a client secret: the
+        one given (a test's fixed credentials) or a new random one. ``client_secret`` of the
+        result is the secret only when it was generated here: a given one is not echoed."""
+        check_principal_name(name)
         thumbprint: str | None = None
         cert_text: str | None = None
+        generated: str | None = None
         if certificate_pem is not None:
+            if client_secret is not None:
+                raise BadParameter("A principal has a certificate or a client secret, not both.")
             cert_text, thumbprint = tokens.principal_certificate(certificate_pem)
+        elif client_secret is not None:
+            check_client_secret(client_secret)
         else:
-            client_secret = secrets.token_urlsafe(32)
+            client_secret = generated = secrets.token_urlsafe(32)
         record = PrincipalRecord(
             client_id=str(uuid.uuid4()),
             name=name,
@@ -146,7 +177,7 @@ class IdentityService:
             tx.insert_principal(record)
 
         self._inst.store.transact(write).result()
-        return CreatedPrincipal(to_principal(record), client_secret)
+        return CreatedPrincipal(to_principal(record), generated)
 
     def list_principals(self) -> list[Principal]:
         return [to_principal(r) for r in self._inst.store.reads.list_principals()]
