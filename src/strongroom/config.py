@@ -10,7 +10,8 @@ import platformdirs
 DEFAULT_PORT = 8443
 DEFAULT_HOST = "localhost"
 DEFAULT_VAULT_SUFFIX = "vault.localhost"
-# A file in the data directory of an installation made by `serve --ephemeral`.
+# A file of this name in the data directory marks a throwaway installation (the ephemeral
+# test server's, which creates it): only there may vaults be exported in plaintext.
 EPHEMERAL_MARKER = "EPHEMERAL"
 
 
@@ -72,3 +73,13 @@ class Settings:
     @property
     def tls_dir(self) -> Path:
         return self.data_dir / "tls"
+
+    @property
+    def ephemeral_marker(self) -> Path:
+        return self.data_dir / EPHEMERAL_MARKER
+
+
+def is_ephemeral(settings: Settings) -> bool:
+    """Whether the installation is a throwaway one, marked by ``EPHEMERAL_MARKER`` in its data
+    directory. A plain file only: a directory or a dangling link of that name marks nothing."""
+    return settings.ephemeral_marker.is_file()
