@@ -4,9 +4,11 @@
 
     StrongroomError                 code, message, optional inner code
     ├── BadParameter                "BadParameter"
-    │   └── BackupRejected          a backup blob that cannot be restored (inner code says why)
+    │   ├── BackupRejected          a backup blob that cannot be restored (inner code says why)
+    │   └── SeedError               a seed file that cannot be applied (``services.seed``)
     ├── Unauthorized                "Unauthorized" (missing or invalid token)
     ├── Forbidden                   "Forbidden" (disabled object, purge protection, ...)
+    │   └── ExportRefused           a plaintext export off an ephemeral installation
     ├── NotFound                    "<Kind>NotFound", "VaultNotFound", ...
     ├── Conflict                    "Conflict" (name in use, deleted but recoverable, ...)
     ├── Upstream                    a service Strongroom relies on failed (a storage provider)
