@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 import typer
 
-from strongroom.cli import db, domain, secret, vault_backup
+from strongroom.cli import db, domain, secret, seed, vault_backup
 from strongroom.cli.output import Output, OutputOption, emit, errors, fail
 from strongroom.cli.profile import Profile, profile_path
 from strongroom.cli.shared import DataDir, local, settings_for
@@ -40,6 +40,7 @@ app.add_typer(domain.app, name="domain")
 app.add_typer(domain.backup_app, name="backup")
 app.add_typer(db.app, name="db")
 vault_backup.register(vault_app, domain.backup_app)
+seed.register(app, vault_app)
 
 Port = typer.Option(DEFAULT_PORT, "--port", help="HTTPS port of the server.")
 Suffix = typer.Option(DEFAULT_VAULT_SUFFIX, "--vault-suffix", help="DNS suffix of vault hosts.")
