@@ -296,6 +296,14 @@ vaults:
     assert services.vaults.get_record("app").retention_days == 90  # kept as it was
 
 
+def test_no_secret_of_a_seed_reaches_its_repr(material: Material, tmp_path: Path) -> None:
+    text = repr(load_seed(write(tmp_path, full_seed(material))))
+    assert "db-password" in text  # names are shown ...
+    for hidden in (CI_SECRET, "just-one", "locked-value", material.jwk["d"], "pfx-password",
+                   material.pfx_b64[:40], "PRIVATE KEY"):  # fmt: skip
+        assert hidden not in text  # ... values, key material and passwords are not
+
+
 def test_the_example_file_loads_and_applies(services: Services) -> None:
     report = seed_file(services, ROOT / "examples" / "seed" / "example.yaml")
     kinds = {o.kind for o in report.created}
