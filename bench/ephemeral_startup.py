@@ -42,7 +42,7 @@ def one_start(workdir: Path) -> float:
     env_file = workdir / "env.json"
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "strongroom.cli.main", "serve", "--ephemeral", "--vault", "app",
+        [sys.executable, "-m", "strongroom.cli", "serve", "--ephemeral", "--vault", "app",
          "--env-file", str(env_file), "--env-format", "json"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -13,7 +13,8 @@ can wait for it to appear; else printed), in shell, dotenv or JSON form:
   instance discovery off from the environment and MSAL does none for an ADFS authority;
 - ``REQUESTS_CA_BUNDLE``, ``SSL_CERT_FILE``, ``NODE_EXTRA_CA_CERTS``: the server's CA, for
   Python (requests, aiohttp) and Node.js;
-- ``AZURE_KEYVAULT_URL`` (the first vault, the name the SDK samples read),
+- ``AZURE_KEYVAULT_URL`` (the first vault named on the command line, else the seed's first;
+  the name the SDK samples read),
   ``STRONGROOM_VAULT_URLS`` (every vault, space-separated), ``STRONGROOM_TENANT_ID`` (the real
   tenant, for code that builds its own credential), ``STRONGROOM_AUTHORITY``,
   ``STRONGROOM_DATA_DIR``, ``STRONGROOM_CA``.
@@ -32,14 +33,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from strongroom import server
 from strongroom.api.app import create_app
 from strongroom.config import EPHEMERAL_MARKER, Settings
 from strongroom.crypto.tls import ensure_local_tls
 from strongroom.services.identity import IdentityService
-from strongroom.services.installation import open_installation
+from strongroom.services.installation import Installation, open_installation
 from strongroom.services.vaults import VaultService
+
+if TYPE_CHECKING:
+    from strongroom.services.seed import Seed, SeedReport
 
 ENV_FORMATS = ("shell", "dotenv", "json")
 PRINCIPAL = "ephemeral"
@@ -49,6 +54,7 @@ PRINCIPAL = "ephemeral"
 class EphemeralOptions:
     settings: Settings  # data_dir and port are chosen here
     vaults: tuple[str, ...] = ()
+    seed: Path | None = None  # a seed file (services.seed) applied after the vaults
     env_file: Path | None = None
     env_format: str = "shell"
     port: int | None = None  # None: a free port
@@ -77,9 +83,29 @@ def _write_whole(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+def apply_seed_now(inst: Installation, seed: Seed) -> SeedReport:
+    """Applies a loaded seed to an open installation, outside any event loop."""
+    import asyncio
+
+    from strongroom.services.container import Services
+    from strongroom.services.seed import apply_seed
+
+    services = Services(inst)
+    try:
+        return asyncio.run(apply_seed(services, seed))
+    finally:
+        asyncio.run(services.close())
+
+
 def serve_ephemeral(options: EphemeralOptions, say: Callable[[str], None]) -> int:
-    """Serves until SIGINT or SIGTERM, then removes everything; the exit code."""
+    """Serves until SIGINT or SIGTERM, then removes everything; the exit code. A bad seed file
+    raises ``SeedError`` before anything is made."""
     started = time.perf_counter()
+    seed = None
+    if options.seed is not None:
+        from strongroom.services.seed import load_seed
+
+        seed = load_seed(options.seed)
     data_dir = Path(tempfile.mkdtemp(prefix="strongroom-ephemeral-"))
     try:
         (data_dir / EPHEMERAL_MARKER).write_text("made by strongroom serve --ephemeral\n")
@@ -90,6 +116,8 @@ def serve_ephemeral(options: EphemeralOptions, say: Callable[[str], None]) -> in
             for name in options.vaults:
                 vaults.create(name, open_access=True)
             created = IdentityService(inst).create_principal(PRINCIPAL)
+            if seed is not None:
+                apply_seed_now(inst, seed)
             ca, cert, key = ensure_local_tls(
                 settings.tls_dir, [settings.host, f"*.{settings.vault_suffix}"]
             )
@@ -106,12 +134,13 @@ def serve_ephemeral(options: EphemeralOptions, say: Callable[[str], None]) -> in
                 "STRONGROOM_AUTHORITY": settings.authority,
                 "STRONGROOM_DATA_DIR": str(data_dir),
                 "STRONGROOM_CA": str(ca),
-                "STRONGROOM_VAULT_URLS": " ".join(
-                    settings.vault_url(v.name) for v in vaults.list()
-                ),
             }
-            if options.vaults:
-                env["AZURE_KEYVAULT_URL"] = settings.vault_url(options.vaults[0])
+            # The command line's vaults first, then the seed's.
+            names = [*options.vaults]
+            names += [v.name for v in vaults.list() if v.name not in names]
+            env["STRONGROOM_VAULT_URLS"] = " ".join(settings.vault_url(n) for n in names)
+            if names:
+                env["AZURE_KEYVAULT_URL"] = settings.vault_url(names[0])
             text = render(env, options.env_format)
 
             def ready() -> None:

@@ -126,3 +126,70 @@ def test_vault_and_env_file_need_ephemeral(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode != 0 and "go with --ephemeral" in done.stderr
+
+
+SEED = Path(__file__).resolve().parents[2] / "examples" / "seed" / "example.yaml"
+
+
+def test_a_seeded_ephemeral_server(tmp_path: Path) -> None:
+    from azure.identity import ClientSecretCredential
+    from azure.keyvault.keys import KeyClient
+    from azure.keyvault.secrets import SecretClient
+
+    process, env_file = _start(tmp_path, "--seed", str(SEED), "--env-format", "json")
+    try:
+        env = json.loads(env_file.read_text())
+        assert env["AZURE_KEYVAULT_URL"].startswith("https://app.vault.localhost:")
+        # The seed's principal with its fixed secret, on the seed's open vault.
+        credential = ClientSecretCredential(
+            env["STRONGROOM_TENANT_ID"], _client_id(env, "ci-bot"),
+            "example-ci-bot-secret-0123456789", authority=env["STRONGROOM_AUTHORITY"],
+            disable_instance_discovery=True, connection_verify=env["STRONGROOM_CA"],
+        )  # fmt: skip
+        secrets = SecretClient(
+            env["AZURE_KEYVAULT_URL"], credential, connection_verify=env["STRONGROOM_CA"]
+        )
+        assert secrets.get_secret("db-password").value == "not-a-real-password"
+        versions = list(secrets.list_properties_of_secret_versions("api-token"))
+        assert len(versions) == 2
+        keys = KeyClient(
+            env["AZURE_KEYVAULT_URL"], credential, connection_verify=env["STRONGROOM_CA"]
+        )
+        assert keys.get_key("signing").key.crv == "P-256"
+    finally:
+        _stop(process)
+
+
+def _client_id(env: dict[str, str], principal: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.main", "principal", "list",
+         "--data-dir", env["STRONGROOM_DATA_DIR"]],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return next(p["clientId"] for p in json.loads(done.stdout) if p["name"] == principal)
+
+
+def test_a_bad_seed_file_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("vaults:\n  - name: app\n    secrets:\n      - name: s\n        valeu: x\n")
+    temp = Path(tempfile.gettempdir())
+    before = set(temp.glob("strongroom-ephemeral-*"))
+    done = subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.main", "serve", "--ephemeral", "--seed", str(bad)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert f"{bad}:5:" in done.stderr and "valeu" in done.stderr, done.stderr
+    assert set(temp.glob("strongroom-ephemeral-*")) <= before
+
+
+def test_the_testing_api_takes_a_seed() -> None:
+    from azure.keyvault.secrets import SecretClient
+
+    from strongroom.testing import EphemeralServer
+
+    with EphemeralServer(seed=SEED) as server:
+        client = SecretClient(
+            server.vault_url("app"), server.credential(), connection_verify=str(server.ca)
+        )
+        assert client.get_secret("db-password").value == "not-a-real-password"

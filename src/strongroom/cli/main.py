@@ -6,19 +6,16 @@ directly; object commands (``secret``) are clients of a running server through t
 
 from __future__ import annotations
 
-import logging
 import os
 import shlex
 import subprocess
-from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 
-from strongroom.cli import db, domain, secret, seed, vault_backup
-from strongroom.cli.output import Output, OutputOption, emit, errors, fail
+from strongroom.cli import db, domain, secret, seed, serve, vault_backup
+from strongroom.cli.output import Output, OutputOption, emit, fail
 from strongroom.cli.profile import Profile, profile_path
 from strongroom.cli.shared import DataDir, local, settings_for
 from strongroom.config import DEFAULT_PORT, DEFAULT_VAULT_SUFFIX, Settings
@@ -40,6 +37,7 @@ app.add_typer(domain.app, name="domain")
 app.add_typer(domain.backup_app, name="backup")
 app.add_typer(db.app, name="db")
 vault_backup.register(vault_app, domain.backup_app)
+app.command()(serve.serve)
 seed.register(app, vault_app)
 
 Port = typer.Option(DEFAULT_PORT, "--port", help="HTTPS port of the server.")
@@ -48,163 +46,6 @@ Suffix = typer.Option(DEFAULT_VAULT_SUFFIX, "--vault-suffix", help="DNS suffix o
 
 def _ca_path(settings: Settings) -> Path:
     return settings.tls_dir / "ca.pem"
-
-
-def _listen_failed(exc: Exception) -> NoReturn:
-    fail("ListenFailed", f"{exc} Is another server using the port? Choose one with --port.")
-
-
-@app.command()
-def serve(
-    data_dir: Path | None = DataDir,
-    port: int | None = typer.Option(
-        None, "--port", help=f"HTTPS port (default {DEFAULT_PORT}; with --ephemeral a free one)."
-    ),
-    vault_suffix: str = Suffix,
-    tls_cert: Path | None = typer.Option(None, help="Your own certificate (PEM, with chain)."),
-    tls_key: Path | None = typer.Option(None, help="The key of --tls-cert (PEM)."),
-    log_level: str = typer.Option("warning", help="Log level (debug, info, warning, error)."),
-    test_clock: bool = typer.Option(
-        False, "--test-clock", help="Tests only: a clock moved by POST /admin/clock/advance."
-    ),
-    database_url: str | None = typer.Option(
-        None,
-        "--database-url",
-        envvar="STRONGROOM_DATABASE_URL",
-        help="PostgreSQL (postgresql://user@host/db) instead of the SQLite file in the data "
-        "dir; several servers may share it. Set it for the other commands as "
-        "STRONGROOM_DATABASE_URL.",
-    ),
-    azurite_accounts_file: Path | None = typer.Option(
-        None,
-        envvar="STRONGROOM_AZURITE_ACCOUNTS_FILE",
-        help="Managed storage accounts: the file holding Azurite's AZURITE_ACCOUNTS text "
-        "(account:key1:key2;...), which key regeneration rewrites. Start Azurite with "
-        "tools/azurite/launch.cjs so that it follows the file.",
-    ),
-    azurite_blob_endpoint: str | None = typer.Option(
-        None,
-        envvar="STRONGROOM_AZURITE_BLOB_ENDPOINT",
-        help="Azurite's blob endpoint (e.g. http://127.0.0.1:10000): a key regeneration then "
-        "returns once Azurite accepts the new key.",
-    ),
-    backup_storage: list[str] = typer.Option(
-        [],
-        "--backup-storage",
-        help="A blob storage endpoint (URL) whole-vault backups may be written to, besides "
-        "Azure's *.blob.core.windows.net and --azurite-blob-endpoint; repeat for more. The "
-        "server connects to no other storage.",
-    ),
-    job_stale_seconds: float = typer.Option(
-        30.0,
-        "--job-stale-seconds",
-        min=5.0,
-        help="A backup or restore job whose server has shown no sign of it for this long "
-        "(it stopped) reads as Failed.",
-    ),
-    workers: int = typer.Option(
-        1,
-        "--workers",
-        min=1,
-        max=64,
-        help="Server processes sharing the port, the kernel spreading connections among them "
-        "(e.g. one per CPU core: each has its own event loop). They take the database's write "
-        "lock in turn and keep their caches consistent with each other's writes.",
-    ),
-    ephemeral: bool = typer.Option(
-        False,
-        "--ephemeral",
-        help="A throwaway server for tests and CI: everything in a temporary directory removed "
-        "at exit, a principal, the --vault vaults, and the environment clients need written to "
-        "--env-file (or printed) once it answers.",
-    ),
-    vault: list[str] = typer.Option(
-        [], "--vault", help="With --ephemeral: a vault to create (open); repeat for more."
-    ),
-    env_file: Path | None = typer.Option(
-        None,
-        "--env-file",
-        help="With --ephemeral: write the environment here once the server answers (removed at "
-        "exit), instead of printing it.",
-    ),
-    env_format: str = typer.Option(
-        "shell", "--env-format", help="With --ephemeral: shell (export lines), dotenv or json."
-    ),
-) -> None:
-    """Start the HTTPS server (127.0.0.1 and ::1)."""
-    from strongroom import bootstrap
-
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    if ephemeral:
-        _serve_ephemeral(
-            data_dir, port, vault_suffix, vault, env_file, env_format, workers, log_level
-        )
-        return
-    if vault or env_file is not None:
-        fail("BadParameter", "--vault and --env-file go with --ephemeral.")
-    settings = replace(
-        settings_for(data_dir, port or DEFAULT_PORT, vault_suffix),
-        test_clock=test_clock,
-        database_url=database_url or None,
-        azurite_accounts_file=azurite_accounts_file,
-        azurite_blob_endpoint=azurite_blob_endpoint,
-        backup_storage=tuple(backup_storage),
-        job_stale_seconds=job_stale_seconds,
-    )
-    if (tls_cert is None) != (tls_key is None):
-        fail("BadParameter", "Pass --tls-cert and --tls-key together.")
-    if test_clock and workers > 1:
-        fail("BadParameter", "--test-clock moves one process's clock: use it with --workers 1.")
-    if test_clock:
-        typer.echo("WARNING: --test-clock lets any principal move this server's time.", err=True)
-    options = bootstrap.ServeOptions(settings, workers, tls_cert, tls_key, log_level)
-
-    def guard(open_it: Callable[[], Installation]) -> Installation:
-        try:
-            return open_it()
-        except Exception as exc:
-            fail("InstallationError", f"Cannot open the installation in {settings.data_dir}: {exc}")
-
-    try:
-        code = bootstrap.serve(options, lambda text: typer.echo(text, err=True), guard)
-    except bootstrap.ListenFailed as exc:
-        _listen_failed(exc)
-    raise typer.Exit(code)
-
-
-def _serve_ephemeral(
-    data_dir: Path | None,
-    port: int | None,
-    vault_suffix: str,
-    vaults: list[str],
-    env_file: Path | None,
-    env_format: str,
-    workers: int,
-    log_level: str,
-) -> None:
-    from strongroom import ephemeral
-    from strongroom.server import ListenFailed
-
-    if data_dir is not None:
-        fail("BadParameter", "--ephemeral makes its own temporary data directory; drop --data-dir.")
-    if workers != 1:
-        fail("BadParameter", "--ephemeral runs one server process; drop --workers.")
-    if env_format not in ephemeral.ENV_FORMATS:
-        fail("BadParameter", f"--env-format must be one of {', '.join(ephemeral.ENV_FORMATS)}.")
-    options = ephemeral.EphemeralOptions(
-        settings=settings_for(None, port or DEFAULT_PORT, vault_suffix),  # its own dir, later
-        vaults=tuple(vaults),
-        env_file=env_file.resolve() if env_file is not None else None,
-        env_format=env_format,
-        port=port,
-        log_level=log_level,
-    )
-    with errors():
-        try:
-            code = ephemeral.serve_ephemeral(options, lambda text: typer.echo(text, err=True))
-        except ListenFailed as exc:
-            _listen_failed(exc)
-    raise typer.Exit(code)
 
 
 @app.command()

@@ -34,15 +34,19 @@ class ServerFailed(RuntimeError):
 class EphemeralServer:
     """``strongroom serve --ephemeral`` in a child process, and what a client needs of it.
 
-    Use it as a context manager, or ``start()`` and ``stop()``. ``vaults`` are made at start;
-    ``create_vault()`` makes more while it runs.
+    Use it as a context manager, or ``start()`` and ``stop()``. ``vaults`` are made at start,
+    then what the ``seed`` file describes (``strongroom.services.seed``); ``create_vault()``
+    makes more while it runs.
     """
 
     START_TIMEOUT = 60.0
 
-    def __init__(self, vaults: tuple[str, ...] = (), port: int | None = None):
+    def __init__(
+        self, vaults: tuple[str, ...] = (), port: int | None = None, seed: Path | None = None
+    ):
         self._vaults = vaults
         self._port = port
+        self._seed = seed
         self._process: subprocess.Popen[bytes] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._inst: Installation | None = None
@@ -56,13 +60,15 @@ class EphemeralServer:
         env_file = Path(self._tmp.name) / "env.json"
         log = Path(self._tmp.name) / "server.log"
         command = [
-            *(sys.executable, "-m", "strongroom.cli.main", "serve", "--ephemeral"),
+            *(sys.executable, "-m", "strongroom.cli", "serve", "--ephemeral"),
             *("--env-file", str(env_file), "--env-format", "json"),
         ]
         for name in self._vaults:
             command += ["--vault", name]
         if self._port is not None:
             command += ["--port", str(self._port)]
+        if self._seed is not None:
+            command += ["--seed", str(self._seed)]
         with open(log, "wb") as out:
             self._process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.START_TIMEOUT

@@ -14,6 +14,10 @@ until a test asks for a fixture:
 - ``strongroom_private_server`` (function): a server of the test's own, for tests that need
   one to themselves (each costs about a second).
 
+The session's server starts from a seed file (vaults, principals, secrets, keys,
+certificates: ``strongroom.services.seed``) named by the ini option ``strongroom_seed``
+(relative to the rootdir) or ``--strongroom-seed``.
+
 While ``strongroom_server`` lives, ``REQUESTS_CA_BUNDLE`` and ``SSL_CERT_FILE`` in the test
 process name its CA, so clients made without ``connection_verify`` trust it too.
 """
@@ -29,11 +33,19 @@ if TYPE_CHECKING:
     from strongroom.testing import EphemeralServer, TestVault
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    help_text = "A Strongroom seed file for the session's server (strongroom_server)."
+    parser.addini("strongroom_seed", help_text, default="")
+    parser.addoption("--strongroom-seed", default=None, help=help_text)
+
+
 @pytest.fixture(scope="session")
-def strongroom_server() -> Iterator[EphemeralServer]:
+def strongroom_server(pytestconfig: pytest.Config) -> Iterator[EphemeralServer]:
     from strongroom.testing import EphemeralServer
 
-    with EphemeralServer() as server, server.trust_ca_in_environment():
+    given = pytestconfig.getoption("--strongroom-seed") or pytestconfig.getini("strongroom_seed")
+    seed = None if not given else pytestconfig.rootpath / str(given)
+    with EphemeralServer(seed=seed) as server, server.trust_ca_in_environment():
         yield server
 
 
