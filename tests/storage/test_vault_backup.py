@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from azure.storage.blob import (
     generate_container_sas,
 )
 
-from tests.conftest import Server, cli, env_for, make_server
+from tests.conftest import Server, ca_trusted, cli, env_for, make_server
 from tests.storage.conftest import Azurite
 
 ACCOUNT = "strongacct"
@@ -51,17 +50,11 @@ def backup_server(tmp_path_factory: pytest.TempPathFactory, azurite: Azurite) ->
         *("--azurite-blob-endpoint", azurite.endpoint),
         *("--job-stale-seconds", "5"),
     )
-    saved = {k: os.environ.get(k) for k in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")}
-    os.environ["REQUESTS_CA_BUNDLE"] = os.environ["SSL_CERT_FILE"] = str(srv.ca)
     try:
-        yield srv
+        with ca_trusted(srv.ca):
+            yield srv
     finally:
         srv.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _vault(server: Server, name: str, *extra: str) -> str:
