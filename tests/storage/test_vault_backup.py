@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -652,3 +653,41 @@ def test_a_sas_minted_by_a_strongroom_managed_storage_account(
         folder_url, token
     ).wait()
     assert _clients(backup_server, dst)[0].get_secret("s").value == "v"
+
+
+def test_a_job_started_on_one_server_is_read_on_another(tmp_path: Path, azurite: Azurite) -> None:
+    """Two processes on one PostgreSQL database: the job runs where it started, and its status
+    is the database's, so either process answers for it."""
+    from tests import pg
+    from tests.conftest import another_process
+
+    if not pg.available():
+        if os.environ.get("STRONGROOM_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is not installed (apt-get install postgresql)")
+        pytest.skip("PostgreSQL is not installed; make test installs it")
+    first = make_server(
+        tmp_path, ("two-procs",),
+        *("--azurite-accounts-file", str(azurite.accounts_file)),
+        *("--azurite-blob-endpoint", azurite.endpoint),
+        database_url=pg.cluster().new_database("jobs"),
+    )  # fmt: skip
+    second = another_process(first)
+    try:
+        first.client("two-procs").set_secret("s", "v")
+        container, sas = _container(azurite, "two-procs")
+        started = first.http("two-procs").post(
+            "/backup", json={"storageResourceUri": container, "token": sas}
+        )
+        assert started.status_code == 202, started.text
+        job = started.json()["jobId"]
+        other = second.http("two-procs")
+        assert other.get(f"/backup/{job}/pending").json()["status"] == "InProgress"
+        deadline = time.monotonic() + 60
+        while (body := other.get(f"/backup/{job}/pending").json())["status"] == "InProgress":
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        assert body["status"] == "Succeeded", body
+        assert body["azureStorageBlobContainerUri"].startswith(container)
+    finally:
+        second.stop()
+        first.stop()
