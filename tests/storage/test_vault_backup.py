@@ -380,6 +380,20 @@ def test_who_may_back_up_and_restore(backup_server: Server, azurite: Azurite) ->
         verify=backup_server.tls(),
     )  # fmt: skip
     assert anonymous.status_code == 401
+    # Selective restore needs restore on its own kind only: keys, which this one lacks.
+    selective = limited.http(name).put(
+        "/keys/k1/restore",
+        json={"folder": "f", "sasTokenParameters": body},
+    )
+    assert selective.status_code == 403, selective.text
+    oversized = backup_server.http("bk-src").post(
+        "/backup", content=b'{"storageResourceUri": "' + b"x" * (2 << 20) + b'"}',
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
+    assert oversized.status_code == 413, oversized.text
+    assert oversized.json()["error"]["code"] == "RequestTooLarge"
+    malformed = backup_server.http("bk-src").put("/restore", content=b"{not json")
+    assert malformed.status_code == 400 and "not valid JSON" in malformed.text
     unknown_job = backup_server.http("bk-src").get(f"/backup/{'0' * 32}/pending")
     assert unknown_job.status_code == 404 and unknown_job.json()["error"]["code"] == "JobNotFound"
 
@@ -536,6 +550,29 @@ def test_cli_backup_verify_dry_run_and_restore_with_settings(
     single = _cli(backup_server, "vault", "restore", "-n", other, "--dry-run", "--file",
                   str(folder / "keys" / "signing.blob"))  # fmt: skip
     assert (single["name"], single["action"]) == ("signing", "create")
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("vault", "backup", "-n", "bk-src"), "BadParameter"),  # neither --dir nor a container
+        (("vault", "backup", "-n", "bk-src", "--dir", "x", "--container-url", "y"),
+         "BadParameter"),
+        (("vault", "backup", "-n", "bk-src", "--container-url", "http://127.0.0.1:1/a/b"),
+         "BadParameter"),  # no --sas-token
+        (("vault", "backup", "-n", "no-such-vault", "--dir", "x"), "VaultNotFound"),
+        (("vault", "restore", "-n", "bk-src", "--dir", "x"), "BadParameter"),  # no --folder
+        (("vault", "restore", "-n", "bk-src", "--dir", "x", "--folder", "../up"),
+         "BadParameter"),
+        (("vault", "restore", "-n", "bk-src", "--dir", "x", "--folder", "f",
+          "--conflict", "merge"), "BadParameter"),
+        (("vault", "restore", "-n", "bk-src", "--only", "nonsense", "--dir", "x",
+          "--folder", "f"), "BadParameter"),
+    ],
+)  # fmt: skip
+def test_cli_refusals(backup_server: Server, args: tuple[str, ...], code: str) -> None:
+    _, error = _cli(backup_server, *args, ok=False)
+    assert error.startswith(f"({code})"), error
 
 
 def test_cli_verify_names_what_is_wrong_with_a_folder(

@@ -23,7 +23,7 @@ from strongroom.config import DEFAULT_PORT
 from strongroom.errors import BadParameter, NotFound
 from strongroom.models import Kind
 from strongroom.services import backup
-from strongroom.services.backup_locations import DirectoryLocation, Location
+from strongroom.services.backup_locations import DirectoryLocation, Location, check_folder
 from strongroom.services.container import Services
 from strongroom.services.installation import Installation
 from strongroom.services.vault_backup import (
@@ -179,6 +179,7 @@ def vault_restore(
             return
         if folder is None:
             fail("BadParameter", "Name the backup folder with --folder.")
+        check_folder(folder)  # before the progress bar, which would frame the error
         location = _location(services, directory, container_url, sas_token)
         backups = services.vault_backups
         try:
