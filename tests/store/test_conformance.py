@@ -341,3 +341,47 @@ def test_a_snapshot_sees_one_state_while_writers_go_on(store: Store) -> None:
         assert len(snap.list_objects(VAULT.id, "secret", deleted=False, after=None, limit=9)) == 1
     with store.snapshot() as later:
         assert later.get_object(VAULT.id, "secret", "after") is not None
+
+
+def test_changes_of_a_replicable_vault_are_numbered_in_commit_order(store: Store) -> None:
+    assert run(store, lambda tx: tx.note_change(VAULT.id, "secret", "a")) is None  # not yet
+    assert store.reads.changes_after(VAULT.id, 0, 10) == []
+    run(store, lambda tx: tx.set_vault_replication(VAULT.id, replicable=True, replica_of=None))
+    vault = store.reads.get_vault_by_id(VAULT.id)
+    assert vault is not None and vault.replicable and vault.replica_of is None
+
+    def write(names: tuple[str, ...]) -> Any:
+        return lambda tx: [tx.note_change(VAULT.id, "secret", n) for n in names]
+
+    assert run(store, write(("a", "b"))) == [1, 2]
+    assert run(store, write(("c",))) == [3]
+    assert run(store, write(("a",))) == [4]  # a again: its row now says 4
+    assert store.reads.change_position(VAULT.id) == 4
+    assert store.reads.changes_after(VAULT.id, 0, 10) == [
+        (2, "secret", "b"), (3, "secret", "c"), (4, "secret", "a"),
+    ]  # fmt: skip
+    assert store.reads.changes_after(VAULT.id, 3, 10) == [(4, "secret", "a")]
+    assert store.reads.changes_after(VAULT.id, 0, 1) == [(2, "secret", "b")]
+
+    # A failed transaction numbers nothing.
+    def fails(tx: Tx) -> None:
+        tx.note_change(VAULT.id, "secret", "z")
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        run(store, fails)
+    assert store.reads.change_position(VAULT.id) == 4
+    assert run(store, write(("z",))) == [5]
+
+    # Concurrent writers: every number once, each change findable after the one before it.
+    threads = [threading.Thread(target=lambda i=i: run(store, write((f"t{i}",)))) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seqs = [seq for seq, _, _ in store.reads.changes_after(VAULT.id, 5, 100)]
+    assert sorted(seqs) == list(range(6, 14))
+    run(store, lambda tx: tx.set_vault_replication(VAULT.id, replicable=False, replica_of="x"))
+    assert run(store, write(("a",))) == [None]
+    vault = store.reads.get_vault_by_id(VAULT.id)
+    assert vault is not None and vault.replica_of == "x"

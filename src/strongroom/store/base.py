@@ -38,6 +38,10 @@ class VaultRecord:
     created: int
     # Every principal of the installation may do everything; otherwise access policies decide.
     open_access: bool = False
+    # Its writes record their changes, for replicas to follow (``Tx.note_change``).
+    replicable: bool = False
+    # A replica: the URL of the vault it follows; writes to it are refused.
+    replica_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +226,15 @@ class Reads(Protocol):
 
     def list_audit(self, vault: str | None, since: int, limit: int) -> list[AuditRecord]: ...
     def count_objects(self, vault_id: str) -> int: ...
+    def change_position(self, vault_id: str) -> int:
+        """The number of the vault's last recorded change (0: none)."""
+        ...
+
+    def changes_after(self, vault_id: str, after: int, limit: int) -> list[tuple[int, str, str]]:
+        """(seq, kind, lname) of what changed after ``after``, by seq: each object (or the
+        vault's ``settings``) once, with the number of the last change that touched it."""
+        ...
+
     def expired_deletions(self, now: int, limit: int) -> list[ObjectRecord]:
         """Deleted objects whose scheduled purge date is at or before ``now``."""
         ...
@@ -234,6 +247,16 @@ class Tx(Reads, Protocol):
     def insert_vault(self, vault: VaultRecord) -> None: ...
     def delete_vault(self, vault_id: str) -> None: ...
     def set_vault_open_access(self, vault_id: str, open_access: bool) -> None: ...
+    def set_vault_replication(
+        self, vault_id: str, *, replicable: bool, replica_of: str | None
+    ) -> None: ...
+    def note_change(self, vault_id: str, kind: str, lname: str) -> int | None:
+        """Records that this transaction changed an object (or, kind ``settings``, the
+        vault's settings) of a replicable vault, and returns the change's number; None (and
+        nothing written) for a vault that is not replicable. Numbers follow commit order:
+        the transaction holds the vault's row until it commits."""
+        ...
+
     def insert_principal(self, principal: PrincipalRecord) -> None: ...
     def delete_principal(self, client_id: str) -> None: ...
     def insert_domain_key(self, key: DomainKeyRecord) -> None: ...

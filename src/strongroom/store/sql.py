@@ -45,8 +45,9 @@ def version_record(row: Any) -> VersionRecord:
 
 def vault_record(row: Any) -> VaultRecord:
     return VaultRecord(
-        row[0], row[1], row[2], row[3], bool(row[4]), bytes(row[5]), row[6], bool(row[7])
-    )
+        row[0], row[1], row[2], row[3], bool(row[4]), bytes(row[5]), row[6], bool(row[7]),
+        bool(row[8]), row[9],
+    )  # fmt: skip
 
 
 def principal_record(row: Any) -> PrincipalRecord:
@@ -74,7 +75,8 @@ SET_LATEST = SET_LATEST_ANY.replace(
 SET_LATEST_NAMED = SET_LATEST.replace(" RETURNING name", " AND name=?")
 PRINCIPAL_COLS = "client_id, name, secret_hash, certificate_pem, certificate_thumbprint, created"
 VAULT_COLS = (
-    "id, name, domain_id, retention_days, purge_protection, wrapped_key, created, open_access"
+    "id, name, domain_id, retention_days, purge_protection, wrapped_key, created, open_access, "
+    "replicable, replica_of"
 )
 O_COLS = ", ".join(f"o.{c.strip()}" for c in OBJECT_COLS.split(","))
 V_COLS = ", ".join(f"v.{c.strip()}" for c in VERSION_COLS.split(","))
@@ -253,6 +255,18 @@ class SqlReads:
         row = self._c.execute("SELECT count(*) FROM objects WHERE vault_id=?", (vault_id,))
         return int(row.fetchone()[0])
 
+    def change_position(self, vault_id: str) -> int:
+        row = self._c.execute("SELECT change_seq FROM vaults WHERE id=?", (vault_id,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def changes_after(self, vault_id: str, after: int, limit: int) -> list[tuple[int, str, str]]:
+        rows = self._c.execute(
+            "SELECT seq, kind, lname FROM changes WHERE vault_id=? AND seq>? "
+            "ORDER BY seq, kind, lname LIMIT ?",
+            (vault_id, after, limit),
+        ).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
 
 class SqlTx(SqlReads):
     revoked = False  # this transaction deleted a principal
@@ -274,20 +288,47 @@ class SqlTx(SqlReads):
     def insert_vault(self, vault: VaultRecord) -> None:
         self._c.execute(
             "INSERT INTO vaults (id, name, lname, domain_id, retention_days, purge_protection, "
-            "wrapped_key, created, open_access) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "wrapped_key, created, open_access, replicable, replica_of) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 vault.id, vault.name, vault.name.lower(), vault.domain_id, vault.retention_days,
                 int(vault.purge_protection), vault.wrapped_key, vault.created,
-                int(vault.open_access),
+                int(vault.open_access), int(vault.replicable), vault.replica_of,
             ),
         )  # fmt: skip
 
     def set_vault_open_access(self, vault_id: str, open_access: bool) -> None:
         self._c.execute("UPDATE vaults SET open_access=? WHERE id=?", (int(open_access), vault_id))
 
+    def set_vault_replication(
+        self, vault_id: str, *, replicable: bool, replica_of: str | None
+    ) -> None:
+        self._c.execute(
+            "UPDATE vaults SET replicable=?, replica_of=? WHERE id=?",
+            (int(replicable), replica_of, vault_id),
+        )
+
+    def note_change(self, vault_id: str, kind: str, lname: str) -> int | None:
+        # One statement for a vault that is not replicable (it matches no row).
+        row = self._c.execute(
+            "UPDATE vaults SET change_seq=change_seq+1 WHERE id=? AND replicable=1 "
+            "RETURNING change_seq",
+            (vault_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        seq = int(row[0])
+        self._c.execute(
+            "INSERT INTO changes (vault_id, kind, lname, seq) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (vault_id, kind, lname) DO UPDATE SET seq=excluded.seq",
+            (vault_id, kind, lname, seq),
+        )
+        return seq
+
     def delete_vault(self, vault_id: str) -> None:
         prefix = f"vault/{vault_id}/"
         self._c.execute("DELETE FROM meta WHERE substr(key, 1, ?)=?", (len(prefix), prefix))
+        self._c.execute("DELETE FROM changes WHERE vault_id=?", (vault_id,))
         self._c.execute("DELETE FROM vaults WHERE id=?", (vault_id,))
 
     def insert_principal(self, principal: PrincipalRecord) -> None:

@@ -1,4 +1,4 @@
--- The schema of revision 0004 (store.migrations.HEAD) for a new SQLite file, made by
+-- The schema of revision 0005 (store.migrations.HEAD) for a new SQLite file, made by
 -- every migration in versions/ run in order; a new file gets it in one transaction, without
 -- Alembic. tests/store/test_migrations.py checks that it matches what the migrations make;
 -- regenerate it with: python -m strongroom.store.migrations.freeze
@@ -15,7 +15,7 @@ CREATE TABLE domain_keys (
 CREATE TABLE vaults (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, lname TEXT NOT NULL UNIQUE, domain_id TEXT NOT NULL,
     retention_days INTEGER NOT NULL, purge_protection INTEGER NOT NULL,
-    wrapped_key BLOB NOT NULL, created INTEGER NOT NULL, open_access INTEGER NOT NULL DEFAULT 0);
+    wrapped_key BLOB NOT NULL, created INTEGER NOT NULL, open_access INTEGER NOT NULL DEFAULT 0, replicable INTEGER NOT NULL DEFAULT 0, change_seq BIGINT NOT NULL DEFAULT 0, replica_of TEXT);
 CREATE TABLE principals (
     client_id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, secret_hash TEXT,
     certificate_pem TEXT, certificate_thumbprint TEXT, created INTEGER NOT NULL);
@@ -43,3 +43,5 @@ CREATE TABLE policies (
         ON DELETE CASCADE);
 CREATE TABLE audit_batches (seq INTEGER PRIMARY KEY, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL, vaults TEXT NOT NULL, records BLOB NOT NULL);
 CREATE INDEX audit_batches_by_time ON audit_batches (max_ts);
+CREATE TABLE changes (vault_id TEXT NOT NULL, kind TEXT NOT NULL, lname TEXT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (vault_id, kind, lname));
+CREATE INDEX changes_by_seq ON changes (vault_id, seq);
