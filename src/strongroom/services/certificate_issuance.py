@@ -391,8 +391,8 @@ class CertificateIssuance:
                 policy = load_state(body).policy
                 vault = self._store.reads.get_vault_by_id(vault_id)
                 found = self._store.reads.get_current(vault_id, CERT, lname, "")
-                if policy is None or vault is None or found is None:
-                    continue
+                if policy is None or vault is None or found is None or vault.replica_of:
+                    continue  # a replica's renewals come from its source
                 latest = found[1]
                 if not self_issued(policy):
                     continue

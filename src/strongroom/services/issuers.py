@@ -15,7 +15,7 @@ from strongroom.crypto.envelope import aad
 from strongroom.errors import BadParameter, NotFound
 from strongroom.services.certificate_policy import check_contact, check_issuer
 from strongroom.services.installation import Installation
-from strongroom.store.base import Reads, Tx, VaultRecord
+from strongroom.store.base import SETTINGS, Reads, Tx, VaultRecord
 
 
 def _issuer_key(vault: VaultRecord, name: str) -> str:
@@ -89,6 +89,7 @@ class IssuerService:
             attributes["updated"] = now
             stored.update(name=name, attributes=attributes)
             tx.set_meta(key, json.dumps(stored))
+            tx.note_change(vault.id, SETTINGS, "")
             return stored
 
         stored = await self._inst.store.transact_async(write)
@@ -112,6 +113,7 @@ class IssuerService:
             if text is None:
                 raise _issuer_not_found()
             tx.delete_meta(key)
+            tx.note_change(vault.id, SETTINGS, "")
             return dict(json.loads(text))
 
         return self._public(await self._inst.store.transact_async(write))
@@ -129,7 +131,12 @@ class IssuerService:
                 raise BadParameter(f"'contacts[{i}].email' is required.")
             cleaned.append(entry)
         key = _contacts_key(vault)
-        await self._inst.store.transact_async(lambda tx: tx.set_meta(key, json.dumps(cleaned)))
+
+        def write(tx: Tx) -> None:
+            tx.set_meta(key, json.dumps(cleaned))
+            tx.note_change(vault.id, SETTINGS, "")
+
+        await self._inst.store.transact_async(write)
         return cleaned
 
     def get_certificate_contacts(self, vault: VaultRecord) -> list[dict[str, Any]]:
@@ -146,6 +153,7 @@ class IssuerService:
             if text is None:
                 raise NotFound("Contacts not found", code="ContactsNotFound")
             tx.delete_meta(key)
+            tx.note_change(vault.id, SETTINGS, "")
             return list(json.loads(text))
 
         return await self._inst.store.transact_async(write)
@@ -183,9 +191,11 @@ class IssuerService:
                     vault, name, str(credentials.pop("pwd"))
                 )
             tx.set_meta(_issuer_key(vault, name), json.dumps(stored))
+            tx.note_change(vault.id, SETTINGS, "")
             written.append(f"issuer {name}")
         contacts = settings.get("contacts")
         if contacts is not None and tx.get_meta(_contacts_key(vault)) is None:
             tx.set_meta(_contacts_key(vault), json.dumps(contacts))
+            tx.note_change(vault.id, SETTINGS, "")
             written.append("contacts")
         return written

@@ -247,8 +247,8 @@ class KeyService(ObjectService[KeyVersion]):
             try:
                 vault = self._store.reads.get_vault_by_id(vault_id)
                 found = self._store.reads.get_current(vault_id, self._kind, lname, "")
-                if vault is None or found is None:
-                    continue
+                if vault is None or found is None or vault.replica_of is not None:
+                    continue  # a replica's rotations come from its source
                 latest = found[1]
                 if rotation.rotation_due(json.loads(body), latest.created, latest.exp, now):
                     await self.rotate_key(vault, found[0].name)

@@ -108,6 +108,18 @@ def tags_of(v: VersionRecord) -> dict[str, str] | None:
     return json.loads(v.tags) if v.tags is not None else None
 
 
+def replication_unit(reads: Reads, obj: ObjectRecord) -> tuple[str, str]:
+    """What a replica fetches again when ``obj`` changes: a certificate's key or secret is its
+    certificate, a SAS definition its storage account, anything else itself."""
+    if obj.kind == Kind.SAS.value:
+        return Kind.STORAGE.value, obj.lname.split("/", 1)[0]
+    if obj.kind in (Kind.KEY.value, Kind.SECRET.value):
+        latest = reads.get_version(obj.vault_id, obj.kind, obj.lname, obj.latest_version)
+        if latest is not None and latest.managed:
+            return Kind.CERTIFICATE.value, obj.lname
+    return obj.kind, obj.lname
+
+
 def deleted_dates(deletion: Deletion | None) -> tuple[int | None, int | None]:
     """An object record's (deleted_date, scheduled_purge_date) for ``deletion``."""
     if deletion is None:
@@ -204,9 +216,21 @@ class ObjectService(Generic[M]):
     def forget_all_reads(self) -> None:
         """Drops every cached read."""
 
+    def change_of(self, lname: str) -> tuple[str, str]:
+        """The replication unit an object's write changes (``Tx.note_change``): the object
+        itself; a SAS definition's is its storage account."""
+        return self._kind, lname
+
     async def _write(self, fn: Callable[[Tx], T], vault: VaultRecord, lname: str) -> T:
+        kind, unit = self.change_of(lname)
+
+        def noted(tx: Tx) -> T:
+            result = fn(tx)
+            tx.note_change(vault.id, kind, unit)
+            return result
+
         try:
-            return await self._store.transact_async(fn)
+            return await self._store.transact_async(noted)
         finally:
             # After the commit and before the caller hears of it (see ``ReadCache``).
             self.forget_reads(vault.id, lname)
@@ -463,12 +487,17 @@ class ObjectService(Generic[M]):
         done = failed = 0
         try:
             for obj in self._store.reads.expired_deletions(when, 500):
+                vault = self._store.reads.get_vault_by_id(obj.vault_id)
+                if vault is not None and vault.replica_of is not None:
+                    continue  # a replica's purges come from its source
 
                 def write(tx: Tx, obj: ObjectRecord = obj) -> None:
                     current = tx.get_object(obj.vault_id, obj.kind, obj.lname)
                     purge = None if current is None else current.scheduled_purge_date
                     if purge is not None and purge <= when:  # not recovered meanwhile
+                        unit = replication_unit(tx, obj)
                         tx.purge_object(obj.vault_id, obj.kind, obj.lname)
+                        tx.note_change(obj.vault_id, *unit)
 
                 try:
                     await self._store.transact_async(write)

@@ -275,8 +275,8 @@ class StorageService(ObjectService[Account]):
                     continue
                 vault = self._store.reads.get_vault_by_id(vault_id)
                 found = self._store.reads.get_current(vault_id, self._kind, lname, "")
-                if vault is None or found is None:
-                    continue
+                if vault is None or found is None or vault.replica_of is not None:
+                    continue  # a replica's regenerations come from its source
                 extra = json.loads(found[1].extra or "{}")
                 period = rotation.seconds(extra["regenerationPeriod"], "regenerationPeriod")
                 if now < int(extra["lastRegenerated"]) + period:
@@ -356,6 +356,9 @@ class SasService(ObjectService[SasDefinition]):
     NOUN = "SAS definition"
     TITLE = "SAS definition"
     NOT_FOUND = "SasDefinitionNotFound"
+
+    def change_of(self, lname: str) -> tuple[str, str]:
+        return Kind.STORAGE.value, lname.split("/", 1)[0]  # "{account}/{definition}"
 
     def __init__(self, inst: Installation, accounts: StorageService):
         super().__init__(inst)

@@ -27,6 +27,11 @@ import orjson
 T = TypeVar("T")
 
 
+# The replication unit (``Tx.note_change``) of a vault's own settings: certificate issuers and
+# contacts, access policies, the open/closed setting.
+SETTINGS = "settings"
+
+
 @dataclass(frozen=True, slots=True)
 class VaultRecord:
     id: str
