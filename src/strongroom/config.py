@@ -45,6 +45,8 @@ class Settings:
     # A backup or restore job whose server has shown no sign of it for this long (it died)
     # reads as Failed.
     job_stale_seconds: float = 30.0
+    # Seconds between a replica's pulls of its source's changes once caught up.
+    replication_interval: float = 1.0
 
     def _netloc(self, host: str) -> str:
         return host if self.port == 443 else f"{host}:{self.port}"

@@ -27,6 +27,8 @@ class Vault:
     purge_protection: bool
     created: int
     open_access: bool = False  # every principal of the installation may do everything
+    replicable: bool = False  # replicas on other installations may follow it
+    replica_of: str | None = None  # a read-only replica of this source vault
 
     @property
     def recovery_level(self) -> str:

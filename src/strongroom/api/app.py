@@ -25,6 +25,7 @@ from strongroom.api.routes.identity import IdentityRoutes
 from strongroom.clock import ManualClock
 from strongroom.services.container import Services
 from strongroom.services.installation import Installation
+from strongroom.services.replication import Follower
 
 log = logging.getLogger(__name__)
 # A vault's name as a Host label (identifiers.check_vault_name's rule, lower-cased).
@@ -63,6 +64,7 @@ class StrongroomApp:
             routes += admin.routes()
         self._identity = BodyLimit(Starlette(routes=routes), MAX_TOKEN_BODY)
         self._purger: asyncio.Task[None] | None = None
+        self._follower: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -123,12 +125,18 @@ class StrongroomApp:
             message: Any = await receive()
             if message["type"] == "lifespan.startup":
                 self._purger = asyncio.create_task(self.scheduler.run_forever())
+                follower = Follower(
+                    self.services.replication, self.services.installation,
+                    self.services.installation.settings.replication_interval,
+                )  # fmt: skip
+                self._follower = asyncio.create_task(follower.run_forever())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self._purger is not None:
-                    self._purger.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await self._purger
+                for task in (self._purger, self._follower):
+                    if task is not None:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
                 await self.services.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

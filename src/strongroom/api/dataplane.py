@@ -28,6 +28,7 @@ from strongroom.identifiers import check_api_version
 from strongroom.services.access import AccessService
 from strongroom.services.audit import AuditLog
 from strongroom.services.identity import Caller, IdentityService
+from strongroom.services.replication import read_only
 from strongroom.services.vaults import VaultService
 from strongroom.store.base import PENDING_AUDIT, PendingAudit
 
@@ -162,6 +163,8 @@ class DataPlane:
         self._access.check(record, caller.client_id, need.kind, need.permission)
         for kind, permission in need.also:
             self._access.check(record, caller.client_id, kind, permission)
+        if record.replica_of is not None and route.changes_vault:
+            raise read_only(record)
         base = self._urls.get(vault_name)
         if base is None:
             if len(self._urls) >= self.MAX_ROUTES:

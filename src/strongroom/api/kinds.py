@@ -89,6 +89,8 @@ def lifecycle_routes(kind: ObjectKind[Any]) -> list[Route]:
         Route("GET", f"{gone}/{{name}}", get_deleted, kind.need("list", "GetDeleted")),
         Route("DELETE", f"{gone}/{{name}}", purge, kind.need("purge", "Purge", 204)),
         Route("POST", f"{gone}/{{name}}/recover", recover, kind.need("recover", "Recover")),
-        Route("POST", f"{live}/{{name}}/backup", backup, kind.need("backup", "Backup")),
+        Route(
+            "POST", f"{live}/{{name}}/backup", backup, kind.need("backup", "Backup"), writes=False
+        ),
         Route("POST", f"{live}/restore", restore, kind.need("restore", "Restore")),
     ]

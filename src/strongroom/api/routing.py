@@ -52,6 +52,13 @@ class Route:
     path: str
     handler: Handler
     need: Need
+    # Whether it may change the vault: a replica refuses those. By default every method but
+    # GET; cryptographic operations and backups are POSTs that change nothing.
+    writes: bool | None = None
+
+    @property
+    def changes_vault(self) -> bool:
+        return self.method != "GET" if self.writes is None else self.writes
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ directly; object commands (``secret``) are clients of a running server through t
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 import subprocess
@@ -14,7 +15,7 @@ from typing import Any
 
 import typer
 
-from strongroom.cli import db, domain, secret, seed, serve, vault_backup
+from strongroom.cli import db, domain, replica, secret, seed, serve, vault_backup
 from strongroom.cli.output import Output, OutputOption, emit, fail
 from strongroom.cli.profile import Profile, profile_path
 from strongroom.cli.shared import DataDir, local, settings_for
@@ -36,6 +37,7 @@ app.add_typer(secret.app, name="secret")
 app.add_typer(domain.app, name="domain")
 app.add_typer(domain.backup_app, name="backup")
 app.add_typer(db.app, name="db")
+app.add_typer(replica.app, name="replica")
 vault_backup.register(vault_app, domain.backup_app)
 app.command()(serve.serve)
 seed.register(app, vault_app)
@@ -159,6 +161,8 @@ def _vault_json(v: Vault, settings: Settings, inst: Installation | None = None) 
         "softDeleteRetentionInDays": v.retention_days,
         "enablePurgeProtection": v.purge_protection,
         "openToAllPrincipals": v.open_access,
+        "replicable": v.replicable,
+        "replicaOf": v.replica_of,
         "recoveryLevel": v.recovery_level,
         "created": v.created,
         "accessPolicies": policies,
@@ -203,22 +207,41 @@ def vault_create(
 @vault_app.command("update")
 def vault_update(
     name: str,
-    open_access: bool = typer.Option(
-        ...,
+    open_access: bool | None = typer.Option(
+        None,
         "--open/--closed",
         help="--open: every principal of this installation may do everything in the vault; "
         "--closed: only what access policies grant (a vault without policies denies everyone).",
+    ),
+    replicable: bool | None = typer.Option(
+        None,
+        "--replicable/--not-replicable",
+        help="--replicable: number the vault's changes so that replicas on other "
+        "installations can follow it (strongroom replica follow); every write then costs one "
+        "more statement.",
     ),
     data_dir: Path | None = DataDir,
     port: int = Port,
     output: Output = OutputOption,
 ) -> None:
-    """Open a vault to every principal, or close it to all but its access policies."""
+    """Open a vault to every principal or close it to all but its access policies; make it
+    replicable or not."""
     from strongroom.services.vaults import VaultService
 
+    if open_access is None and replicable is None:
+        fail("BadParameter", "Say what to change: --open/--closed, --replicable/--not-replicable.")
     with local(data_dir, port, "VaultUpdate", name) as (inst, settings):
-        vault = VaultService(inst).set_open_access(name, open_access)
-        emit(_vault_json(vault, settings, inst), output)
+        if open_access is not None:
+            VaultService(inst).set_open_access(name, open_access)
+        if replicable is not None:
+            from strongroom.services.container import Services
+
+            services = Services(inst)
+            try:
+                services.replication.make_replicable(name, replicable)
+            finally:
+                asyncio.run(services.close())
+        emit(_vault_json(VaultService(inst).show(name), settings, inst), output)
 
 
 @vault_app.command("list")

@@ -22,17 +22,19 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "keys": (
         "get", "list", "update", "create", "import", "delete", "recover", "backup", "restore",
         "purge", "decrypt", "encrypt", "unwrapKey", "wrapKey", "verify", "sign", "rotate",
-        "getrotationpolicy", "setrotationpolicy", "rng",
+        "getrotationpolicy", "setrotationpolicy", "rng", "replicate",
     ),
-    "secrets": ("get", "list", "set", "delete", "recover", "backup", "restore", "purge"),
+    "secrets": (
+        "get", "list", "set", "delete", "recover", "backup", "restore", "purge", "replicate",
+    ),
     "certificates": (
         "get", "list", "update", "create", "import", "delete", "recover", "backup", "restore",
         "purge", "managecontacts", "manageissuers", "getissuers", "listissuers", "setissuers",
-        "deleteissuers",
+        "deleteissuers", "replicate",
     ),
     "storage": (
         "get", "list", "set", "delete", "update", "regeneratekey", "backup", "restore",
-        "recover", "purge", "getsas", "listsas", "setsas", "deletesas",
+        "recover", "purge", "getsas", "listsas", "setsas", "deletesas", "replicate",
     ),
 }  # fmt: skip
 _ISSUER_PERMISSIONS = {"getissuers", "listissuers", "setissuers", "deleteissuers"}

@@ -187,18 +187,21 @@ def _check_domain(envelope: blobfmt.Envelope, vault: VaultRecord) -> None:
         )
 
 
-def seal_manifest(
+def seal_document(
     inst: Installation,
     vault: VaultRecord,
-    folder: str,
-    objects: int,
+    kind: str,
+    name: str,
     body: dict[str, Any],
-    key_record: DomainKeyRecord,
+    key_record: DomainKeyRecord | None = None,
+    count: int = 0,
 ) -> bytes:
-    """A whole-vault backup's manifest, sealed like an object blob (header kind
-    ``manifest``, named after its folder), so that no per-object restore takes it."""
+    """A JSON document sealed like an object blob, its header naming ``kind`` (which no
+    object restore takes): a whole-vault backup's manifest, a replica's settings."""
+    key_record = key_record or inst.store.reads.current_domain_key(vault.domain_id)
+    assert key_record is not None, "every domain has a backup key from its creation"
     header = {
-        "kind": MANIFEST, "name": folder, "versions": objects, "instance": inst.instance_id,
+        "kind": kind, "name": name, "versions": count, "instance": inst.instance_id,
         "vault": vault.name, "domain": vault.domain_id, "keyVersion": key_record.version,
         "created": inst.clock.now(),
     }  # fmt: skip
@@ -206,19 +209,23 @@ def seal_manifest(
     return blobfmt.seal(header, payload, inst.keyring.domain_key(key_record))
 
 
-def open_manifest(
-    inst: Installation, blob: bytes, vault: VaultRecord | None, reads: Reads | None = None
+def open_document(
+    inst: Installation,
+    blob: bytes,
+    vault: VaultRecord | None,
+    kind: str,
+    reads: Reads | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(header, body) of an authenticated manifest; with ``vault``, one it may restore into."""
+    """(header, body) of an authenticated document of ``kind``; with ``vault``, one of its
+    security domain."""
     envelope = blobfmt.parse(blob)
     key_record = _domain_key(inst, envelope, reads)
     if vault is not None:
         _check_domain(envelope, vault)
     payload = blobfmt.open_sealed(envelope, inst.keyring.domain_key(key_record))
-    if envelope.header["kind"] != MANIFEST:
+    if envelope.header["kind"] != kind:
         raise BackupRejected(
-            f"This is a {envelope.header['kind']} backup blob, not a backup folder's manifest.",
-            inner=KIND_MISMATCH,
+            f"This is a {envelope.header['kind']} blob, not a {kind}.", inner=KIND_MISMATCH
         )
     try:
         body = json.loads(payload)
@@ -227,6 +234,25 @@ def open_manifest(
     if not isinstance(body, dict):
         raise malformed_payload()
     return envelope.header, body
+
+
+def seal_manifest(
+    inst: Installation,
+    vault: VaultRecord,
+    folder: str,
+    objects: int,
+    body: dict[str, Any],
+    key_record: DomainKeyRecord,
+) -> bytes:
+    """A whole-vault backup's manifest (header kind ``manifest``, named after its folder)."""
+    return seal_document(inst, vault, MANIFEST, folder, body, key_record, objects)
+
+
+def open_manifest(
+    inst: Installation, blob: bytes, vault: VaultRecord | None, reads: Reads | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(header, body) of an authenticated manifest; with ``vault``, one it may restore into."""
+    return open_document(inst, blob, vault, MANIFEST, reads)
 
 
 def blob_header(blob: bytes) -> dict[str, Any]:

@@ -217,8 +217,18 @@ class CertificateService(ObjectService[CertificateVersion]):
         }
         return Export(self.KIND, obj.name, dump(CERT, self), extras)
 
+    def purge_in(self, tx: Tx, vault: VaultRecord, lname: str) -> None:
+        for kind in (CERT, KEY, SECRET):  # the certificate with its key and secret
+            tx.purge_object(vault.id, kind, lname)
+
     async def restore_object(
-        self, vault: VaultRecord, blob: bytes, deletion: Deletion | None = None
+        self,
+        vault: VaultRecord,
+        blob: bytes,
+        deletion: Deletion | None = None,
+        *,
+        replace: bool = False,
+        after: Callable[[Tx], None] | None = None,
     ) -> CertificateVersion:
         name, items, payload = backup.open_blob(self._inst, vault, self.KIND, blob)
         try:
@@ -247,6 +257,8 @@ class CertificateService(ObjectService[CertificateVersion]):
             raise backup.malformed_payload()
 
         def write(tx: Tx) -> ObjectRecord:
+            if replace:
+                self.purge_in(tx, vault, lname)
             for records in groups:
                 if records and tx.get_object(vault.id, records[0].kind, lname) is not None:
                     raise Conflict(
@@ -265,6 +277,8 @@ class CertificateService(ObjectService[CertificateVersion]):
                 for record in records:
                     tx.insert_version(record)
             tx.set_policy(vault.id, CERT, lname, dump_state(state))
+            if after is not None:
+                after(tx)
             return ObjectRecord(
                 vault.id, CERT, lname, name, groups[0][-1].version, *deleted_dates(deletion)
             )

@@ -18,6 +18,7 @@ from strongroom.services.issuers import IssuerService
 from strongroom.services.jobs import Jobs
 from strongroom.services.keys import KeyService
 from strongroom.services.objects import ObjectService
+from strongroom.services.replication import Replication
 from strongroom.services.scheduler import Scheduler
 from strongroom.services.secrets import SecretService
 from strongroom.services.storage import StorageService
@@ -54,6 +55,7 @@ class Services:
             Kind.STORAGE: self.storage,
         }
         self.vault_backups = VaultBackups(inst, self.kinds, self.issuers)
+        self.replication = Replication(inst, self.kinds, self.issuers)
         self.jobs = Jobs(inst, inst.settings.job_stale_seconds)
         self.storage_policy = StoragePolicy(
             inst.settings.azurite_blob_endpoint, inst.settings.backup_storage

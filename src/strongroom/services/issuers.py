@@ -199,3 +199,10 @@ class IssuerService:
             tx.note_change(vault.id, SETTINGS, "")
             written.append("contacts")
         return written
+
+    def replace_settings(self, tx: Tx, vault: VaultRecord, settings: dict[str, Any]) -> None:
+        """Makes the vault's issuers and contacts exactly ``settings``'s (a replica)."""
+        for key, _ in tx.list_meta(f"vault/{vault.id}/issuer/"):
+            tx.delete_meta(key)
+        tx.delete_meta(_contacts_key(vault))
+        self.restore_settings(tx, vault, settings)

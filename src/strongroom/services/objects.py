@@ -558,11 +558,26 @@ class ObjectService(Generic[M]):
         return backup.seal_export(self._inst, vault, self.export(self._store.reads, vault, obj))
 
     async def restore_object(
-        self, vault: VaultRecord, blob: bytes, deletion: Deletion | None = None
+        self,
+        vault: VaultRecord,
+        blob: bytes,
+        deletion: Deletion | None = None,
+        *,
+        replace: bool = False,
+        after: Callable[[Tx], None] | None = None,
     ) -> M:
         """Re-creates the object a blob carries (``POST /{kind}/restore``); with ``deletion``,
-        as a soft-deleted object (a whole-vault restore of a deleted one)."""
-        return await self.restore(vault, blob, self._restored_material, deletion)
+        as a soft-deleted object (a whole-vault restore of a deleted one). ``replace``: an
+        object of that name is replaced, not a conflict (a replica applying its source's
+        state); ``after`` writes what goes with it, in the same transaction."""
+        return await self.restore(
+            vault, blob, self._restored_material, deletion, replace=replace, after=after
+        )
+
+    def purge_in(self, tx: Tx, vault: VaultRecord, lname: str) -> None:
+        """Removes an object, whatever its state, with what goes with it, inside ``tx``."""
+        tx.purge_object(vault.id, self._kind, lname)
+        self._purge_related(tx, vault, lname)
 
     def _backup_extras(self, reads: Reads, vault: VaultRecord, obj: ObjectRecord) -> dict[str, Any]:
         """Object-level state to carry beside the versions; restored by ``_restore_extras``."""
@@ -583,9 +598,12 @@ class ObjectService(Generic[M]):
         blob: bytes,
         material: Callable[[dict[str, Any]], bytes],
         deletion: Deletion | None = None,
+        *,
+        replace: bool = False,
+        after: Callable[[Tx], None] | None = None,
     ) -> M:
         """Re-creates every version with its id and timestamps; ``material`` gives the
-        plaintext to seal for one backed-up version."""
+        plaintext to seal for one backed-up version (``restore_object`` says the rest)."""
         name, items, payload = backup.open_blob(self._inst, vault, self.KIND, blob)
         try:
             check_object_name(name, self.NOUN)
@@ -599,12 +617,14 @@ class ObjectService(Generic[M]):
 
         def write(tx: Tx) -> ObjectRecord:
             if tx.get_object(vault.id, self._kind, lname) is not None:
-                raise Conflict(
-                    f"There was a conflict restoring the {self.NOUN} '{name}'. This can happen "
-                    f"if either a {self.NOUN} with the same name exists in this vault (active or "
-                    "deleted but recoverable) or a purge of that name has not finished. "
-                    "Purge or rename it first.",
-                )
+                if not replace:
+                    raise Conflict(
+                        f"There was a conflict restoring the {self.NOUN} '{name}'. This can "
+                        f"happen if either a {self.NOUN} with the same name exists in this "
+                        "vault (active or deleted but recoverable) or a purge of that name has "
+                        "not finished. Purge or rename it first.",
+                    )
+                self.purge_in(tx, vault, lname)
             obj = ObjectRecord(
                 vault.id, self._kind, lname, name, records[-1].version, *deleted_dates(deletion)
             )
@@ -612,6 +632,8 @@ class ObjectService(Generic[M]):
             for record in records:
                 tx.insert_version(record)
             self._restore_extras(tx, vault, lname, prepared)
+            if after is not None:
+                after(tx)
             return obj
 
         obj = await self._write(write, vault, lname)

@@ -23,6 +23,8 @@ def to_vault(record: VaultRecord) -> Vault:
         purge_protection=record.purge_protection,
         created=record.created,
         open_access=record.open_access,
+        replicable=record.replicable,
+        replica_of=record.replica_of,
     )
 
 

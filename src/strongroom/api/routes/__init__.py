@@ -7,6 +7,7 @@ from __future__ import annotations
 from strongroom.api.routes.administration import AdministrationRoutes
 from strongroom.api.routes.certificates import CertificateRoutes
 from strongroom.api.routes.keys import KeyRoutes
+from strongroom.api.routes.replication import ReplicationRoutes
 from strongroom.api.routes.secrets import SecretRoutes
 from strongroom.api.routes.storage import StorageRoutes
 from strongroom.api.routing import RouteTable
@@ -22,4 +23,5 @@ def route_table(services: Services) -> RouteTable:
     ]
     routes = [route for kind in kinds for route in kind.routes()]
     routes += AdministrationRoutes(services).routes()  # whole-vault backup and restore
+    routes += ReplicationRoutes(services).routes()
     return RouteTable(routes, KeyRoutes.refusals())

@@ -78,9 +78,19 @@ class AdministrationRoutes:
 
     def routes(self) -> list[Route]:
         routes = [
-            Route("POST", "/backup", self.full_backup, _every_kind("backup", "VaultBackup")),
             Route(
-                "POST", "/prebackup", self.pre_full_backup, _every_kind("backup", "VaultPreBackup")
+                "POST",
+                "/backup",
+                self.full_backup,
+                _every_kind("backup", "VaultBackup"),
+                writes=False,
+            ),
+            Route(
+                "POST",
+                "/prebackup",
+                self.pre_full_backup,
+                _every_kind("backup", "VaultPreBackup"),
+                writes=False,
             ),
             Route(
                 "GET",

@@ -72,13 +72,19 @@ class KeyRoutes:
             # Managed HSM's data action Microsoft.KeyVault/managedHsm/rng/action; a key
             # permission of Strongroom's own, since Key Vault's access policies have no such
             # operation.
-            Route("POST", "/rng", self.get_random_bytes, Need("keys", "rng", "GetRandomBytes")),
+            Route(
+                "POST",
+                "/rng",
+                self.get_random_bytes,
+                Need("keys", "rng", "GetRandomBytes"),
+                writes=False,
+            ),
             *lifecycle_routes(kind),
         ]
         for op, (permission, operation) in _OPERATIONS.items():
             handler = self._operation(op)
             path = f"/keys/{{name}}/{{version?}}/{op}"
-            routes.append(Route("POST", path, handler, need(permission, operation)))
+            routes.append(Route("POST", path, handler, need(permission, operation), writes=False))
         return routes
 
     @staticmethod
