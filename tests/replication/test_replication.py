@@ -143,3 +143,153 @@ def test_a_replica_follows_its_source_and_is_read_only(pair: Pair) -> None:
     status = strongroom(pair.b, "replica", "status", "-n", "prod-dr")
     assert status["lagChanges"] == 0 and status["lastError"] is None
     assert status["position"] == status["sourcePosition"] > 0
+
+
+def _load(pair: Pair, vault: str, writers: int, each: int, round_: int) -> None:
+    """Concurrent writes of every kind on A's vault: new versions, updates, deletes, purges,
+    recovers, keys and their rotations."""
+    import threading
+
+    def work(w: int) -> None:
+        secrets, keys, _ = pair.clients(pair.a, vault)
+        for i in range(each):
+            name = f"w{w}-s{i % 7}"
+            secrets.set_secret(name, f"value {w} {i}", tags={"i": str(i)})
+            if i % 5 == 1:
+                secrets.update_secret_properties(name, content_type="text/plain")
+            if i % 11 == 3:
+                keys.create_rsa_key(f"w{w}-k{i % 3}", size=2048)
+            if i % 13 == 4:
+                deleted = f"r{round_}-w{w}-d{i}"
+                secrets.set_secret(deleted, "to go")
+                secrets.begin_delete_secret(deleted).wait()
+                if i % 2:
+                    secrets.purge_deleted_secret(deleted)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_concurrent_load_a_killed_replica_and_a_lost_source(pair: Pair) -> None:
+    import signal
+
+    cli(pair.a.data_dir, "vault", "create", "busy", "--open")
+    strongroom(pair.a, "vault", "update", "busy", "--replicable")
+    pair.follow("busy-dr", "busy")
+    cli(pair.b.data_dir, "vault", "update", "busy-dr", "--open")
+    _load(pair, "busy", writers=4, each=60, round_=1)
+    # B killed mid-stream (SIGKILL), restarted: it goes on from its position.
+    assert pair.b.process is not None
+    pair.b.process.send_signal(signal.SIGKILL)
+    pair.b.process.wait()
+    pair.b.process = None
+    _load(pair, "busy", writers=2, each=40, round_=2)
+    pair.b.start()
+    # The link cut: A stopped while B follows, then back.
+    pair.a.stop()
+    time.sleep(2)
+    status = strongroom(pair.b, "replica", "status", "-n", "busy-dr")
+    assert status["lastError"] is not None  # it says why it is behind
+    pair.a.start()
+    _load(pair, "busy", writers=2, each=20, round_=3)
+    _until(lambda: _state(pair, pair.b, "busy-dr") == _state(pair, pair.a, "busy"), 120)
+    status = strongroom(pair.b, "replica", "status", "-n", "busy-dr")
+    assert status["lagChanges"] == 0 and status["lastError"] is None
+    assert status["position"] == status["sourcePosition"] > 0
+
+
+def test_promote_then_fail_back(pair: Pair) -> None:
+    cli(pair.a.data_dir, "vault", "create", "main", "--open")
+    strongroom(pair.a, "vault", "update", "main", "--replicable")
+    secrets_a, _, _ = pair.clients(pair.a, "main")
+    secrets_a.set_secret("shared", "from A")
+    pair.follow("main-dr", "main")
+    cli(pair.b.data_dir, "vault", "update", "main-dr", "--open")
+    secrets_b, _, _ = pair.clients(pair.b, "main-dr")
+    _until(lambda: _state(pair, pair.b, "main-dr") == _state(pair, pair.a, "main"))
+
+    # A is lost; B is promoted and takes writes.
+    promoted = strongroom(pair.b, "replica", "promote", "-n", "main-dr")
+    assert promoted["replicaOf"] is None and promoted["replicable"] is True
+    time.sleep(2.2)  # the server's vault cache
+    secrets_b.set_secret("shared", "from B")
+    secrets_b.set_secret("new-on-b", "b")
+
+    # A comes back as a replica of B: B's writes arrive, nothing of B is lost.
+    strongroom(pair.a, "vault", "update", "main", "--not-replicable")
+    strongroom(
+        pair.a, "replica", "follow", "-n", "main", "--source", pair.b.vault_url("main-dr"),
+        "--client-id", _replicator_of(pair.b)["clientId"],
+        "--client-secret", _replicator_of(pair.b)["clientSecret"],
+        "--source-ca", str(pair.b.ca),
+    )  # fmt: skip
+    _until(lambda: _state(pair, pair.a, "main") == _state(pair, pair.b, "main-dr"))
+    assert secrets_a.get_secret("shared").value == "from B"
+    assert secrets_a.get_secret("new-on-b").value == "b"
+
+
+_REPLICATORS: dict[str, dict[str, str]] = {}
+
+
+def _replicator_of(server: Server) -> dict[str, str]:
+    if str(server.data_dir) not in _REPLICATORS:
+        _REPLICATORS[str(server.data_dir)] = cli(
+            server.data_dir, "principal", "create", "replicator", port=server.port
+        )
+    return _REPLICATORS[str(server.data_dir)]
+
+
+def test_refusals_are_named_in_the_status(pair: Pair) -> None:
+    cli(pair.a.data_dir, "vault", "create", "guarded", "--open")
+    strongroom(pair.a, "vault", "update", "guarded", "--replicable")
+    cli(pair.a.data_dir, "vault", "update", "guarded", "--closed")
+    cli(pair.a.data_dir, "vault", "set-policy", "guarded", "--principal",
+        pair.replicator["clientId"], "--secret-permissions", "get")  # fmt: skip
+    # A replica of another domain (B's own default domain) is refused with the reason, and a
+    # principal without replicate is refused by the source.
+    cli(pair.b.data_dir, "vault", "create", "own-domain")
+    strongroom(
+        pair.b, "replica", "follow", "-n", "own-domain", "--source", pair.a.vault_url("guarded"),
+        "--client-id", pair.replicator["clientId"],
+        "--client-secret", pair.replicator["clientSecret"], "--source-ca", str(pair.a.ca),
+    )  # fmt: skip
+    _until(lambda: strongroom(pair.b, "replica", "status", "-n", "own-domain")["lastError"])
+    error = strongroom(pair.b, "replica", "status", "-n", "own-domain")["lastError"]
+    assert "403" in error and "replicate" in error
+    cli(pair.a.data_dir, "vault", "set-policy", "guarded", "--principal",
+        pair.replicator["clientId"], *(f"--{k}-permissions" for k in ()),
+        "--secret-permissions", "replicate", "--key-permissions", "replicate",
+        "--certificate-permissions", "replicate", "--storage-permissions", "replicate")  # fmt: skip
+    time.sleep(2.2)
+
+    def domain_refused() -> bool:
+        found = strongroom(pair.b, "replica", "status", "-n", "own-domain")["lastError"] or ""
+        return "security domain" in found
+
+    _until(domain_refused)
+
+
+def test_the_feed_refuses_strangers_and_bad_requests(pair: Pair) -> None:
+    import httpx
+
+    cli(pair.a.data_dir, "vault", "create", "feed", "--open")
+    anonymous = httpx.get(
+        f"{pair.a.vault_url('feed')}/replication/changes?api-version=7.6", verify=pair.a.tls()
+    )
+    assert anonymous.status_code == 401
+    http = pair.a.http("feed")
+    assert http.get("/replication/changes").json()["error"]["innererror"]["code"] == (
+        "VaultNotReplicable"
+    )
+    strongroom(pair.a, "vault", "update", "feed", "--replicable")
+    time.sleep(2.2)  # the server's vault cache
+    for bad in ({"limit": 1000}, {"after": -1}, {"after": "x"}):
+        refused = http.get("/replication/changes", params=bad)
+        assert refused.status_code == 400 and "Replicable" not in refused.text, refused.text
+    page = http.get("/replication/changes", params={"after": 0}).json()
+    assert page["position"] == 1 and [c["kind"] for c in page["changes"]] == ["settings"]
+    status = http.get("/replication/status")
+    assert status.status_code == 400  # not a replica
