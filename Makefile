@@ -83,9 +83,9 @@ test: $(STAMP) $(AZ_STAMP) $(AZURITE_STAMP) $(EXAMPLES_JS_STAMP) postgres resolv
 	  STRONGROOM_REQUIRE_POSTGRES=1 STRONGROOM_REQUIRE_SPEC=1 STRONGROOM_REQUIRE_NODE=1 \
 	  $(VENV)/bin/pytest
 	$(VENV)/bin/python -m tests.adversarial.report
-	# The API, SDK and storage tests again, every server on PostgreSQL.
+	# The API, SDK, storage and replication tests again, every server on PostgreSQL.
 	STRONGROOM_TEST_BACKEND=postgresql STRONGROOM_REQUIRE_AZURITE=1 \
-	  $(VENV)/bin/pytest tests/api tests/sdk tests/storage
+	  $(VENV)/bin/pytest tests/api tests/sdk tests/storage tests/replication
 	$(VENV)/bin/python conformance/run.py
 
 # The adversarial suite alone (fuzzing, crash cycles, full disk, lost database, hostile
