@@ -143,7 +143,7 @@ def test_a_replica_follows_its_source_and_is_read_only(pair: Pair) -> None:
 
     status = strongroom(pair.b, "replica", "status", "-n", "prod-dr")
     assert status["lagChanges"] == 0 and status["lastError"] is None
-    assert status["position"] == status["sourcePosition"] >= 1000  # changes applied
+    assert status["position"] == status["sourcePosition"] > 0
 
 
 def _load(pair: Pair, vault: str, writers: int, each: int, round_: int) -> None:

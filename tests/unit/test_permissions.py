@@ -39,7 +39,7 @@ def test_every_route_needs_a_permission_its_kind_has(table: RouteTable) -> None:
 
 
 def test_every_permission_but_manageissuers_guards_a_route(table: RouteTable) -> None:
-    used = {(r.need.kind, r.need.permission) for r in table.routes}
+    used = {pair for r in table.routes for pair in ((r.need.kind, r.need.permission), *r.need.also)}
     known = {(k, p) for k, ps in PERMISSIONS.items() for p in ps if p != "manageissuers"}
     assert used == known
 

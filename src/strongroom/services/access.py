@@ -16,7 +16,7 @@ from typing import Any
 
 from strongroom.errors import BadParameter, Forbidden, NotFound
 from strongroom.services.installation import Installation
-from strongroom.store.base import SETTINGS, Tx, VaultRecord
+from strongroom.store.base import Tx, VaultRecord
 
 PERMISSIONS: dict[str, tuple[str, ...]] = {
     "keys": (
@@ -95,7 +95,6 @@ class AccessService:
             policy = AccessPolicy(client_id, principal, merged)
             body = {"client_id": client_id, "principal": principal, "permissions": merged}
             tx.set_meta(_key(vault, client_id), json.dumps(body))
-            tx.note_change(vault.id, SETTINGS, "")
             return policy
 
         return self._inst.store.transact(write).result()
@@ -109,7 +108,6 @@ class AccessService:
                     code="AccessPolicyNotFound",
                 )
             tx.delete_meta(_key(vault, client_id))
-            tx.note_change(vault.id, SETTINGS, "")
             return AccessPolicy(**json.loads(old))
 
         return self._inst.store.transact(write).result()

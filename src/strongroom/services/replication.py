@@ -7,9 +7,10 @@ the vault's settings) carries the number of the last change that touched it, num
 commit order. Making a vault replicable numbers every unit it already holds, so a new replica
 starts from nothing. ``changes_page(after=N)`` answers the units changed after N, in order, each
 with its state *now*: the object's sealed blob (exactly ``POST …/backup``'s, restorable only in
-the security domain) with its soft-delete dates, ``absent`` for a purged one, or the settings
-(issuers and contacts, access policies, the open setting) sealed the same way. So a replica's
-network carries no plaintext.
+the security domain) with its soft-delete dates, ``absent`` for a purged one, or the vault's
+certificate issuers and contacts sealed the same way; so a replica's network carries no
+plaintext. Access policies and the open setting are not replicated: principals belong to an
+installation, and the replica's own policies say who may read it.
 
 **Replica.** A replica applies the units of a page one at a time, each in one transaction that
 also stores the unit's number as the replica's position: after a crash, a cut link or a restart
@@ -22,8 +23,8 @@ installation follows a given vault at a time (``Store.exclusive``).
 
 **Promote and fail back.** ``promote`` stops following and makes the vault an ordinary,
 replicable one, all its units numbered again, so that the former source (made a replica of it)
-can follow it back: a failback starts from the promoted vault's whole state, and what was
-written on the former source after the replica last synced is replaced by it.
+can follow it back: a failback brings every unit of the promoted vault, replacing the former
+source's version of it; what only the former source wrote after the replica last synced stays.
 """
 
 from __future__ import annotations
@@ -211,12 +212,10 @@ class Replication:
                       deleted)  # fmt: skip
 
     def _settings(self, reads: Reads, vault: VaultRecord) -> dict[str, Any]:
-        policies = [json.loads(v) for _, v in reads.list_meta(f"vault/{vault.id}/access/")]
-        return {
-            **self._issuers.export_settings(reads, vault),
-            "accessPolicies": policies,
-            "openAccess": vault.open_access,
-        }
+        """The settings a replica takes: certificate issuers and contacts. Access policies and
+        the open setting stay each installation's own: principals are per installation, so
+        the source's policies would name principals the replica's does not have."""
+        return self._issuers.export_settings(reads, vault)
 
     # -- replica ----------------------------------------------------------------------------
 
@@ -313,12 +312,6 @@ class Replication:
 
             def write(tx: Tx) -> None:
                 self._issuers.replace_settings(tx, vault, body)
-                prefix = f"vault/{vault.id}/access/"
-                for key, _ in tx.list_meta(prefix):
-                    tx.delete_meta(key)
-                for policy in body.get("accessPolicies") or []:
-                    tx.set_meta(prefix + str(policy["client_id"]), json.dumps(policy))
-                tx.set_vault_open_access(vault.id, bool(body.get("openAccess")))
                 mark(tx)
 
             await self._store.transact_async(write)

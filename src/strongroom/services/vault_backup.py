@@ -42,7 +42,7 @@ from strongroom.services.backup_locations import Location, check_folder
 from strongroom.services.installation import Installation
 from strongroom.services.issuers import IssuerService
 from strongroom.services.objects import ObjectService
-from strongroom.store.base import SETTINGS, ObjectRecord, Reads, Tx, VaultRecord
+from strongroom.store.base import ObjectRecord, Reads, Tx, VaultRecord
 
 log = logging.getLogger(__name__)
 
@@ -654,12 +654,10 @@ class VaultBackups:
                 key = f"vault/{vault.id}/access/{policy['client_id']}"
                 if tx.get_meta(key) is None:
                     tx.set_meta(key, json.dumps(policy))
-                    tx.note_change(vault.id, SETTINGS, "")
                     written.append(f"access policy {policy['client_id']}")
             open_access = bool(manifest.vault.get("openAccess"))
             if open_access != vault.open_access:
                 tx.set_vault_open_access(vault.id, open_access)
-                tx.note_change(vault.id, SETTINGS, "")
                 written.append("open access" if open_access else "closed access")
         return written
 

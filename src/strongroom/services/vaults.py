@@ -11,7 +11,7 @@ from strongroom.errors import BadParameter, Conflict, NotFound
 from strongroom.identifiers import check_vault_name
 from strongroom.models import Vault
 from strongroom.services.installation import Installation
-from strongroom.store.base import SETTINGS, Tx, VaultRecord
+from strongroom.store.base import Tx, VaultRecord
 
 
 def to_vault(record: VaultRecord) -> Vault:
@@ -115,7 +115,6 @@ class VaultService:
             if record is None:
                 raise vault_not_found(name)
             tx.set_vault_open_access(record.id, open_access)
-            tx.note_change(record.id, SETTINGS, "")
             return replace(record, open_access=open_access)
 
         return to_vault(self._inst.store.transact(write).result())

@@ -27,8 +27,7 @@ import orjson
 T = TypeVar("T")
 
 
-# The replication unit (``Tx.note_change``) of a vault's own settings: certificate issuers and
-# contacts, access policies, the open/closed setting.
+# The replication unit (``Tx.note_change``) of a vault's certificate issuers and contacts.
 SETTINGS = "settings"
 
 
