@@ -34,6 +34,12 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
+def note_settings(tx: Tx, vault: VaultRecord) -> None:
+    """Numbers a change of the vault's issuers or contacts, for its replicas."""
+    if vault.replicable:
+        tx.note_change(vault.id, SETTINGS, "")
+
+
 def _issuer_not_found() -> NotFound:
     return NotFound("Issuer not found", code="CertificateIssuerNotFound")
 
@@ -89,7 +95,7 @@ class IssuerService:
             attributes["updated"] = now
             stored.update(name=name, attributes=attributes)
             tx.set_meta(key, json.dumps(stored))
-            tx.note_change(vault.id, SETTINGS, "")
+            note_settings(tx, vault)
             return stored
 
         stored = await self._inst.store.transact_async(write)
@@ -113,7 +119,7 @@ class IssuerService:
             if text is None:
                 raise _issuer_not_found()
             tx.delete_meta(key)
-            tx.note_change(vault.id, SETTINGS, "")
+            note_settings(tx, vault)
             return dict(json.loads(text))
 
         return self._public(await self._inst.store.transact_async(write))
@@ -134,7 +140,7 @@ class IssuerService:
 
         def write(tx: Tx) -> None:
             tx.set_meta(key, json.dumps(cleaned))
-            tx.note_change(vault.id, SETTINGS, "")
+            note_settings(tx, vault)
 
         await self._inst.store.transact_async(write)
         return cleaned
@@ -153,7 +159,7 @@ class IssuerService:
             if text is None:
                 raise NotFound("Contacts not found", code="ContactsNotFound")
             tx.delete_meta(key)
-            tx.note_change(vault.id, SETTINGS, "")
+            note_settings(tx, vault)
             return list(json.loads(text))
 
         return await self._inst.store.transact_async(write)
@@ -191,12 +197,12 @@ class IssuerService:
                     vault, name, str(credentials.pop("pwd"))
                 )
             tx.set_meta(_issuer_key(vault, name), json.dumps(stored))
-            tx.note_change(vault.id, SETTINGS, "")
+            note_settings(tx, vault)
             written.append(f"issuer {name}")
         contacts = settings.get("contacts")
         if contacts is not None and tx.get_meta(_contacts_key(vault)) is None:
             tx.set_meta(_contacts_key(vault), json.dumps(contacts))
-            tx.note_change(vault.id, SETTINGS, "")
+            note_settings(tx, vault)
             written.append("contacts")
         return written
 

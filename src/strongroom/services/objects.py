@@ -221,16 +221,21 @@ class ObjectService(Generic[M]):
         itself; a SAS definition's is its storage account."""
         return self._kind, lname
 
-    async def _write(self, fn: Callable[[Tx], T], vault: VaultRecord, lname: str) -> T:
+    def _noting(self, fn: Callable[[Tx], T], vault: VaultRecord, lname: str) -> Callable[[Tx], T]:
         kind, unit = self.change_of(lname)
 
-        def noted(tx: Tx) -> T:
+        def job(tx: Tx) -> T:
             result = fn(tx)
             tx.note_change(vault.id, kind, unit)
             return result
 
+        return job
+
+    async def _write(self, fn: Callable[[Tx], T], vault: VaultRecord, lname: str) -> T:
+        # A replicable vault's replicas need the change numbered, in the same transaction.
+        job = self._noting(fn, vault, lname) if vault.replicable else fn
         try:
-            return await self._store.transact_async(noted)
+            return await self._store.transact_async(job)
         finally:
             # After the commit and before the caller hears of it (see ``ReadCache``).
             self.forget_reads(vault.id, lname)

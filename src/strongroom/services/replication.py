@@ -43,6 +43,7 @@ from strongroom.services import backup
 from strongroom.services.installation import Installation
 from strongroom.services.issuers import IssuerService
 from strongroom.services.objects import ObjectService, replication_unit
+from strongroom.services.vaults import VaultService
 from strongroom.store.base import SETTINGS, Reads, Tx, VaultRecord
 
 if TYPE_CHECKING:
@@ -149,10 +150,13 @@ class Replication:
         """Turns the numbering of a vault's changes on (numbering every unit it holds, for new
         replicas to start from) or off."""
 
+        newly: list[bool] = []
+
         def write(tx: Tx) -> VaultRecord:
             vault = tx.get_vault(vault_name)
             if vault is None:
                 raise NotFound(f"No vault named '{vault_name}'.", code="VaultNotFound")
+            newly[:] = [replicable and not vault.replicable]
             if vault.replica_of is not None and replicable:
                 raise BadParameter(
                     f"Vault '{vault.name}' is a replica; promote it first, then make it replicable."
@@ -166,7 +170,15 @@ class Replication:
             assert found is not None
             return found
 
-        return self._store.transact(write).result()
+        vault = self._store.transact(write).result()
+        if newly[0]:
+            # A server's cached record of the vault may say it is not replicable for up to
+            # VaultService.CACHE_SECONDS, and a write made with it numbers nothing: once those
+            # records have expired, every unit is numbered again, so none of those writes is
+            # missed.
+            time.sleep(VaultService.CACHE_SECONDS + 0.5)
+            self._store.transact(lambda tx: self._note_everything(tx, vault)).result()
+        return vault
 
     def changes_page(self, vault: VaultRecord, after: int, limit: int) -> ChangePage:
         """The units of ``vault`` changed after ``after`` and their states now (blocking)."""
