@@ -325,3 +325,29 @@ def test_writes_made_while_replication_is_turned_on_are_not_missed(pair: Pair) -
     pair.follow("turning-dr", "turning")
     cli(pair.b.data_dir, "vault", "update", "turning-dr", "--open")
     _until(lambda: _state(pair, pair.b, "turning-dr") == _state(pair, pair.a, "turning"))
+
+
+def test_access_policies_travel_and_become_the_promoted_vaults(pair: Pair) -> None:
+    cli(pair.a.data_dir, "vault", "create", "policed")
+    strongroom(pair.a, "vault", "update", "policed", "--replicable")
+    cli(pair.a.data_dir, "vault", "set-policy", "policed", "--principal",
+        pair.replicator["clientId"], "--secret-permissions", "replicate",
+        "--secret-permissions", "get", "--key-permissions", "replicate",
+        "--certificate-permissions", "replicate", "--storage-permissions", "replicate")  # fmt: skip
+    pair.follow("policed-dr", "policed")
+    # B's own principal, by B's own policy on the replica, alongside the source's policies.
+    cli(pair.b.data_dir, "vault", "set-policy", "policed-dr", "--principal", pair.b.client_id,
+        "--secret-permissions", "get", "--secret-permissions", "list")  # fmt: skip
+
+    def copied() -> bool:
+        status = strongroom(pair.b, "replica", "status", "-n", "policed-dr")
+        return status["position"] > 0 and status["lagChanges"] == 0
+
+    _until(copied)
+    shown = cli(pair.b.data_dir, "vault", "show", "policed-dr")
+    assert [p["clientId"] for p in shown["accessPolicies"]] == [pair.b.client_id]
+    strongroom(pair.b, "replica", "promote", "-n", "policed-dr")
+    shown = cli(pair.b.data_dir, "vault", "show", "policed-dr")
+    owners = {p["clientId"]: p["permissions"]["secrets"] for p in shown["accessPolicies"]}
+    assert owners[pair.b.client_id] == ["get", "list"]
+    assert owners[pair.replicator["clientId"]] == ["replicate", "get"]

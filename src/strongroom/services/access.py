@@ -16,7 +16,7 @@ from typing import Any
 
 from strongroom.errors import BadParameter, Forbidden, NotFound
 from strongroom.services.installation import Installation
-from strongroom.store.base import Tx, VaultRecord
+from strongroom.store.base import SETTINGS, Tx, VaultRecord
 
 PERMISSIONS: dict[str, tuple[str, ...]] = {
     "keys": (
@@ -45,6 +45,18 @@ class AccessPolicy:
     client_id: str
     principal: str
     permissions: dict[str, list[str]]
+
+
+def replicated_prefix(vault_id: str) -> str:
+    """Where a replica keeps its source's access policies (``services.replication``)."""
+    return f"vault/{vault_id}/replica/access/"
+
+
+def note_settings(tx: Tx, vault: VaultRecord) -> None:
+    """Numbers a change of the vault's replicated settings (issuers, contacts, access
+    policies), for its replicas."""
+    if vault.replicable:
+        tx.note_change(vault.id, SETTINGS, "")
 
 
 def _key(vault: VaultRecord, client_id: str) -> str:
@@ -76,6 +88,11 @@ class AccessService:
         rows = self._inst.store.reads.list_meta(f"vault/{vault.id}/access/")
         return [AccessPolicy(**json.loads(value)) for _, value in rows]
 
+    def replicated_policies(self, vault: VaultRecord) -> list[AccessPolicy]:
+        """A replica's copies of its source's policies, which apply beside its own."""
+        rows = self._inst.store.reads.list_meta(replicated_prefix(vault.id))
+        return [AccessPolicy(**json.loads(value)) for _, value in rows]
+
     def set_policy(
         self, vault: VaultRecord, client_id: str, principal: str, permissions: dict[str, list[str]]
     ) -> AccessPolicy:
@@ -95,6 +112,7 @@ class AccessService:
             policy = AccessPolicy(client_id, principal, merged)
             body = {"client_id": client_id, "principal": principal, "permissions": merged}
             tx.set_meta(_key(vault, client_id), json.dumps(body))
+            note_settings(tx, vault)
             return policy
 
         return self._inst.store.transact(write).result()
@@ -108,6 +126,7 @@ class AccessService:
                     code="AccessPolicyNotFound",
                 )
             tx.delete_meta(_key(vault, client_id))
+            note_settings(tx, vault)
             return AccessPolicy(**json.loads(old))
 
         return self._inst.store.transact(write).result()
@@ -119,10 +138,13 @@ class AccessService:
         hit = self._cache.get(vault.id)
         if hit is not None and hit[0] > now:
             return hit[1]
-        table = {
-            p.client_id: {kind: set(perms) for kind, perms in p.permissions.items()}
-            for p in self.list_policies(vault)
-        }
+        table: dict[str, dict[str, set[str]]] = {}
+        found = self.list_policies(vault)
+        if vault.replica_of is not None:
+            found = self.replicated_policies(vault) + found
+        for p in found:
+            for kind, perms in p.permissions.items():
+                table.setdefault(p.client_id, {}).setdefault(kind, set()).update(perms)
         self._cache[vault.id] = (now + self.CACHE_SECONDS, table)
         return table
 

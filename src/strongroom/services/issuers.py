@@ -13,9 +13,10 @@ from typing import Any
 
 from strongroom.crypto.envelope import aad
 from strongroom.errors import BadParameter, NotFound
+from strongroom.services.access import note_settings
 from strongroom.services.certificate_policy import check_contact, check_issuer
 from strongroom.services.installation import Installation
-from strongroom.store.base import SETTINGS, Reads, Tx, VaultRecord
+from strongroom.store.base import Reads, Tx, VaultRecord
 
 
 def _issuer_key(vault: VaultRecord, name: str) -> str:
@@ -32,12 +33,6 @@ def _without_nulls(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_nulls(v) for v in value if v is not None]
     return value
-
-
-def note_settings(tx: Tx, vault: VaultRecord) -> None:
-    """Numbers a change of the vault's issuers or contacts, for its replicas."""
-    if vault.replicable:
-        tx.note_change(vault.id, SETTINGS, "")
 
 
 def _issuer_not_found() -> NotFound:

@@ -8,9 +8,10 @@ commit order. Making a vault replicable numbers every unit it already holds, so 
 starts from nothing. ``changes_page(after=N)`` answers the units changed after N, in order, each
 with its state *now*: the object's sealed blob (exactly ``POST …/backup``'s, restorable only in
 the security domain) with its soft-delete dates, ``absent`` for a purged one, or the vault's
-certificate issuers and contacts sealed the same way; so a replica's network carries no
-plaintext. Access policies and the open setting are not replicated: principals belong to an
-installation, and the replica's own policies say who may read it.
+certificate issuers and contacts and its access policies, sealed the same way; so a replica's
+network carries no plaintext. On the replica the source's policies apply beside its own (which
+the replica's operator sets for its own installation's principals); the open setting is each
+vault's own.
 
 **Replica.** A replica applies the units of a page one at a time, each in one transaction that
 also stores the unit's number as the replica's position: after a crash, a cut link or a restart
@@ -40,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from strongroom.errors import BadParameter, Forbidden, NotFound, StrongroomError
 from strongroom.models import Deletion, Kind
 from strongroom.services import backup
+from strongroom.services.access import replicated_prefix
 from strongroom.services.installation import Installation
 from strongroom.services.issuers import IssuerService
 from strongroom.services.objects import ObjectService, replication_unit
@@ -224,10 +226,10 @@ class Replication:
                       deleted)  # fmt: skip
 
     def _settings(self, reads: Reads, vault: VaultRecord) -> dict[str, Any]:
-        """The settings a replica takes: certificate issuers and contacts. Access policies and
-        the open setting stay each installation's own: principals are per installation, so
-        the source's policies would name principals the replica's does not have."""
-        return self._issuers.export_settings(reads, vault)
+        """The settings a replica takes: certificate issuers and contacts, and the access
+        policies, which apply on the replica beside its own."""
+        policies = [json.loads(v) for _, v in reads.list_meta(f"vault/{vault.id}/access/")]
+        return {**self._issuers.export_settings(reads, vault), "accessPolicies": policies}
 
     # -- replica ----------------------------------------------------------------------------
 
@@ -277,6 +279,12 @@ class Replication:
             tx.set_vault_replication(vault.id, replicable=True, replica_of=None)
             for key in (_config_key, _position_key, _status_key):
                 tx.delete_meta(key(vault.id))
+            # The source's policies become the vault's own where it has none of its own.
+            for entry, text in tx.list_meta(replicated_prefix(vault.id)):
+                own = f"vault/{vault.id}/access/{entry.rsplit('/', 1)[1]}"
+                if tx.get_meta(own) is None:
+                    tx.set_meta(own, text)
+                tx.delete_meta(entry)
             fresh = tx.get_vault_by_id(vault.id)
             assert fresh is not None
             self._note_everything(tx, fresh)
@@ -324,6 +332,11 @@ class Replication:
 
             def write(tx: Tx) -> None:
                 self._issuers.replace_settings(tx, vault, body)
+                prefix = replicated_prefix(vault.id)
+                for key, _ in tx.list_meta(prefix):
+                    tx.delete_meta(key)
+                for policy in body.get("accessPolicies") or []:
+                    tx.set_meta(prefix + str(policy["client_id"]), json.dumps(policy))
                 mark(tx)
 
             await self._store.transact_async(write)
