@@ -69,6 +69,20 @@ def env_for(data_dir: Path) -> dict[str, str]:
     return {**os.environ, **database_env(data_dir)}
 
 
+def admin(server: Server, *args: str, ok: bool = True) -> Any:
+    """An administration command on a server's data dir: its JSON output, or (``ok=False``)
+    its (stdout, stderr) once it has failed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.main", *args, "--data-dir", str(server.data_dir)],
+        capture_output=True, text=True, timeout=120, env=env_for(server.data_dir),
+    )  # fmt: skip
+    if ok:
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+    assert done.returncode != 0, done.stdout
+    return done.stdout, done.stderr
+
+
 def cli(data_dir: Path, *args: str, port: int | None = None) -> Any:
     """Runs an administration command on a data dir and returns its JSON output."""
     cmd = [sys.executable, "-m", "strongroom.cli.main", *args, "--data-dir", str(data_dir)]

@@ -3,9 +3,6 @@ security domain and follows it with a read-only replica; promote, then fail back
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,22 +16,10 @@ from azure.keyvault.secrets import SecretClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.conftest import Server, cli, env_for, make_server
+from tests.conftest import Server, admin, cli, make_server
 from tests.x509util import private_pem, self_signed
 
 pytestmark = pytest.mark.slow
-
-
-def strongroom(server: Server, *args: str, ok: bool = True) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-m", "strongroom.cli.main", *args, "--data-dir", str(server.data_dir)],
-        capture_output=True, text=True, timeout=120, env=env_for(server.data_dir),
-    )  # fmt: skip
-    if ok:
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
-    assert done.returncode != 0, done.stdout
-    return done.stderr
 
 
 @dataclass
@@ -53,7 +38,7 @@ class Pair:
         )
 
     def follow(self, replica: str, source: str) -> Any:
-        return strongroom(
+        return admin(
             self.b, "replica", "follow", "-n", replica, "--source", self.a.vault_url(source),
             "--client-id", self.replicator["clientId"],
             "--client-secret", self.replicator["clientSecret"],
@@ -76,8 +61,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             (root / f"k{i}.pem").write_bytes(private_pem(key))
             args += ["--certificate", str(root / f"c{i}.pem")]
             keys.append(str(root / f"k{i}.pem"))
-        domain = strongroom(a, *args)["domain"]["id"]
-        strongroom(b, "domain", "import", str(root / "d.json"), "--key", keys[0], "--key", keys[1])
+        domain = admin(a, *args)["domain"]["id"]
+        admin(b, "domain", "import", str(root / "d.json"), "--key", keys[0], "--key", keys[1])
         replicator = cli(a.data_dir, "principal", "create", "replicator", port=a.port)
         yield Pair(a, b, domain, replicator)
     finally:
@@ -118,7 +103,7 @@ def test_a_replica_follows_its_source_and_is_read_only(pair: Pair) -> None:
     cli(pair.a.data_dir, "vault", "create", "prod", "--open")
     secrets, keys, certs = pair.clients(pair.a, "prod")
     secrets.set_secret("before", "made before replication")
-    strongroom(pair.a, "vault", "update", "prod", "--replicable")
+    admin(pair.a, "vault", "update", "prod", "--replicable")
     followed = pair.follow("prod-dr", "prod")
     assert followed["replicaOf"] == pair.a.vault_url("prod")
     cli(pair.b.data_dir, "vault", "update", "prod-dr", "--open")
@@ -141,7 +126,7 @@ def test_a_replica_follows_its_source_and_is_read_only(pair: Pair) -> None:
     assert refused.value.error is not None and "ReplicaReadOnly" in str(refused.value)
     assert pair.a.vault_url("prod") in str(refused.value)
 
-    status = strongroom(pair.b, "replica", "status", "-n", "prod-dr")
+    status = admin(pair.b, "replica", "status", "-n", "prod-dr")
     assert status["lagChanges"] == 0 and status["lastError"] is None
     assert status["position"] == status["sourcePosition"] > 0
 
@@ -184,7 +169,7 @@ def test_concurrent_load_a_killed_replica_and_a_lost_source(pair: Pair) -> None:
     import signal
 
     cli(pair.a.data_dir, "vault", "create", "busy", "--open")
-    strongroom(pair.a, "vault", "update", "busy", "--replicable")
+    admin(pair.a, "vault", "update", "busy", "--replicable")
     pair.follow("busy-dr", "busy")
     cli(pair.b.data_dir, "vault", "update", "busy-dr", "--open")
     _load(pair, "busy", writers=4, each=120, round_=1)
@@ -198,19 +183,19 @@ def test_concurrent_load_a_killed_replica_and_a_lost_source(pair: Pair) -> None:
     # The link cut: A stopped while B follows, then back.
     pair.a.stop()
     time.sleep(2)
-    status = strongroom(pair.b, "replica", "status", "-n", "busy-dr")
+    status = admin(pair.b, "replica", "status", "-n", "busy-dr")
     assert status["lastError"] is not None  # it says why it is behind
     pair.a.start()
     _load(pair, "busy", writers=2, each=60, round_=3)
     _until(lambda: _state(pair, pair.b, "busy-dr") == _state(pair, pair.a, "busy"), 120)
-    status = strongroom(pair.b, "replica", "status", "-n", "busy-dr")
+    status = admin(pair.b, "replica", "status", "-n", "busy-dr")
     assert status["lagChanges"] == 0 and status["lastError"] is None
     assert status["position"] == status["sourcePosition"] >= 1000  # changes applied
 
 
 def test_promote_then_fail_back(pair: Pair) -> None:
     cli(pair.a.data_dir, "vault", "create", "main", "--open")
-    strongroom(pair.a, "vault", "update", "main", "--replicable")
+    admin(pair.a, "vault", "update", "main", "--replicable")
     secrets_a, _, _ = pair.clients(pair.a, "main")
     secrets_a.set_secret("shared", "from A")
     pair.follow("main-dr", "main")
@@ -219,15 +204,15 @@ def test_promote_then_fail_back(pair: Pair) -> None:
     _until(lambda: _state(pair, pair.b, "main-dr") == _state(pair, pair.a, "main"))
 
     # A is lost; B is promoted and takes writes.
-    promoted = strongroom(pair.b, "replica", "promote", "-n", "main-dr")
+    promoted = admin(pair.b, "replica", "promote", "-n", "main-dr")
     assert promoted["replicaOf"] is None and promoted["replicable"] is True
     time.sleep(2.2)  # the server's vault cache
     secrets_b.set_secret("shared", "from B")
     secrets_b.set_secret("new-on-b", "b")
 
     # A comes back as a replica of B: B's writes arrive, nothing of B is lost.
-    strongroom(pair.a, "vault", "update", "main", "--not-replicable")
-    strongroom(
+    admin(pair.a, "vault", "update", "main", "--not-replicable")
+    admin(
         pair.a, "replica", "follow", "-n", "main", "--source", pair.b.vault_url("main-dr"),
         "--client-id", _replicator_of(pair.b)["clientId"],
         "--client-secret", _replicator_of(pair.b)["clientSecret"],
@@ -251,20 +236,20 @@ def _replicator_of(server: Server) -> dict[str, str]:
 
 def test_refusals_are_named_in_the_status(pair: Pair) -> None:
     cli(pair.a.data_dir, "vault", "create", "guarded", "--open")
-    strongroom(pair.a, "vault", "update", "guarded", "--replicable")
+    admin(pair.a, "vault", "update", "guarded", "--replicable")
     cli(pair.a.data_dir, "vault", "update", "guarded", "--closed")
     cli(pair.a.data_dir, "vault", "set-policy", "guarded", "--principal",
         pair.replicator["clientId"], "--secret-permissions", "get")  # fmt: skip
     # A replica of another domain (B's own default domain) is refused with the reason, and a
     # principal without replicate is refused by the source.
     cli(pair.b.data_dir, "vault", "create", "own-domain")
-    strongroom(
+    admin(
         pair.b, "replica", "follow", "-n", "own-domain", "--source", pair.a.vault_url("guarded"),
         "--client-id", pair.replicator["clientId"],
         "--client-secret", pair.replicator["clientSecret"], "--source-ca", str(pair.a.ca),
     )  # fmt: skip
-    _until(lambda: strongroom(pair.b, "replica", "status", "-n", "own-domain")["lastError"])
-    error = strongroom(pair.b, "replica", "status", "-n", "own-domain")["lastError"]
+    _until(lambda: admin(pair.b, "replica", "status", "-n", "own-domain")["lastError"])
+    error = admin(pair.b, "replica", "status", "-n", "own-domain")["lastError"]
     assert "403" in error and "replicate" in error
     cli(pair.a.data_dir, "vault", "set-policy", "guarded", "--principal",
         pair.replicator["clientId"], *(f"--{k}-permissions" for k in ()),
@@ -273,7 +258,7 @@ def test_refusals_are_named_in_the_status(pair: Pair) -> None:
     time.sleep(2.2)
 
     def domain_refused() -> bool:
-        found = strongroom(pair.b, "replica", "status", "-n", "own-domain")["lastError"] or ""
+        found = admin(pair.b, "replica", "status", "-n", "own-domain")["lastError"] or ""
         return "security domain" in found
 
     _until(domain_refused)
@@ -291,7 +276,7 @@ def test_the_feed_refuses_strangers_and_bad_requests(pair: Pair) -> None:
     assert http.get("/replication/changes").json()["error"]["innererror"]["code"] == (
         "VaultNotReplicable"
     )
-    strongroom(pair.a, "vault", "update", "feed", "--replicable")
+    admin(pair.a, "vault", "update", "feed", "--replicable")
     time.sleep(2.2)  # the server's vault cache
     for bad in ({"limit": 1000}, {"after": -1}, {"after": "x"}):
         refused = http.get("/replication/changes", params=bad)
@@ -313,7 +298,7 @@ def test_writes_made_while_replication_is_turned_on_are_not_missed(pair: Pair) -
     secrets, _, _ = pair.clients(pair.a, "turning")
     secrets.set_secret("warm", "the server caches the vault's record now")
     turned = threading.Thread(
-        target=lambda: strongroom(pair.a, "vault", "update", "turning", "--replicable")
+        target=lambda: admin(pair.a, "vault", "update", "turning", "--replicable")
     )
     turned.start()
     written = 0
@@ -329,7 +314,7 @@ def test_writes_made_while_replication_is_turned_on_are_not_missed(pair: Pair) -
 
 def test_access_policies_travel_and_become_the_promoted_vaults(pair: Pair) -> None:
     cli(pair.a.data_dir, "vault", "create", "policed")
-    strongroom(pair.a, "vault", "update", "policed", "--replicable")
+    admin(pair.a, "vault", "update", "policed", "--replicable")
     cli(pair.a.data_dir, "vault", "set-policy", "policed", "--principal",
         pair.replicator["clientId"], "--secret-permissions", "replicate",
         "--secret-permissions", "get", "--key-permissions", "replicate",
@@ -340,13 +325,13 @@ def test_access_policies_travel_and_become_the_promoted_vaults(pair: Pair) -> No
         "--secret-permissions", "get", "--secret-permissions", "list")  # fmt: skip
 
     def copied() -> bool:
-        status = strongroom(pair.b, "replica", "status", "-n", "policed-dr")
+        status = admin(pair.b, "replica", "status", "-n", "policed-dr")
         return status["position"] > 0 and status["lagChanges"] == 0
 
     _until(copied)
     shown = cli(pair.b.data_dir, "vault", "show", "policed-dr")
     assert [p["clientId"] for p in shown["accessPolicies"]] == [pair.b.client_id]
-    strongroom(pair.b, "replica", "promote", "-n", "policed-dr")
+    admin(pair.b, "replica", "promote", "-n", "policed-dr")
     shown = cli(pair.b.data_dir, "vault", "show", "policed-dr")
     owners = {p["clientId"]: p["permissions"]["secrets"] for p in shown["accessPolicies"]}
     assert owners[pair.b.client_id] == ["get", "list"]

@@ -9,8 +9,6 @@ import datetime as dt
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +34,7 @@ from azure.storage.blob import (
     generate_container_sas,
 )
 
-from tests.conftest import Server, ca_trusted, cli, env_for, make_server
+from tests.conftest import Server, admin, ca_trusted, cli, make_server
 from tests.storage.conftest import Azurite
 
 ACCOUNT = "strongacct"
@@ -486,19 +484,6 @@ def test_job_status_survives_a_restart(tmp_path: Path, azurite: Azurite) -> None
 # -- the operator's CLI: directories, verify, dry run, other installations --------------------
 
 
-def _cli(server: Server, *args: str, ok: bool = True) -> Any:
-    """A command on the server's data dir: its JSON output, or (ok=False) its error text."""
-    done = subprocess.run(
-        [sys.executable, "-m", "strongroom.cli.main", *args, "--data-dir", str(server.data_dir)],
-        capture_output=True, text=True, timeout=120, env=env_for(server.data_dir),
-    )  # fmt: skip
-    if ok:
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
-    assert done.returncode != 0, done.stdout
-    return done.stdout, done.stderr
-
-
 def test_cli_backup_verify_dry_run_and_restore_with_settings(
     backup_server: Server, tmp_path: Path
 ) -> None:
@@ -508,22 +493,22 @@ def test_cli_backup_verify_dry_run_and_restore_with_settings(
         backup_server.client_id, "--secret-permissions", "all", "--key-permissions", "all",
         "--certificate-permissions", "all")  # fmt: skip
     _fill(backup_server, src)
-    made = _cli(backup_server, "vault", "backup", "-n", src, "--dir", str(tmp_path))
+    made = admin(backup_server, "vault", "backup", "-n", src, "--dir", str(tmp_path))
     assert made["objects"] == 5 and made["blobsWritten"] == 5
     folder = tmp_path / made["folder"]
     assert (folder / "manifest.srbk").is_file() and (folder / "secrets" / "expired.blob").is_file()
     assert oct((folder / "manifest.srbk").stat().st_mode & 0o777) == "0o600"
 
-    verified = _cli(backup_server, "backup", "verify", str(folder))
+    verified = admin(backup_server, "backup", "verify", str(folder))
     assert verified["verified"] is True and verified["blobsChecked"] == 5
 
     # Into the vault it came from: every object is there already.
-    same = _cli(backup_server, "vault", "restore", "-n", src, "--dir", str(tmp_path),
+    same = admin(backup_server, "vault", "restore", "-n", src, "--dir", str(tmp_path),
                 "--folder", made["folder"], "--dry-run")  # fmt: skip
     assert {p["action"] for p in same} == {"identical"}
 
     # A new vault, made from the backup's settings, access policies included.
-    restored = _cli(backup_server, "vault", "restore", "-n", "cli-new", "--dir", str(tmp_path),
+    restored = admin(backup_server, "vault", "restore", "-n", "cli-new", "--dir", str(tmp_path),
                     "--folder", made["folder"], "--create")  # fmt: skip
     assert restored["restored"] == 5
     assert f"access policy {backup_server.client_id}" in restored["settings"]
@@ -536,18 +521,18 @@ def test_cli_backup_verify_dry_run_and_restore_with_settings(
     # A vault holding another value of one object: the dry run says so, the restore refuses.
     other = _vault(backup_server, "cli-other")
     _clients(backup_server, other)[0].set_secret("db-password", "different")
-    plan = _cli(backup_server, "vault", "restore", "-n", other, "--dir", str(tmp_path),
+    plan = admin(backup_server, "vault", "restore", "-n", other, "--dir", str(tmp_path),
                 "--folder", made["folder"], "--dry-run")  # fmt: skip
     actions = {(p["kind"], p["name"]): p["action"] for p in plan}
     assert actions[("secret", "db-password")] == "exists"
     assert actions[("key", "signing")] == "create"
-    _, error = _cli(backup_server, "vault", "restore", "-n", other, "--dir", str(tmp_path),
+    _, error = admin(backup_server, "vault", "restore", "-n", other, "--dir", str(tmp_path),
                     "--folder", made["folder"], ok=False)  # fmt: skip
     assert "(RestoreConflict)" in error and "db-password" in error
     assert [k.name for k in _clients(backup_server, other)[1].list_properties_of_keys()] == []
 
     # One blob, dry run.
-    single = _cli(backup_server, "vault", "restore", "-n", other, "--dry-run", "--file",
+    single = admin(backup_server, "vault", "restore", "-n", other, "--dry-run", "--file",
                   str(folder / "keys" / "signing.blob"))  # fmt: skip
     assert (single["name"], single["action"]) == ("signing", "create")
 
@@ -571,7 +556,7 @@ def test_cli_backup_verify_dry_run_and_restore_with_settings(
     ],
 )  # fmt: skip
 def test_cli_refusals(backup_server: Server, args: tuple[str, ...], code: str) -> None:
-    _, error = _cli(backup_server, *args, ok=False)
+    _, error = admin(backup_server, *args, ok=False)
     assert error.startswith(f"({code})"), error
 
 
@@ -582,30 +567,30 @@ def test_cli_verify_names_what_is_wrong_with_a_folder(
     secrets = _clients(backup_server, src)[0]
     secrets.set_secret("a", "1")
     secrets.set_secret("b", "1")
-    base = _cli(backup_server, "vault", "backup", "-n", src, "--dir", str(tmp_path))["folder"]
+    base = admin(backup_server, "vault", "backup", "-n", src, "--dir", str(tmp_path))["folder"]
     secrets.set_secret("b", "2")
-    top = _cli(backup_server, "vault", "backup", "-n", src, "--dir", str(tmp_path),
+    top = admin(backup_server, "vault", "backup", "-n", src, "--dir", str(tmp_path),
                "--since", base)  # fmt: skip
     assert top["blobsWritten"] == 1
-    report = _cli(backup_server, "backup", "verify", str(tmp_path / top["folder"]))
+    report = admin(backup_server, "backup", "verify", str(tmp_path / top["folder"]))
     assert report["verified"] is True and report["baseFolders"] == [base]
 
     (tmp_path / top["folder"] / "notes.txt").write_text("not part of it")
-    report = _cli(backup_server, "backup", "verify", str(tmp_path / top["folder"]))
+    report = admin(backup_server, "backup", "verify", str(tmp_path / top["folder"]))
     assert report["verified"] is True  # an extra file is reported, not fatal
     assert report["problems"][0]["code"] == "BackupUnexpectedFile"
 
     blob = tmp_path / base / "secrets" / "a.blob"
     original = blob.read_bytes()
     blob.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
-    out, error = _cli(backup_server, "backup", "verify", str(tmp_path / top["folder"]), ok=False)
+    out, error = admin(backup_server, "backup", "verify", str(tmp_path / top["folder"]), ok=False)
     assert "(BackupBlobAltered)" in error and json.loads(out)["verified"] is False
     blob.unlink()
-    _, error = _cli(backup_server, "backup", "verify", str(tmp_path / top["folder"]), ok=False)
+    _, error = admin(backup_server, "backup", "verify", str(tmp_path / top["folder"]), ok=False)
     assert "(BackupFileNotFound)" in error
     blob.write_bytes(original)
     (tmp_path / base / "manifest.srbk").unlink()
-    _, error = _cli(backup_server, "backup", "verify", str(tmp_path / top["folder"]), ok=False)
+    _, error = admin(backup_server, "backup", "verify", str(tmp_path / top["folder"]), ok=False)
     assert "(BackupChainBroken)" in error
 
 
@@ -620,7 +605,7 @@ def test_a_folder_restores_on_an_installation_holding_the_domain_only(
     src = _vault(backup_server, "dr-src")
     _fill(backup_server, src)
     root = tmp_path_factory.mktemp("dr")
-    made = _cli(backup_server, "vault", "backup", "-n", src, "--dir", str(root / "backups"))
+    made = admin(backup_server, "vault", "backup", "-n", src, "--dir", str(root / "backups"))
     keys = []
     args = ["domain", "export", "default", "--quorum", "2", "--out", str(root / "d.json")]
     for i in range(2):
@@ -631,14 +616,14 @@ def test_a_folder_restores_on_an_installation_holding_the_domain_only(
         (root / f"k{i}.pem").write_bytes(private_pem(key))
         args += ["--certificate", str(root / f"c{i}.pem")]
         keys.append(root / f"k{i}.pem")
-    domain_id = _cli(backup_server, *args)["domain"]["id"]
+    domain_id = admin(backup_server, *args)["domain"]["id"]
 
     holder = make_server(root / "holder", ())
     stranger = make_server(root / "stranger", ("elsewhere",))
     try:
-        _cli(holder, "domain", "import", str(root / "d.json"), "--key", str(keys[0]),
+        admin(holder, "domain", "import", str(root / "d.json"), "--key", str(keys[0]),
              "--key", str(keys[1]))  # fmt: skip
-        restored = _cli(holder, "vault", "restore", "-n", "dr-copy", "--dir",
+        restored = admin(holder, "vault", "restore", "-n", "dr-copy", "--dir",
                         str(root / "backups"), "--folder", made["folder"], "--create")  # fmt: skip
         assert restored["restored"] == 5
         assert cli(holder.data_dir, "vault", "show", "dr-copy")["securityDomain"] == domain_id
@@ -647,10 +632,10 @@ def test_a_folder_restores_on_an_installation_holding_the_domain_only(
                             connection_verify=str(holder.ca))  # fmt: skip
         assert copy.get_secret("db-password").value == "three"
 
-        _, error = _cli(stranger, "vault", "restore", "-n", "elsewhere", "--dir",
+        _, error = admin(stranger, "vault", "restore", "-n", "elsewhere", "--dir",
                         str(root / "backups"), "--folder", made["folder"], ok=False)  # fmt: skip
         assert "(BackupSecurityDomainUnknown)" in error and domain_id in error
-        _, error = _cli(stranger, "backup", "verify", str(root / "backups" / made["folder"]),
+        _, error = admin(stranger, "backup", "verify", str(root / "backups" / made["folder"]),
                           ok=False)  # fmt: skip
         assert "(BackupSecurityDomainUnknown)" in error
     finally:
