@@ -19,7 +19,7 @@ from strongroom.cli import db, domain, replica, secret, seed, serve, vault_backu
 from strongroom.cli.output import Output, OutputOption, emit, fail
 from strongroom.cli.profile import Profile, profile_path
 from strongroom.cli.shared import DataDir, local, settings_for
-from strongroom.config import DEFAULT_PORT, DEFAULT_VAULT_SUFFIX, Settings
+from strongroom.config import DEFAULT_PORT, Settings
 from strongroom.errors import NotFound
 from strongroom.models import Principal, Vault
 from strongroom.services.installation import Installation
@@ -43,7 +43,6 @@ app.command()(serve.serve)
 seed.register(app, vault_app)
 
 Port = typer.Option(DEFAULT_PORT, "--port", help="HTTPS port of the server.")
-Suffix = typer.Option(DEFAULT_VAULT_SUFFIX, "--vault-suffix", help="DNS suffix of vault hosts.")
 
 
 def _ca_path(settings: Settings) -> Path:
