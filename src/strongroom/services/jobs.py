@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from strongroom.errors import NotFound, StrongroomError
+from strongroom.errors import NotFound, StoreUnavailable, StrongroomError
 from strongroom.services.installation import Installation
 from strongroom.store.base import VaultRecord
 
@@ -138,6 +138,8 @@ class Jobs:
         job.end = self._inst.clock.now()
         try:
             await self._save(job)
+        except StoreUnavailable as exc:
+            log.warning("the final status of job %s could not be saved: %s", job.id, exc.message)
         except Exception:
             log.exception("the final status of job %s could not be saved", job.id)
 
@@ -147,8 +149,10 @@ class Jobs:
             job.heartbeat = self._inst.clock.now()
             try:
                 await self._save(job)
+            except StoreUnavailable as exc:
+                log.warning("the heartbeat of job %s could not be saved: %s", job.id, exc.message)
             except Exception:
-                log.warning("the heartbeat of job %s could not be saved", job.id, exc_info=True)
+                log.exception("the heartbeat of job %s could not be saved", job.id)
 
     def get(self, vault: VaultRecord, family: str, job_id: str) -> Job:
         text = self._store.reads.get_meta(self._key(vault.id, job_id))

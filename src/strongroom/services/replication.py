@@ -38,7 +38,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from strongroom.errors import BadParameter, Forbidden, NotFound, StrongroomError
+from strongroom.errors import BadParameter, Forbidden, NotFound, StoreUnavailable, StrongroomError
 from strongroom.models import Deletion, Kind
 from strongroom.services import backup
 from strongroom.services.access import replicated_prefix
@@ -432,6 +432,8 @@ class Follower:
         while True:
             try:
                 await self.sync_all()
+            except StoreUnavailable as exc:  # the machine's trouble, not a bug: no traceback
+                log.warning("replication pass: %s", exc.message)
             except Exception:
                 log.exception("replication pass failed")
             await asyncio.sleep(self.interval)

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from strongroom.errors import StoreUnavailable
 from strongroom.services.objects import Due
 from strongroom.store.base import Store
 
@@ -57,6 +58,8 @@ class Scheduler:
         while True:
             try:
                 await self.run_pass()
+            except StoreUnavailable as exc:  # the machine's trouble, not a bug: no traceback
+                log.warning("scheduler pass: %s", exc.message)
             except Exception:
                 log.exception("scheduler pass failed")
             await asyncio.sleep(self._interval)
