@@ -8,13 +8,18 @@ import { SecretClient } from "@azure/keyvault-secrets";
 
 const vaultUrl = process.env.AZURE_KEYVAULT_URL;
 
-test("a credential built from the environment sets and reads a secret", async () => {
-  const credential = new ClientSecretCredential(
+// A credential built from what the ephemeral server's environment names.
+function strongroomCredential() {
+  return new ClientSecretCredential(
     process.env.STRONGROOM_TENANT_ID,
     process.env.AZURE_CLIENT_ID,
     process.env.AZURE_CLIENT_SECRET,
     { authorityHost: process.env.STRONGROOM_AUTHORITY, disableInstanceDiscovery: true },
   );
+}
+
+test("a credential built from the environment sets and reads a secret", async () => {
+  const credential = strongroomCredential();
   const client = new SecretClient(vaultUrl, credential);
   const set = await client.setSecret("from-node", "hello", { tags: { lang: "js" } });
   assert.ok(set.properties.id.startsWith(vaultUrl));
@@ -30,12 +35,7 @@ test("DefaultAzureCredential, from AZURE_* alone", async () => {
 });
 
 test("a missing secret is a 404 that says not found", async () => {
-  const credential = new ClientSecretCredential(
-    process.env.STRONGROOM_TENANT_ID,
-    process.env.AZURE_CLIENT_ID,
-    process.env.AZURE_CLIENT_SECRET,
-    { authorityHost: process.env.STRONGROOM_AUTHORITY, disableInstanceDiscovery: true },
-  );
+  const credential = strongroomCredential();
   const client = new SecretClient(vaultUrl, credential);
   await assert.rejects(client.getSecret("nothing-here"), (error) => {
     assert.equal(error.statusCode, 404);
