@@ -163,6 +163,17 @@ class AccessService:
             return
         raise self.denied(vault.name, client_id, kind, permission)
 
+    def allows(self, vault: VaultRecord, client_id: str, kind: str, permission: str) -> bool:
+        try:
+            self.check(vault, client_id, kind, permission)
+        except Forbidden:
+            return False
+        return True
+
+    def may_use(self, vault: VaultRecord, client_id: str) -> bool:
+        """Whether the principal has any permission on the vault (the console lists it)."""
+        return vault.open_access or any(self._policies(vault).get(client_id, {}).values())
+
     @staticmethod
     def denied(vault_name: str, client_id: str, kind: str, permission: str) -> Forbidden:
         """What a principal without the permission is told: the same whether or not the

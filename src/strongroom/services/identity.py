@@ -111,6 +111,9 @@ class Caller:
 
     client_id: str
     tenant_id: str
+    # The installation's operator, signed in to the web console through a one-time link that
+    # only a local administration command makes; never a token's bearer.
+    operator: bool = False
 
 
 def to_principal(r: PrincipalRecord) -> Principal:
@@ -283,6 +286,23 @@ class IdentityService:
             "access_token": token,
         }
 
+    async def sign_in(self, client_id: str, secret: str, source: str) -> Principal:
+        """The principal whose client id and secret these are (the web console's sign-in),
+        throttled and answered as the token endpoint is: one refusal for every wrong pair."""
+        client_id = client_id.strip()[:100]
+        keys = (f"client:{client_id}", f"address:{source}")
+        wait = self._throttle.retry_after(*keys)
+        if wait:
+            raise Throttled(wait)
+        principal = self._inst.store.reads.get_principal(client_id) if client_id else None
+        try:
+            await self._check_secret(principal, secret)
+        except OAuthError:
+            self._throttle.failed(*keys)
+            raise
+        assert principal is not None  # the check refuses an unknown client
+        return to_principal(principal)
+
     async def _check_secret(self, principal: PrincipalRecord | None, secret: str) -> None:
         stored = principal.secret_hash if principal is not None else None
         # The same scrypt for an unknown client (or one without a secret) as for a known one,
@@ -388,7 +408,7 @@ class IdentityService:
         now = time.time()
         hit = self._verified.get(token)
         if hit is not None and hit[0] > now:
-            self._check_alive(hit[1].client_id)
+            self.check_alive(hit[1].client_id)
             return hit[1]
         try:
             claims = self._key.verify(token, audiences, self.issuer)
@@ -402,14 +422,14 @@ class IdentityService:
         if claims.get("tid") != self.tenant_id:
             raise Unauthorized("Error validating token: the token was issued for another tenant.")
         caller = Caller(client_id=str(claims.get("oid", "")), tenant_id=self.tenant_id)
-        self._check_alive(caller.client_id)
+        self.check_alive(caller.client_id)
         with self._lock:
             if len(self._verified) >= self.MAX_CACHE:
                 self._verified.clear()
             self._verified[token] = (int(claims["exp"]), caller)
         return caller
 
-    def _check_alive(self, client_id: str) -> None:
+    def check_alive(self, client_id: str) -> None:
         """Refuses the token of a principal that has been deleted, by any process: the
         principal is read again whenever the store's revocation marker has moved since it
         was last seen (``Store.revocation_marker``)."""

@@ -154,6 +154,13 @@ class Jobs:
             except Exception:
                 log.exception("the heartbeat of job %s could not be saved", job.id)
 
+    def of_vault(self, vault: VaultRecord) -> list[Job]:
+        """The vault's jobs, newest first, each with its status as ``get`` tells it."""
+        rows = self._store.reads.list_meta(f"vault/{vault.id}/jobs/")
+        jobs = [Job.from_json(text) for _, text in rows]
+        jobs = [self.get(vault, job.family, job.id) for job in jobs]
+        return sorted(jobs, key=lambda job: job.start, reverse=True)
+
     def get(self, vault: VaultRecord, family: str, job_id: str) -> Job:
         text = self._store.reads.get_meta(self._key(vault.id, job_id))
         if text is None:

@@ -255,6 +255,14 @@ class SqlReads:
         row = self._c.execute("SELECT count(*) FROM objects WHERE vault_id=?", (vault_id,))
         return int(row.fetchone()[0])
 
+    def count_by_kind(self, vault_id: str) -> dict[str, tuple[int, int]]:
+        rows = self._c.execute(
+            "SELECT kind, count(*) - count(deleted_date), count(deleted_date) FROM objects "
+            "WHERE vault_id=? GROUP BY kind",
+            (vault_id,),
+        ).fetchall()
+        return {str(kind): (int(active), int(deleted)) for kind, active, deleted in rows}
+
     def change_position(self, vault_id: str) -> int:
         row = self._c.execute("SELECT change_seq FROM vaults WHERE id=?", (vault_id,)).fetchone()
         return 0 if row is None else int(row[0])
