@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from strongroom.api.console.app import MAX_UPLOAD, Console
 from strongroom.api.dataplane import DataPlane
 from strongroom.api.errors import JSON, error_body
 from strongroom.api.limits import MAX_TOKEN_BODY, BodyLimit
@@ -63,6 +64,8 @@ class StrongroomApp:
             admin = AdminRoutes(self.services.identity, inst.clock, self.scheduler_pass, settings)
             routes += admin.routes()
         self._identity = BodyLimit(Starlette(routes=routes), MAX_TOKEN_BODY)
+        self.console = Console(self.services, self._data, self.routes)
+        self._console = BodyLimit(self.console, MAX_UPLOAD + 65536)
         self._purger: asyncio.Task[None] | None = None
         self._follower: asyncio.Task[None] | None = None
 
@@ -107,6 +110,9 @@ class StrongroomApp:
             path = scope["path"]
             if path.startswith("//"):  # az joins a resource-manager URL ending in "/" and a path
                 scope = dict(scope, path="/" + path.lstrip("/"))
+            if path == "/console" or path.startswith("/console/"):
+                await self._console(scope, receive, send)
+                return
             await self._identity(scope, receive, send)
             return
         response = Response(

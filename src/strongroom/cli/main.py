@@ -280,6 +280,27 @@ def vault_delete(
         emit(_vault_json(VaultService(inst).delete(name), settings), output)
 
 
+@app.command("console")
+def console(
+    data_dir: Path | None = DataDir,
+    port: int = Port,
+    output: Output = OutputOption,
+) -> None:
+    """Print a one-time link that signs the installation's operator in to the web console
+    (https://localhost:PORT/console). It works once, within five minutes; principals sign in
+    there with their client id and secret instead."""
+    from strongroom.services.console_sessions import LINK_SECONDS, ConsoleSessions
+
+    with local(data_dir, port, "ConsoleLink") as (inst, settings):
+        token = ConsoleSessions(inst).make_link()
+        url = f"{settings.authority}/console/link?token={token}"
+        if output is Output.json:
+            emit({"url": url, "expiresIn": LINK_SECONDS}, output)
+        else:
+            typer.echo(f"Open this link within {LINK_SECONDS // 60} minutes; it works once:")
+            typer.echo(url)
+
+
 @app.command("az-setup")
 def az_setup(
     data_dir: Path | None = DataDir,
