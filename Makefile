@@ -16,7 +16,7 @@ AZURITE_ACCOUNTS_FILE ?= $(HOME)/.strongroom-azurite-accounts
 # The JavaScript example (the Azure SDK for JavaScript against an ephemeral server).
 EXAMPLES_JS_STAMP := examples/js/node_modules/.installed-stamp
 
-.PHONY: run test check lint bench conformance resolve-localhost azurite postgres reliability soak
+.PHONY: run test check lint bench conformance resolve-localhost azurite postgres chromium reliability soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ postgres:
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } \
 	  || { echo "PostgreSQL is needed for the tests: apt-get install postgresql"; exit 1; }
 
+# Debian's Chromium, driven headless by Playwright for the web console's tests (tests/console).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || { echo "Chromium is needed for the console tests: apt-get install chromium"; exit 1; }
+
 # *.vault.localhost must resolve to loopback. On Debian/Ubuntu, libnss-myhostname does that for
 # every *.localhost name. Installed when missing and we are root; otherwise we say what to do.
 resolve-localhost:
@@ -77,15 +84,15 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench conformance examples
 	$(VENV)/bin/mypy src
 
-test: $(STAMP) $(AZ_STAMP) $(AZURITE_STAMP) $(EXAMPLES_JS_STAMP) postgres resolve-localhost lint
+test: $(STAMP) $(AZ_STAMP) $(AZURITE_STAMP) $(EXAMPLES_JS_STAMP) postgres chromium resolve-localhost lint
 	rm -f .reliability/figures.json
 	STRONGROOM_AZ=$(CURDIR)/$(AZ_VENV)/bin/az STRONGROOM_REQUIRE_AZURITE=1 \
 	  STRONGROOM_REQUIRE_POSTGRES=1 STRONGROOM_REQUIRE_SPEC=1 STRONGROOM_REQUIRE_NODE=1 \
-	  $(VENV)/bin/pytest
+	  STRONGROOM_REQUIRE_CHROMIUM=1 $(VENV)/bin/pytest
 	$(VENV)/bin/python -m tests.adversarial.report
-	# The API, SDK, storage and replication tests again, every server on PostgreSQL.
+	# The API, SDK, storage, replication and console tests again, every server on PostgreSQL.
 	STRONGROOM_TEST_BACKEND=postgresql STRONGROOM_REQUIRE_AZURITE=1 \
-	  $(VENV)/bin/pytest tests/api tests/sdk tests/storage tests/replication
+	  $(VENV)/bin/pytest tests/api tests/sdk tests/storage tests/replication tests/console
 	$(VENV)/bin/python conformance/run.py
 
 # The adversarial suite alone (fuzzing, crash cycles, full disk, lost database, hostile
