@@ -54,9 +54,9 @@ def chromium_for(server: Server) -> Iterator[Any]:
             browser.close()
 
 
-def shoot(page: Any, name: str) -> None:
+def shoot(page: Any, name: str, full_page: bool = True) -> None:
     """With STRONGROOM_SCREENSHOTS=DIR, the page as docs/console/ shows it."""
     target = os.environ.get("STRONGROOM_SCREENSHOTS")
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(target) / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(Path(target) / f"{name}.png"), full_page=full_page)
