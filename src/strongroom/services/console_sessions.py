@@ -91,16 +91,6 @@ class ConsoleSessions:
         key = _SESSIONS + _digest(token)
         self._inst.store.transact(lambda tx: tx.delete_meta(key)).result()
 
-    def end_all_for(self, client_id: str) -> None:
-        """Ends every session of a principal (when it is deleted)."""
-
-        def write(tx: Tx) -> None:
-            for key, value in tx.list_meta(_SESSIONS):
-                if json.loads(value)["clientId"] == client_id:
-                    tx.delete_meta(key)
-
-        self._inst.store.transact(write).result()
-
     # -- the operator's sign-in links -----------------------------------------------------
 
     def make_link(self) -> str:
