@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from strongroom import server
+from strongroom import server, telemetry
 from strongroom.api.app import create_app
 from strongroom.clock import ManualClock
 from strongroom.config import Settings
@@ -27,6 +27,8 @@ class ServeOptions:
     tls_cert: Path | None = None  # both or neither
     tls_key: Path | None = None
     log_level: str = "warning"
+    # Prometheus metrics on a plain-HTTP listener of their own: (address, port), or None.
+    metrics: tuple[str, int] | None = None
 
 
 def serve(
@@ -45,6 +47,15 @@ def serve(
         return guard(lambda: open_installation(settings, clock, counters))
 
     inst = open_one()
+    if options.metrics is not None:
+        telemetry.prepare(settings.data_dir / "metrics")
+        address, port = options.metrics
+        try:
+            telemetry.serve(address, port)
+        except OSError as exc:
+            inst.close()
+            raise ListenFailed(f"Cannot listen for metrics on {address}:{port}: {exc}.") from exc
+        say(f"Metrics (Prometheus) on http://{address}:{port}/metrics")
     if options.tls_cert is not None and options.tls_key is not None:
         cert, key = options.tls_cert, options.tls_key
         ca_note = f"Using your certificate {cert}."
@@ -60,6 +71,8 @@ def serve(
         f"  tenant {inst.tenant_id}\n  vaults at {settings.vault_url('<name>')}\n  {ca_note}"
     )
     if workers == 1:
+        if options.metrics is not None:
+            telemetry.start()
         try:
             server.run(
                 create_app(inst), addresses=settings.bind, port=settings.port, certfile=cert,
@@ -75,6 +88,8 @@ def serve(
     def worker(index: int, addresses: tuple[str, ...]) -> None:
         if counters is not None:
             counters.claim(index)
+        if options.metrics is not None:
+            telemetry.start()
         mine = open_one(counters)
         try:
             server.run(

@@ -22,6 +22,7 @@ from strongroom.api.errors import JSON, error_body
 from strongroom.api.limits import MAX_TOKEN_BODY, BodyLimit
 from strongroom.api.routes import route_table
 from strongroom.api.routes.admin import AdminRoutes
+from strongroom.api.routes.health import Health
 from strongroom.api.routes.identity import IdentityRoutes
 from strongroom.clock import ManualClock
 from strongroom.services.container import Services
@@ -60,6 +61,7 @@ class StrongroomApp:
         routes = IdentityRoutes(
             self.services.identity, settings.authority, settings.vault_resource, suffix_netloc
         ).routes()
+        routes += Health(settings, self.services.identity.tenant_id).routes()
         if isinstance(inst.clock, ManualClock):
             admin = AdminRoutes(self.services.identity, inst.clock, self.scheduler_pass, settings)
             routes += admin.routes()

@@ -14,12 +14,16 @@ request needs only its method, path, query, two headers and body.
 
 from __future__ import annotations
 
+import os
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import Receive, Scope, Send
 
+from strongroom import telemetry
 from strongroom.api.calls import Call, Reply
 from strongroom.api.errors import JSON, error_body, error_parts
 from strongroom.api.routing import Route, RouteTable
@@ -37,7 +41,10 @@ _JSON_HEADER = (b"content-type", JSON.encode())
 
 
 async def _send(send: Send, status: int, body: bytes, extra: list[Any] | None = None) -> None:
+    # Key Vault names every answer with a GUID of its own (clients log it for support).
+    request_id = (b"x-ms-request-id", str(uuid.UUID(bytes=os.urandom(16), version=4)).encode())
     headers = [_JSON_HEADER, (b"content-length", str(len(body)).encode())] if body else []
+    headers.append(request_id)
     if extra:
         headers += extra
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -116,12 +123,16 @@ class DataPlane:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             await _send(send, 401, error_body("Unauthorized", _MISSING_TOKEN), self._challenge)
+            if (t := telemetry.active) is not None:
+                t.requests.labels("Unauthenticated", "401", vault_name).inc()
             return  # the SDK's bodiless first request: not worth an audit record
         try:
             caller = self._identity.verify(token, self._audiences)
         except Unauthorized as exc:
             await _send(send, 401, error_body("Unauthorized", exc.message), self._challenge)
             note.auth_failed(self._audit)
+            if (t := telemetry.active) is not None:
+                t.requests.labels("Unauthenticated", "401", vault_name).inc()
             return
         except Exception as exc:  # the store failing while it checks the principal
             status, body = error_parts(exc)
@@ -139,13 +150,15 @@ class DataPlane:
         length: int | None,
         note: _Note,
     ) -> Reply:
+        started = time.perf_counter()
         try:
             reply = await self._handle(scope, receive, vault_name, caller, length, note)
         except Exception as exc:  # every failure gets Key Vault's error shape
             status, body = error_parts(exc)
-            note.audit(self._audit, caller.client_id, note.operation, status)
-            return Reply(status, body)
+            reply = Reply(status, body)
         note.audit(self._audit, caller.client_id, note.operation, reply.status)
+        if (t := telemetry.active) is not None:
+            t.request(note.operation, reply.status, vault_name, time.perf_counter() - started)
         return reply
 
     async def invoke(

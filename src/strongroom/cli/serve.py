@@ -102,6 +102,18 @@ def serve(
     env_format: str = typer.Option(
         "shell", "--env-format", help="With --ephemeral: shell (export lines), dotenv or json."
     ),
+    metrics_port: int | None = typer.Option(
+        None,
+        "--metrics-port",
+        min=1,
+        max=65535,
+        help="Serve Prometheus metrics on this port (plain HTTP, /metrics), apart from the API: "
+        "requests by operation, status and vault, latencies, tokens, store commits, scheduler, "
+        "jobs, replication lag.",
+    ),
+    metrics_address: str = typer.Option(
+        "127.0.0.1", "--metrics-address", help="The address the metrics listener binds."
+    ),
     seed: Path | None = typer.Option(
         None,
         "--seed",
@@ -137,7 +149,8 @@ def serve(
         typer.echo("WARNING: --test-clock lets any principal move this server's time.", err=True)
     if seed is not None:
         _seed_before_serving(settings, seed)
-    options = bootstrap.ServeOptions(settings, workers, tls_cert, tls_key, log_level)
+    metrics = None if metrics_port is None else (metrics_address, metrics_port)
+    options = bootstrap.ServeOptions(settings, workers, tls_cert, tls_key, log_level, metrics)
 
     def guard(open_it: Callable[[], Installation]) -> Installation:
         try:

@@ -23,7 +23,7 @@ from typing import Any
 
 import jwt
 
-from strongroom import codec
+from strongroom import codec, telemetry
 from strongroom.crypto import tokens
 from strongroom.errors import (
     BadParameter,
@@ -259,6 +259,8 @@ class IdentityService:
         except OAuthError as exc:
             if exc.code == "invalid_client":
                 self._throttle.failed(*keys)
+            if (t := telemetry.active) is not None:
+                t.token_failures.labels(exc.code).inc()
             raise
         assert principal is not None  # the checks refuse an unknown client
         # Token times are the real time, not the installation's clock: PyJWT checks them
@@ -279,6 +281,8 @@ class IdentityService:
             "ver": "2.0",
         }
         token = self._key.sign(claims)
+        if (t := telemetry.active) is not None:
+            t.tokens.inc()
         return {
             "token_type": "Bearer",
             "expires_in": lifetime,

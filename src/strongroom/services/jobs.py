@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from strongroom import telemetry
 from strongroom.errors import NotFound, StoreUnavailable, StrongroomError
 from strongroom.services.installation import Installation
 from strongroom.store.base import VaultRecord
@@ -136,6 +137,8 @@ class Jobs:
         if job.status != FAILED or job.error is None or job.error["code"] != "JobInterrupted":
             await asyncio.sleep(max(0.0, self.MIN_RUNNING - (time.monotonic() - started)))
         job.end = self._inst.clock.now()
+        if (t := telemetry.active) is not None:
+            t.jobs.labels(job.operation, job.status).inc()
         try:
             await self._save(job)
         except StoreUnavailable as exc:

@@ -38,6 +38,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from strongroom import telemetry
 from strongroom.errors import BadParameter, Forbidden, NotFound, StoreUnavailable, StrongroomError
 from strongroom.models import Deletion, Kind
 from strongroom.services import backup
@@ -465,6 +466,10 @@ class Follower:
                     applied = await replication.apply(vault, page)
                     status.applied += applied
                     status.position = replication.position(vault)
+                    if (t := telemetry.active) is not None:
+                        t.replication_applied.labels(vault.name).inc(applied)
+                        lag = max(0, page.position - status.position)
+                        t.replication_lag.labels(vault.name).set(lag)
                     if not page.more:
                         status.caught_up = now()
                         break

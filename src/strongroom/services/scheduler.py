@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from strongroom import telemetry
 from strongroom.errors import StoreUnavailable
 from strongroom.services.objects import Due
 from strongroom.store.base import Store
@@ -49,7 +50,12 @@ class Scheduler:
                 due = Due(0, 1)
             counts[name] = due.done
             failed += due.failed
+            if (t := telemetry.active) is not None:
+                t.scheduler_actions.labels(name, "done").inc(due.done)
+                t.scheduler_actions.labels(name, "failed").inc(due.failed)
         counts["failed"] = failed
+        if (t := telemetry.active) is not None:
+            t.scheduler_passes.labels("failed" if failed else "ok").inc()
         if any(counts.values()):
             log.info("scheduler pass: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
         return counts

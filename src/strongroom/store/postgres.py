@@ -44,6 +44,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from strongroom import telemetry
 from strongroom.errors import StoreUnavailable
 from strongroom.store import migrations
 from strongroom.store.base import ObjectRecord, VersionRecord, claim_pending_audit
@@ -190,7 +191,7 @@ class _PgTx(_PgReads, SqlTx):
 
 def revision(url: str) -> tuple[str | None, bool]:
     """(Alembic revision or None, whether the database has no Strongroom tables at all)."""
-    with psycopg.connect(url, autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
         has = conn.execute("SELECT to_regclass('alembic_version'), to_regclass('meta')").fetchone()
         assert has is not None
         if has[0] is None:
@@ -263,8 +264,12 @@ class PostgresStore:
         collisions = 0
         for attempt in range(self.RETRIES):
             try:
+                started = time.perf_counter()
                 with self._pool.connection() as conn, conn.transaction():
-                    return fn(_PgTx(cast(Any, _Conn(conn))))
+                    result = fn(_PgTx(cast(Any, _Conn(conn))))
+                if (t := telemetry.active) is not None:
+                    t.commit(time.perf_counter() - started, 1)
+                return result
             except _RETRY as exc:
                 # A key taken by a concurrent insert is seen at once on the next run; one that
                 # stays taken is the job's own error.

@@ -26,11 +26,13 @@ import queue
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from strongroom import telemetry
 from strongroom.errors import StoreUnavailable
 from strongroom.store import migrations
 from strongroom.store.base import Tx, claim_pending_audit
@@ -416,6 +418,7 @@ class SqliteStore:
             self._busy = False
             return
         futures = [fut for _, fut, _ in batch]
+        started = time.perf_counter()
         conn = self._loop_conn
         audits: list[Any] = []  # the PendingAudit records this group commits
         try:
@@ -458,6 +461,8 @@ class SqliteStore:
                     error = unavailable(error)
                 _release(batch)
             else:
+                if (t := telemetry.active) is not None:
+                    t.commit(time.perf_counter() - started, len(batch))
                 for (ok, _), (_, _, pending) in zip(results, batch, strict=True):
                     if pending is not None:
                         # A failed job's record may still go with its request's next write.

@@ -33,7 +33,6 @@ class IdentityRoutes:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/health", self.health),
             Route("/adfs/.well-known/openid-configuration", self.adfs_configuration),
             Route("/adfs/adfs/v2.0/.well-known/openid-configuration", self.adfs_configuration),
             Route("/adfs/oauth2/token", self.adfs_token, methods=["POST"]),
@@ -103,9 +102,6 @@ class IdentityRoutes:
             return error_response(exc)
         tid = self._id.tenant_id
         return _json({"value": [{"id": f"/tenants/{tid}", "tenantId": tid}]})
-
-    async def health(self, request: Request) -> Response:
-        return _json({"status": "ok", "tenantId": self._id.tenant_id})
 
     def _document(self, base: str) -> dict[str, Any]:
         return {
