@@ -18,7 +18,7 @@ import typer
 from strongroom.cli import db, domain, replica, secret, seed, serve, vault_backup
 from strongroom.cli.output import Output, OutputOption, emit, fail
 from strongroom.cli.profile import Profile, profile_path
-from strongroom.cli.shared import DataDir, local, settings_for
+from strongroom.cli.shared import DataDir, accept_az_lists, local, settings_for
 from strongroom.config import DEFAULT_PORT, Settings
 from strongroom.errors import NotFound
 from strongroom.models import Principal, Vault
@@ -344,7 +344,9 @@ def _permissions(values: list[str] | None) -> list[str] | None:
 def vault_set_policy(
     name: str,
     principal: str = typer.Option(..., "--principal", help="Principal name or client id."),
-    secret_permissions: list[str] | None = typer.Option(None, "--secret-permissions"),
+    secret_permissions: list[str] | None = typer.Option(
+        None, "--secret-permissions", help="Space-separated, like az; or repeat the flag."
+    ),
     key_permissions: list[str] | None = typer.Option(None, "--key-permissions"),
     certificate_permissions: list[str] | None = typer.Option(None, "--certificate-permissions"),
     storage_permissions: list[str] | None = typer.Option(None, "--storage-permissions"),
@@ -416,6 +418,9 @@ def audit_list(
              "callerAddress": r.caller}
             for r in records
         ], output)  # fmt: skip
+
+
+accept_az_lists(app)  # after every command is registered
 
 
 def main() -> None:

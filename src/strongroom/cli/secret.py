@@ -17,6 +17,7 @@ import typer
 
 from strongroom.cli.output import Output, OutputOption, emit, errors, fail
 from strongroom.cli.profile import Profile, profile_path
+from strongroom.cli.shared import TagsOption, parse_tags
 from strongroom.config import DEFAULT_PORT, DEFAULT_VAULT_SUFFIX
 
 if TYPE_CHECKING:  # the SDK is imported when a command runs: `serve` starts without it
@@ -108,6 +109,7 @@ def set_(
     file: Path | None = typer.Option(None, "--file", "-f", help="Read the value from a file."),
     content_type: str | None = typer.Option(None, "--content-type"),
     disabled: bool = typer.Option(False, "--disabled"),
+    tags: list[str] | None = TagsOption,
     output: Output = OutputOption,
 ) -> None:
     """Create a new version of a secret."""
@@ -116,7 +118,7 @@ def set_(
     text = value if value is not None else file.read_text()  # type: ignore[union-attr]
     with errors(_translate):
         secret = _client(vault_name).set_secret(
-            name, text, content_type=content_type, enabled=not disabled
+            name, text, content_type=content_type, enabled=not disabled, tags=parse_tags(tags)
         )
         emit(dict(_properties(secret.properties), value=secret.value), output)
 
@@ -154,17 +156,12 @@ def update(
     version: str | None = Version,
     content_type: str | None = typer.Option(None, "--content-type"),
     enabled: bool | None = typer.Option(None, "--enabled/--disabled"),
-    tags: list[str] | None = typer.Option(None, "--tags", help="key=value, repeatable."),
+    tags: list[str] | None = TagsOption,
     output: Output = OutputOption,
 ) -> None:
-    parsed: dict[str, str] | None = None
-    if tags:
-        if any("=" not in t for t in tags):
-            fail("BadParameter", "--tags takes key=value.")
-        parsed = dict(t.split("=", 1) for t in tags)
     with errors(_translate):
         props = _client(vault_name).update_secret_properties(
-            name, version, content_type=content_type, enabled=enabled, tags=parsed
+            name, version, content_type=content_type, enabled=enabled, tags=parse_tags(tags)
         )
         emit(_properties(props), output)
 
