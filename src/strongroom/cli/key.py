@@ -26,7 +26,7 @@ from strongroom.cli.client import (
     connected,
 )  # fmt: skip
 from strongroom.cli.jwk import jwk_from_json, jwk_from_pem, public_key_file
-from strongroom.cli.output import Output, OutputOption, emit, fail
+from strongroom.cli.output import Output, OutputOption, emit, fail, iso, wire
 from strongroom.cli.shared import KEY_OPS, TagsOption, parse_tags
 
 if TYPE_CHECKING:  # the SDK is imported when a command runs: `serve` starts without it
@@ -130,11 +130,6 @@ def _ops(values: list[str] | None) -> list[str] | None:
     return [known[w.lower()] for w in words]
 
 
-def _value(item: Any) -> Any:
-    """An SDK enum member's wire value (``str()`` of one is its Python name)."""
-    return getattr(item, "value", item)
-
-
 def _algorithm(kind: type[E], text: str) -> E:
     try:
         return kind(text)
@@ -164,21 +159,17 @@ def _hex(data: bytes | None) -> str | None:
     return None if data is None else data.hex()
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def _attributes(p: KeyProperties) -> dict[str, Any]:
     return {
-        "created": _iso(p.created_on),
+        "created": iso(p.created_on),
         "enabled": p.enabled,
-        "expires": _iso(p.expires_on),
+        "expires": iso(p.expires_on),
         "exportable": p.exportable,
         "keySize": getattr(p, "key_size", None),
-        "notBefore": _iso(p.not_before),
+        "notBefore": iso(p.not_before),
         "recoverableDays": p.recoverable_days,
         "recoveryLevel": p.recovery_level,
-        "updated": _iso(p.updated_on),
+        "updated": iso(p.updated_on),
     }
 
 
@@ -190,13 +181,13 @@ def _properties(p: KeyProperties) -> dict[str, Any]:
 
 def _jwk(jwk: JsonWebKey) -> dict[str, Any]:
     """The public JWK, binary members in standard base64 as az prints them."""
-    ops = [_value(op) for op in getattr(jwk, "key_ops", None) or []]
-    kid, kty = getattr(jwk, "kid", None), _value(getattr(jwk, "kty", None))
+    ops = [wire(op) for op in getattr(jwk, "key_ops", None) or []]
+    kid, kty = getattr(jwk, "kid", None), wire(getattr(jwk, "kty", None))
     out: dict[str, Any] = {"kid": kid, "kty": kty, "keyOps": ops}
     for member in ("n", "e", "crv", "x", "y"):
         value = getattr(jwk, member, None)
         if value is not None:
-            out[member] = _b64(value) if isinstance(value, bytes) else _value(value)
+            out[member] = _b64(value) if isinstance(value, bytes) else wire(value)
     return out
 
 
@@ -207,8 +198,8 @@ def _key(key: KeyVaultKey) -> dict[str, Any]:
 
 def _deleted(key: DeletedKey, listed: bool = False) -> dict[str, Any]:
     shown = _properties(key.properties) if listed or key.key is None else _key(key)
-    return dict(shown, recoveryId=key.recovery_id, deletedDate=_iso(key.deleted_date),
-                scheduledPurgeDate=_iso(key.scheduled_purge_date))  # fmt: skip
+    return dict(shown, recoveryId=key.recovery_id, deletedDate=iso(key.deleted_date),
+                scheduledPurgeDate=iso(key.scheduled_purge_date))  # fmt: skip
 
 
 def _with_hsm(kty: str, protection: Protection | None) -> str:
@@ -445,18 +436,18 @@ def download(
 def _policy(policy: KeyRotationPolicy) -> dict[str, Any]:
     """As az prints it: each lifetime action flat (``action``, ``timeAfterCreate``, ...)."""
     return {
-        "createdOn": _iso(policy.created_on),
+        "createdOn": iso(policy.created_on),
         "expiresIn": policy.expires_in,
         "id": policy.id,
         "lifetimeActions": [
             {
-                "action": _value(a.action),
+                "action": wire(a.action),
                 "timeAfterCreate": a.time_after_create,
                 "timeBeforeExpiry": a.time_before_expiry,
             }
             for a in policy.lifetime_actions
         ],
-        "updatedOn": _iso(policy.updated_on),
+        "updatedOn": iso(policy.updated_on),
     }
 
 
@@ -542,7 +533,7 @@ def encrypt(
             iv=_unhex(iv, "--iv"), additional_authenticated_data=_unhex(aad, "--aad"),
         )  # fmt: skip
         emit({"kid": done.key_id, "result": _b64(done.ciphertext),
-              "algorithm": _value(done.algorithm), "iv": _hex(done.iv), "tag": _hex(done.tag),
+              "algorithm": wire(done.algorithm), "iv": _hex(done.iv), "tag": _hex(done.tag),
               "aad": _hex(done.aad)}, output)  # fmt: skip
 
 
@@ -573,7 +564,7 @@ def decrypt(
         )  # fmt: skip
         plain = done.plaintext
         result = _b64(plain) if data_type is DataType.base64 else plain.decode(errors="replace")
-        emit({"kid": done.key_id, "result": result, "algorithm": _value(done.algorithm)}, output)
+        emit({"kid": done.key_id, "result": result, "algorithm": wire(done.algorithm)}, output)
 
 
 @app.command()
@@ -592,7 +583,7 @@ def sign(
         done = _crypto(vault, name, version).sign(
             _algorithm(SignatureAlgorithm, algorithm), _unb64(digest, "--digest")
         )
-        emit({"algorithm": _value(done.algorithm), "keyId": done.key_id,
+        emit({"algorithm": wire(done.algorithm), "keyId": done.key_id,
               "signature": _b64(done.signature)}, output)  # fmt: skip
 
 
@@ -614,7 +605,7 @@ def verify(
             _algorithm(SignatureAlgorithm, algorithm), _unb64(digest, "--digest"),
             _unb64(signature, "--signature"),
         )  # fmt: skip
-        emit({"algorithm": _value(done.algorithm), "isValid": done.is_valid,
+        emit({"algorithm": wire(done.algorithm), "isValid": done.is_valid,
               "keyId": done.key_id}, output)  # fmt: skip
 
 
@@ -636,7 +627,7 @@ def wrap(
             _algorithm(KeyWrapAlgorithm, algorithm), _unb64(value, "--value")
         )
         emit({"kid": done.key_id, "result": _b64(done.encrypted_key),
-              "algorithm": _value(done.algorithm)}, output)  # fmt: skip
+              "algorithm": wire(done.algorithm)}, output)  # fmt: skip
 
 
 @app.command()
@@ -657,4 +648,4 @@ def unwrap(
             _algorithm(KeyWrapAlgorithm, algorithm), _unb64(value, "--value")
         )
         emit({"kid": done.key_id, "result": _b64(done.key),
-              "algorithm": _value(done.algorithm)}, output)  # fmt: skip
+              "algorithm": wire(done.algorithm)}, output)  # fmt: skip
