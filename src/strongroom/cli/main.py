@@ -1,8 +1,8 @@
 """``strongroom``: serve, info, and administration of the local installation.
 
 Administration commands (``principal``, ``vault``) work on the installation in ``--data-dir``
-directly; object commands (``secret``, ``key``) are clients of a running server through the
-Azure SDK.
+directly; object commands (``secret``, ``key``, ``certificate``) are clients of a running server
+through the Azure SDK.
 """
 
 from __future__ import annotations
@@ -16,7 +16,17 @@ from typing import Any
 
 import typer
 
-from strongroom.cli import db, domain, key, replica, secret, seed, serve, vault_backup
+from strongroom.cli import (
+    certificate,
+    db,
+    domain,
+    key,
+    replica,
+    secret,
+    seed,
+    serve,
+    vault_backup,
+)
 from strongroom.cli.output import Output, OutputOption, emit, fail
 from strongroom.cli.profile import Profile, profile_path
 from strongroom.cli.shared import DataDir, accept_az_lists, local, settings_for
@@ -36,6 +46,7 @@ app.add_typer(principal_app, name="principal")
 app.add_typer(vault_app, name="vault")
 app.add_typer(secret.app, name="secret")
 app.add_typer(key.app, name="key")
+app.add_typer(certificate.app, name="certificate")
 app.add_typer(domain.app, name="domain")
 app.add_typer(domain.backup_app, name="backup")
 app.add_typer(db.app, name="db")
