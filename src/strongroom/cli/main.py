@@ -1,7 +1,8 @@
 """``strongroom``: serve, info, and administration of the local installation.
 
 Administration commands (``principal``, ``vault``) work on the installation in ``--data-dir``
-directly; object commands (``secret``) are clients of a running server through the Azure SDK.
+directly; object commands (``secret``, ``key``, ``certificate``) are clients of a running server
+through the Azure SDK.
 """
 
 from __future__ import annotations
@@ -15,10 +16,20 @@ from typing import Any
 
 import typer
 
-from strongroom.cli import db, domain, replica, secret, seed, serve, vault_backup
+from strongroom.cli import (
+    certificate,
+    db,
+    domain,
+    key,
+    replica,
+    secret,
+    seed,
+    serve,
+    vault_backup,
+)
 from strongroom.cli.output import Output, OutputOption, emit, fail
 from strongroom.cli.profile import Profile, profile_path
-from strongroom.cli.shared import DataDir, local, settings_for
+from strongroom.cli.shared import DataDir, accept_az_lists, local, settings_for
 from strongroom.config import DEFAULT_PORT, Settings
 from strongroom.errors import NotFound
 from strongroom.models import Principal, Vault
@@ -34,6 +45,8 @@ vault_app = typer.Typer(help="Vaults of this installation.", no_args_is_help=Tru
 app.add_typer(principal_app, name="principal")
 app.add_typer(vault_app, name="vault")
 app.add_typer(secret.app, name="secret")
+app.add_typer(key.app, name="key")
+app.add_typer(certificate.app, name="certificate")
 app.add_typer(domain.app, name="domain")
 app.add_typer(domain.backup_app, name="backup")
 app.add_typer(db.app, name="db")
@@ -365,7 +378,9 @@ def _permissions(values: list[str] | None) -> list[str] | None:
 def vault_set_policy(
     name: str,
     principal: str = typer.Option(..., "--principal", help="Principal name or client id."),
-    secret_permissions: list[str] | None = typer.Option(None, "--secret-permissions"),
+    secret_permissions: list[str] | None = typer.Option(
+        None, "--secret-permissions", help="Space-separated, like az; or repeat the flag."
+    ),
     key_permissions: list[str] | None = typer.Option(None, "--key-permissions"),
     certificate_permissions: list[str] | None = typer.Option(None, "--certificate-permissions"),
     storage_permissions: list[str] | None = typer.Option(None, "--storage-permissions"),
@@ -437,6 +452,9 @@ def audit_list(
              "callerAddress": r.caller}
             for r in records
         ], output)  # fmt: skip
+
+
+accept_az_lists(app)  # after every command is registered
 
 
 def main() -> None:

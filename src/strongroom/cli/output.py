@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +42,15 @@ def emit(data: Any, output: Output) -> None:
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
     Console(highlight=False, soft_wrap=True).print(table)
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def wire(item: Any) -> Any:
+    """An SDK enum member's wire value (``str()`` of one is its Python name)."""
+    return getattr(item, "value", item)
 
 
 def fail(code: str, message: str) -> NoReturn:

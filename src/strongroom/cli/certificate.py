@@ -1,0 +1,444 @@
+"""``strongroom certificate ...``: like ``az keyvault certificate``, a client of a running server
+(``cli/client.py`` says where it finds the vault and its credentials).
+
+Names, flags and output follow az. A policy (``--policy``) is JSON inline, ``@file`` or a file's
+path, with az's snake_case names, the camelCase ``get-default-policy`` prints, or the REST
+API's (``key_props``, ``x509_props``, ...)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import textwrap
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from strongroom.cli.client import (
+    BackupFile,
+    Force,
+    Vault,
+    VaultName,
+    VaultUrl,
+    backup_target,
+    connected,
+)  # fmt: skip
+from strongroom.cli.output import Output, OutputOption, emit, fail, iso, wire
+from strongroom.cli.shared import TagsOption, parse_tags
+
+if TYPE_CHECKING:  # the SDK is imported when a command runs: `serve` starts without it
+    from azure.keyvault.certificates import (
+        CertificateClient,
+        CertificateOperation,
+        CertificatePolicy,
+        CertificateProperties,
+        DeletedCertificate,
+        KeyVaultCertificate,
+    )  # fmt: skip
+
+app = typer.Typer(
+    help="Certificates in a vault (a client of a running server).", no_args_is_help=True
+)
+
+Name = typer.Option(..., "--name", "-n", help="Certificate name.")
+Version = typer.Option(None, "--version", "-v", help="Certificate version (default: latest).")
+PolicyOption = typer.Option(
+    None, "--policy", "-p", help="The policy: JSON, @file or a file (see get-default-policy)."
+)
+
+
+class Encoding(StrEnum):
+    PEM = "PEM"
+    DER = "DER"
+
+
+class TrueFalse(StrEnum):
+    true = "true"
+    false = "false"
+
+
+# az's default policy (`az keyvault certificate get-default-policy`), as it prints it.
+DEFAULT_POLICY: dict[str, Any] = {
+    "issuerParameters": {"name": "Self"},
+    "keyProperties": {"exportable": True, "keySize": 2048, "keyType": "RSA", "reuseKey": True},
+    "lifetimeActions": [
+        {"action": {"actionType": "AutoRenew"}, "trigger": {"daysBeforeExpiry": 90}}
+    ],
+    "secretProperties": {"contentType": "application/x-pkcs12"},
+    "x509CertificateProperties": {
+        "keyUsage": [
+            "cRLSign",
+            "dataEncipherment",
+            "digitalSignature",
+            "keyEncipherment",
+            "keyAgreement",
+            "keyCertSign",
+        ],
+        "subject": "CN=CLIGetDefaultPolicy",
+        "validityInMonths": 12,
+    },
+}
+
+# The REST API's member names, as az's (snake_case) policy names them.
+_ALIASES = {
+    "key_props": "key_properties", "secret_props": "secret_properties",
+    "x509_props": "x509_certificate_properties", "issuer": "issuer_parameters",
+    "kty": "key_type", "crv": "curve", "sans": "subject_alternative_names",
+    "validity_months": "validity_in_months", "cty": "certificate_type",
+    "cert_transparency": "certificate_transparency",
+}  # fmt: skip
+
+
+def _snake(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_snake(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).lower()
+        out[_ALIASES.get(name, name)] = _snake(item)
+    return out
+
+
+def _policy_json(text: str) -> dict[str, Any]:
+    path = Path(text.removeprefix("@"))
+    try:
+        if text.startswith("@") or (not text.lstrip().startswith("{") and path.is_file()):
+            text = path.read_text()
+        body = json.loads(text)
+    except (OSError, ValueError) as exc:
+        fail("BadParameter", f"--policy is not JSON, @file or a file holding JSON: {exc}.")
+    if not isinstance(body, dict):
+        fail("BadParameter", "--policy must be a JSON object.")
+    return dict(_snake(body))
+
+
+def _policy(body: dict[str, Any], validity: int | None = None) -> CertificatePolicy:
+    """az's build_certificate_policy: the SDK's flat CertificatePolicy from the nested JSON."""
+    from azure.keyvault.certificates import CertificatePolicy, LifetimeAction
+
+    key = body.get("key_properties") or {}
+    x509 = body.get("x509_certificate_properties") or {}
+    sans = x509.get("subject_alternative_names") or {}
+    issuer = body.get("issuer_parameters") or {}
+    actions = [
+        LifetimeAction(
+            (item.get("action") or {}).get("action_type"),
+            lifetime_percentage=(item.get("trigger") or {}).get("lifetime_percentage"),
+            days_before_expiry=(item.get("trigger") or {}).get("days_before_expiry"),
+        )
+        for item in body.get("lifetime_actions") or []
+    ]
+    return CertificatePolicy(
+        issuer_name=issuer.get("name"), subject=x509.get("subject"),
+        san_emails=sans.get("emails"), san_dns_names=sans.get("dns_names"),
+        san_user_principal_names=sans.get("upns"), exportable=key.get("exportable"),
+        key_type=key.get("key_type"), key_size=key.get("key_size"),
+        reuse_key=key.get("reuse_key"), key_curve_name=key.get("curve"),
+        enhanced_key_usage=x509.get("ekus"), key_usage=x509.get("key_usage"),
+        content_type=(body.get("secret_properties") or {}).get("content_type"),
+        validity_in_months=validity or x509.get("validity_in_months"),
+        lifetime_actions=actions or None, certificate_type=issuer.get("certificate_type"),
+        certificate_transparency=issuer.get("certificate_transparency"),
+    )  # fmt: skip
+
+
+def _client(vault: Vault) -> CertificateClient:
+    from azure.keyvault.certificates import CertificateClient
+
+    return CertificateClient(vault.url, vault.credential, **vault.options)
+
+
+def _properties(p: CertificateProperties) -> dict[str, Any]:
+    """As az prints a certificate in a list."""
+    thumbprint = p.x509_thumbprint
+    return {
+        "attributes": {
+            "created": iso(p.created_on), "enabled": p.enabled, "expires": iso(p.expires_on),
+            "notBefore": iso(p.not_before), "recoveryLevel": p.recovery_level,
+            "updated": iso(p.updated_on),
+        },
+        "id": p.id,
+        "name": p.name,
+        "tags": p.tags,
+        "x509Thumbprint": base64.b64encode(thumbprint).decode() if thumbprint else None,
+        "x509ThumbprintHex": thumbprint.hex().upper() if thumbprint else None,
+    }  # fmt: skip
+
+
+def _shown_policy(policy: CertificatePolicy | None) -> dict[str, Any] | None:
+    if policy is None:
+        return None
+    return {
+        "issuerParameters": {"certificateTransparency": policy.certificate_transparency,
+                             "certificateType": policy.certificate_type,
+                             "name": policy.issuer_name},
+        "keyProperties": {"curve": wire(policy.key_curve_name), "exportable": policy.exportable,
+                          "keySize": policy.key_size, "keyType": wire(policy.key_type),
+                          "reuseKey": policy.reuse_key},
+        "lifetimeActions": [
+            {"action": {"actionType": wire(a.action)},
+             "trigger": {"daysBeforeExpiry": a.days_before_expiry,
+                         "lifetimePercentage": a.lifetime_percentage}}
+            for a in policy.lifetime_actions or []
+        ],
+        "secretProperties": {"contentType": wire(policy.content_type)},
+        "x509CertificateProperties": {
+            "ekus": policy.enhanced_key_usage,
+            "keyUsage": [wire(u) for u in policy.key_usage or []],
+            "subject": policy.subject,
+            "subjectAlternativeNames": {"emails": policy.san_emails,
+                                        "upns": policy.san_user_principal_names,
+                                        "dnsNames": policy.san_dns_names},
+            "validityInMonths": policy.validity_in_months,
+        },
+    }  # fmt: skip
+
+
+def _certificate(cert: KeyVaultCertificate) -> dict[str, Any]:
+    assert cert.properties is not None  # the SDK sets them on every certificate it returns
+    shown = _properties(cert.properties)
+    shown.update(
+        cer=base64.b64encode(cert.cer).decode() if cert.cer else None,
+        contentType=wire(cert.policy.content_type) if cert.policy else None,
+        kid=cert.key_id, sid=cert.secret_id, policy=_shown_policy(cert.policy),
+    )  # fmt: skip
+    return shown
+
+
+def _deleted(cert: DeletedCertificate, listed: bool = False) -> dict[str, Any]:
+    shown = _properties(cert.properties) if listed else _certificate(cert)  # type: ignore[arg-type]
+    return dict(shown, deletedDate=iso(cert.deleted_on), recoveryId=cert.recovery_id,
+                scheduledPurgeDate=iso(cert.scheduled_purge_date))  # fmt: skip
+
+
+def _operation(op: CertificateOperation) -> dict[str, Any]:
+    return {
+        "cancellationRequested": op.cancellation_requested,
+        "csr": base64.b64encode(op.csr).decode() if op.csr else None,
+        "error": None if op.error is None else {"code": op.error.code,
+                                                "message": op.error.message},
+        "id": op.id,
+        "issuerParameters": {"certificateTransparency": op.certificate_transparency,
+                             "certificateType": op.certificate_type, "name": op.issuer_name},
+        "name": op.name,
+        "requestId": op.request_id,
+        "status": op.status,
+        "statusDetails": op.status_details,
+        "target": op.target,
+    }  # fmt: skip
+
+
+@app.command("get-default-policy")
+def get_default_policy(output: Output = OutputOption) -> None:
+    """az's default policy (self-signed RSA 2048, 12 months): a start for --policy."""
+    emit(DEFAULT_POLICY, output)
+
+
+@app.command()
+def create(
+    vault_name: str | None = VaultName,
+    vault_url: str | None = VaultUrl,
+    name: str = Name,
+    policy: str = typer.Option(
+        ..., "--policy", "-p", help="The policy: JSON, @file or a file (see get-default-policy)."
+    ),
+    validity: int | None = typer.Option(None, "--validity", help="Months; overrides the policy."),
+    disabled: bool = typer.Option(False, "--disabled", help="Create it disabled."),
+    tags: list[str] | None = TagsOption,
+    output: Output = OutputOption,
+) -> None:
+    """Create a certificate; a self-signed one is waited for, as az does (an `Unknown` issuer's
+    operation is printed pending, with its CSR)."""
+    built = _policy(_policy_json(policy), validity)
+    with connected(vault_name, vault_url) as vault:
+        client = _client(vault)
+        poller = client.begin_create_certificate(
+            name, built, enabled=not disabled, tags=parse_tags(tags)
+        )
+        if (built.issuer_name or "").lower() != "unknown":
+            poller.result()
+        emit(_operation(client.get_certificate_operation(name)), output)
+
+
+@app.command("import")
+def import_(
+    vault_name: str | None = VaultName,
+    vault_url: str | None = VaultUrl,
+    name: str = Name,
+    file: Path = typer.Option(
+        ..., "--file", "-f", help="PKCS#12 or PEM file holding the certificate and private key."
+    ),
+    password: str | None = typer.Option(None, "--password", help="For an encrypted key/PFX."),
+    policy: str | None = PolicyOption,
+    disabled: bool = typer.Option(False, "--disabled", help="Import it disabled."),
+    tags: list[str] | None = TagsOption,
+    output: Output = OutputOption,
+) -> None:
+    """Import a certificate with its private key, from PEM or PKCS#12 (PFX), like az."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        fail("FileNotFound", f"Cannot read {file}: {exc.strerror}.")
+    body = _policy_json(policy) if policy else {}
+    secret = body.setdefault("secret_properties", {})
+    if not secret.get("content_type"):  # az looks at the file for it
+        pem = b"-----BEGIN" in data
+        secret["content_type"] = "application/x-pem-file" if pem else "application/x-pkcs12"
+    with connected(vault_name, vault_url) as vault:
+        cert = _client(vault).import_certificate(
+            name, data, enabled=not disabled, tags=parse_tags(tags), password=password,
+            policy=_policy(body),
+        )  # fmt: skip
+        emit(_certificate(cert), output)
+
+
+@app.command()
+def show(
+    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name,
+    version: str | None = Version, output: Output = OutputOption,
+) -> None:  # fmt: skip
+    with connected(vault_name, vault_url) as vault:
+        client = _client(vault)
+        cert = client.get_certificate_version(name, version) if version else None
+        emit(_certificate(cert or client.get_certificate(name)), output)
+
+
+@app.command("list")
+def list_(
+    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl,
+    output: Output = OutputOption,
+) -> None:  # fmt: skip
+    with connected(vault_name, vault_url) as vault:
+        emit([_properties(p) for p in _client(vault).list_properties_of_certificates()], output)
+
+
+@app.command("list-versions")
+def list_versions(
+    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name,
+    output: Output = OutputOption,
+) -> None:  # fmt: skip
+    with connected(vault_name, vault_url) as vault:
+        items = _client(vault).list_properties_of_certificate_versions(name)
+        emit([_properties(p) for p in items], output)
+
+
+@app.command("list-deleted")
+def list_deleted(
+    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl,
+    output: Output = OutputOption,
+) -> None:  # fmt: skip
+    with connected(vault_name, vault_url) as vault:
+        items = _client(vault).list_deleted_certificates()
+        emit([_deleted(d, listed=True) for d in items], output)
+
+
+@app.command("set-attributes")
+def set_attributes(
+    vault_name: str | None = VaultName,
+    vault_url: str | None = VaultUrl,
+    name: str = Name,
+    version: str | None = Version,
+    enabled: TrueFalse | None = typer.Option(None, "--enabled", help="true or false."),
+    tags: list[str] | None = TagsOption,
+    policy: str | None = PolicyOption,
+    output: Output = OutputOption,
+) -> None:
+    """Enable or disable a certificate, set its tags, or replace its policy."""
+    with connected(vault_name, vault_url) as vault:
+        client = _client(vault)
+        if policy is not None:
+            client.update_certificate_policy(name, _policy(_policy_json(policy)))
+        cert = client.update_certificate_properties(
+            name, version, enabled=None if enabled is None else enabled is TrueFalse.true,
+            tags=parse_tags(tags),
+        )  # fmt: skip
+        emit(_certificate(cert), output)
+
+
+@app.command()
+def delete(
+    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name,
+    output: Output = OutputOption,
+) -> None:  # fmt: skip
+    """Soft-delete a certificate (all versions)."""
+    with connected(vault_name, vault_url) as vault:
+        emit(_deleted(_client(vault).begin_delete_certificate(name).result()), output)
+
+
+@app.command()
+def recover(
+    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name,
+    output: Output = OutputOption,
+) -> None:  # fmt: skip
+    with connected(vault_name, vault_url) as vault:
+        emit(_certificate(_client(vault).begin_recover_deleted_certificate(name).result()), output)
+
+
+@app.command()
+def purge(
+    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name
+) -> None:
+    """Permanently remove a soft-deleted certificate."""
+    with connected(vault_name, vault_url) as vault:
+        _client(vault).purge_deleted_certificate(name)
+
+
+@app.command()
+def backup(
+    vault_name: str | None = VaultName,
+    vault_url: str | None = VaultUrl,
+    name: str = Name,
+    file: Path | None = BackupFile,
+    force: bool = Force,
+    output: Output = OutputOption,
+) -> None:
+    """Back up a certificate with all its versions into a sealed blob file."""
+    with connected(vault_name, vault_url) as vault:
+        target = backup_target(vault, name, file, force)
+        blob = _client(vault).backup_certificate(name)
+    target.write_bytes(blob)
+    emit({"file": str(target.resolve()), "bytes": len(blob)}, output)
+
+
+@app.command()
+def restore(
+    vault_name: str | None = VaultName,
+    vault_url: str | None = VaultUrl,
+    file: Path = typer.Option(..., "--file", "-f", help="A blob written by `certificate backup`."),
+    output: Output = OutputOption,
+) -> None:
+    """Restore a certificate, with all its versions, from a backup blob."""
+    if not file.exists():
+        fail("FileNotFound", f"{file} does not exist.")
+    with connected(vault_name, vault_url) as vault:
+        emit(_certificate(_client(vault).restore_certificate_backup(file.read_bytes())), output)
+
+
+@app.command()
+def download(
+    vault_name: str | None = VaultName,
+    vault_url: str | None = VaultUrl,
+    name: str = Name,
+    version: str | None = Version,
+    file: Path = typer.Option(..., "--file", "-f", help="Where to write the certificate."),
+    encoding: Encoding = typer.Option(Encoding.PEM, "--encoding", "-e", help="PEM or DER."),
+) -> None:
+    """Write the certificate (its public part, no private key) to a file."""
+    if file.exists():
+        fail("FileExists", f"{file} already exists.")
+    with connected(vault_name, vault_url) as vault:
+        client = _client(vault)
+        cert = client.get_certificate_version(name, version) if version else None
+        der = (cert or client.get_certificate(name)).cer
+    if der is None:
+        fail("CertificateNotFound", f"Certificate '{name}' has no issued certificate yet.")
+    if encoding is Encoding.DER:
+        file.write_bytes(der)
+        return
+    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64))
+    file.write_text(f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n")

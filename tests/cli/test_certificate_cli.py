@@ -1,0 +1,132 @@
+"""``strongroom certificate ...`` (az keyvault certificate's names and flags), run in a
+subprocess against the session's server."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+
+from tests.cli.conftest import Strongroom
+
+A = ("--vault-name", "vault-a")
+
+
+@pytest.fixture
+def name() -> str:
+    return f"c-{os.urandom(4).hex()}"
+
+
+def thumbprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - x5t is SHA-1
+
+
+def _self_signed(cn: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return key, cert
+
+
+def test_create_from_the_default_policy_download_and_lifecycle(
+    sr: Strongroom, name: str, tmp_path: Path
+) -> None:
+    policy = sr.ok("certificate", "get-default-policy")
+    policy["x509CertificateProperties"]["subject"] = "CN=cli.example"
+    policy["x509CertificateProperties"]["subjectAlternativeNames"] = {"dnsNames": ["cli.example"]}
+    (tmp_path / "policy.json").write_text(json.dumps(policy))
+    made = sr.ok("certificate", "create", *A, "--name", name, "--policy", "@policy.json",
+                 "--validity", "3", "--tags", "team=ops", "env=test")  # fmt: skip
+    assert made["status"] == "completed"
+    assert made["issuerParameters"]["name"] == "Self"
+
+    shown = sr.ok("certificate", "show", *A, "--name", name)
+    assert shown["tags"] == {"team": "ops", "env": "test"}
+    assert shown["policy"]["x509CertificateProperties"]["validityInMonths"] == 3
+    assert shown["policy"]["keyProperties"]["keyType"] == "RSA"
+    assert shown["kid"].endswith(shown["id"].split("/certificates/")[1])
+    assert name in [c["name"] for c in sr.ok("certificate", "list", *A)]
+    assert len(sr.ok("certificate", "list-versions", *A, "--name", name)) == 1
+
+    sr.ok("certificate", "download", *A, "--name", name, "--file", "c.pem")
+    cert = x509.load_pem_x509_certificate((tmp_path / "c.pem").read_bytes())
+    assert cert.subject.rfc4514_string() == "CN=cli.example"
+    assert thumbprint(cert) == shown["x509ThumbprintHex"]
+    sr.ok("certificate", "download", *A, "-n", name, "-f", "c.der", "--encoding", "DER")
+    assert x509.load_der_x509_certificate((tmp_path / "c.der").read_bytes()) == cert
+    error = sr.fails("certificate", "download", *A, "--name", name, "--file", "c.pem")
+    assert error.startswith("(FileExists) ")
+
+    disabled = sr.ok("certificate", "set-attributes", *A, "--name", name, "--enabled", "false")
+    assert disabled["attributes"]["enabled"] is False
+
+    written = sr.ok("certificate", "backup", *A, "--name", name)
+    path = Path(written["file"])
+    assert path.name.startswith(f"vault-a-{name}-") and path.parent == tmp_path
+    error = sr.fails("certificate", "backup", *A, "--name", name, "--file", str(path))
+    assert error.startswith("(FileExists) ")
+
+    deleted = sr.ok("certificate", "delete", *A, "--name", name)
+    assert deleted["recoveryId"].endswith(f"/deletedcertificates/{name}")
+    assert name in [c["name"] for c in sr.ok("certificate", "list-deleted", *A)]
+    assert (
+        sr.ok("certificate", "recover", *A, "--name", name)["x509ThumbprintHex"]
+        == shown["x509ThumbprintHex"]
+    )
+    sr.ok("certificate", "delete", *A, "--name", name)
+    sr.ok("certificate", "purge", *A, "--name", name)
+    assert sr.fails("certificate", "show", *A, "--name", name).startswith("(CertificateNotFound) ")
+    restored = sr.ok("certificate", "restore", "--vault-name", "vault-b", "--file", str(path))
+    assert restored["id"].startswith("https://vault-b.")
+    assert restored["x509ThumbprintHex"] == shown["x509ThumbprintHex"]
+
+
+def test_import_pem_and_pfx(sr: Strongroom, name: str, tmp_path: Path) -> None:
+    key, cert = _self_signed("pem.example")
+    pem = cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )  # fmt: skip
+    (tmp_path / "c.pem").write_bytes(pem)
+    imported = sr.ok("certificate", "import", *A, "--name", name, "--file", "c.pem")
+    assert imported["x509ThumbprintHex"] == thumbprint(cert)
+    assert imported["contentType"] == "application/x-pem-file"
+
+    key, cert = _self_signed("pfx.example")
+    pfx = pkcs12.serialize_key_and_certificates(
+        b"pfx", key, cert, None, serialization.BestAvailableEncryption(b"pw")
+    )
+    (tmp_path / "c.pfx").write_bytes(pfx)
+    imported = sr.ok("certificate", "import", *A, "--name", f"{name}-pfx", "--file", "c.pfx",
+                     "--password", "pw", "--tags", "from=pfx")  # fmt: skip
+    assert imported["x509ThumbprintHex"] == thumbprint(cert)
+    assert imported["contentType"] == "application/x-pkcs12"
+    assert imported["tags"] == {"from": "pfx"}
+
+
+def test_a_pending_certificate_prints_its_csr(sr: Strongroom, name: str) -> None:
+    policy = {"issuer_parameters": {"name": "Unknown"},
+              "key_properties": {"key_type": "EC", "curve": "P-256", "exportable": True},
+              "x509_certificate_properties": {"subject": "CN=pending.example"}}  # fmt: skip
+    made = sr.ok("certificate", "create", *A, "--name", name, "--policy", json.dumps(policy))
+    assert made["status"] == "inProgress"
+    csr = x509.load_der_x509_csr(base64.b64decode(made["csr"]))
+    assert csr.subject.rfc4514_string() == "CN=pending.example"
+    error = sr.fails("certificate", "create", *A, "--name", name, "--policy", "{not json")
+    assert error.startswith("(BadParameter) --policy is not JSON")
