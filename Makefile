@@ -16,7 +16,7 @@ AZURITE_ACCOUNTS_FILE ?= $(HOME)/.strongroom-azurite-accounts
 # The JavaScript example (the Azure SDK for JavaScript against an ephemeral server).
 EXAMPLES_JS_STAMP := examples/js/node_modules/.installed-stamp
 
-.PHONY: run test check lint bench conformance resolve-localhost azurite postgres chromium reliability soak
+.PHONY: run test check lint bench conformance resolve-localhost azurite postgres chromium haproxy reliability soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,12 +56,19 @@ postgres:
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } \
 	  || { echo "PostgreSQL is needed for the tests: apt-get install postgresql"; exit 1; }
 
-# Debian's Chromium, driven headless by Playwright for the web console's tests (tests/console).
+# Debian's Chromium, driven headless by Playwright for the web console's tests (tests/console),
+# and HAProxy for the load-balanced deployment's (tests/deploy).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 	  || { echo "Chromium is needed for the console tests: apt-get install chromium"; exit 1; }
+
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || { \
+	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; } \
+	  || { echo "HAProxy is needed for the deployment tests: apt-get install haproxy"; exit 1; }
 
 # *.vault.localhost must resolve to loopback. On Debian/Ubuntu, libnss-myhostname does that for
 # every *.localhost name. Installed when missing and we are root; otherwise we say what to do.
@@ -84,11 +91,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench conformance examples
 	$(VENV)/bin/mypy src
 
-test: $(STAMP) $(AZ_STAMP) $(AZURITE_STAMP) $(EXAMPLES_JS_STAMP) postgres chromium resolve-localhost lint
+test: $(STAMP) $(AZ_STAMP) $(AZURITE_STAMP) $(EXAMPLES_JS_STAMP) postgres chromium haproxy resolve-localhost lint
 	rm -f .reliability/figures.json
 	STRONGROOM_AZ=$(CURDIR)/$(AZ_VENV)/bin/az STRONGROOM_REQUIRE_AZURITE=1 \
 	  STRONGROOM_REQUIRE_POSTGRES=1 STRONGROOM_REQUIRE_SPEC=1 STRONGROOM_REQUIRE_NODE=1 \
-	  STRONGROOM_REQUIRE_CHROMIUM=1 $(VENV)/bin/pytest
+	  STRONGROOM_REQUIRE_CHROMIUM=1 STRONGROOM_REQUIRE_HAPROXY=1 $(VENV)/bin/pytest
 	$(VENV)/bin/python -m tests.adversarial.report
 	# The API, SDK, storage, replication and console tests again, every server on PostgreSQL.
 	STRONGROOM_TEST_BACKEND=postgresql STRONGROOM_REQUIRE_AZURITE=1 \

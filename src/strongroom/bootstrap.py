@@ -64,10 +64,16 @@ def serve(
             settings.tls_dir, [settings.host, f"*.{settings.vault_suffix}"]
         )
         ca_note = f"CA certificate: {ca}\n  export REQUESTS_CA_BUNDLE={ca} SSL_CERT_FILE={ca}"
+    certfile, keyfile = (None, None) if settings.plain_http else (cert, key)
+    if settings.plain_http:
+        ca_note = "Plain HTTP: a load balancer in front terminates TLS."
     workers = options.workers
     processes = "" if workers == 1 else f", {workers} worker processes"
+    scheme = "http" if settings.plain_http else "https"
+    where = ", ".join(settings.bind)
     say(
-        f"Strongroom listening on {settings.authority} (127.0.0.1 and ::1{processes})\n"
+        f"Strongroom serving {settings.authority}, listening on {scheme} port {settings.listen} "
+        f"({where}{processes})\n"
         f"  tenant {inst.tenant_id}\n  vaults at {settings.vault_url('<name>')}\n  {ca_note}"
     )
     if workers == 1:
@@ -75,8 +81,8 @@ def serve(
             telemetry.start()
         try:
             server.run(
-                create_app(inst), addresses=settings.bind, port=settings.port, certfile=cert,
-                keyfile=key, log_level=options.log_level,
+                create_app(inst), addresses=settings.bind, port=settings.listen, certfile=certfile,
+                keyfile=keyfile, log_level=options.log_level,
             )  # fmt: skip
         finally:
             inst.close()
@@ -93,10 +99,10 @@ def serve(
         mine = open_one(counters)
         try:
             server.run(
-                create_app(mine), addresses=addresses, port=settings.port, certfile=cert,
-                keyfile=key, log_level=options.log_level, check_port=False,
+                create_app(mine), addresses=addresses, port=settings.listen, certfile=certfile,
+                keyfile=keyfile, log_level=options.log_level, check_port=False,
             )  # fmt: skip
         finally:
             mine.close()
 
-    return server.run_workers(workers, settings.bind, settings.port, worker)
+    return server.run_workers(workers, settings.bind, settings.listen, worker)

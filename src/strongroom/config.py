@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -47,6 +48,17 @@ class Settings:
     job_stale_seconds: float = 30.0
     # Seconds between a replica's pulls of its source's changes once caught up.
     replication_interval: float = 1.0
+    # The port to listen on, when clients dial another (``port``, of the public URL: a load
+    # balancer's); None: ``port``.
+    listen_port: int | None = None
+    # Listen without TLS: only behind a load balancer that terminates it.
+    plain_http: bool = False
+    # Peers (load balancers) whose X-Forwarded-For names the client; nobody else's is believed.
+    forwarded_allow: tuple[str, ...] = ()
+
+    @property
+    def listen(self) -> int:
+        return self.port if self.listen_port is None else self.listen_port
 
     def _netloc(self, host: str) -> str:
         return host if self.port == 443 else f"{host}:{self.port}"
@@ -79,6 +91,21 @@ class Settings:
     @property
     def ephemeral_marker(self) -> Path:
         return self.data_dir / EPHEMERAL_MARKER
+
+
+def parse_public_url(url: str) -> tuple[str, int]:
+    """``https://host[:port]`` (what clients dial) as (host, port); ``ValueError`` says why
+    not."""
+    parts = urlsplit(url.strip())
+    if parts.scheme != "https":
+        raise ValueError(f"'{url}' must start with https:// (the Azure SDKs dial only HTTPS).")
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.username:
+        raise ValueError(f"'{url}' must be https://host or https://host:port, nothing more.")
+    try:
+        port = parts.port or 443
+    except ValueError as exc:
+        raise ValueError(f"'{url}' has no valid port.") from exc
+    return parts.hostname.lower(), port
 
 
 def is_ephemeral(settings: Settings) -> bool:

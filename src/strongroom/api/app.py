@@ -46,6 +46,7 @@ class StrongroomApp:
         # every data-plane request needs it, and most come from a few hosts.
         self._vaults_by_host: dict[bytes, str] = {}
         self._identity_hosts = {settings.host.lower(), "127.0.0.1", "[::1]"}
+        self._forwarded_allow = frozenset(settings.forwarded_allow)
         self.routes = route_table(self.services)
         self._data = DataPlane(
             self.services.identity,
@@ -77,11 +78,14 @@ class StrongroomApp:
             return
         if scope["type"] != "http":
             return
-        host = b""
+        host = forwarded = b""
         for key, value in scope["headers"]:
             if key == b"host":
                 host = value
-                break
+            elif key == b"x-forwarded-for":
+                forwarded = value
+        if forwarded and self._forwarded_allow:
+            scope = self._forwarded_client(scope, forwarded)
         vault = self._vaults_by_host.get(host)
         if vault is not None:
             await self._data(scope, receive, send, vault)
@@ -127,6 +131,15 @@ class StrongroomApp:
             media_type=JSON,
         )
         await response(scope, receive, send)
+
+    def _forwarded_client(self, scope: Scope, forwarded: bytes) -> Scope:
+        """The client a trusted load balancer names: the last address of X-Forwarded-For
+        (the one it added itself); from any other peer the header is ignored."""
+        peer = scope.get("client")
+        if peer is None or peer[0] not in self._forwarded_allow:
+            return scope
+        client = forwarded.decode("latin-1").rsplit(",", 1)[-1].strip()
+        return {**scope, "client": (client[:64], 0)} if client else scope
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

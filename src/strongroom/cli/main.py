@@ -52,7 +52,7 @@ app.add_typer(domain.backup_app, name="backup")
 app.add_typer(db.app, name="db")
 app.add_typer(replica.app, name="replica")
 vault_backup.register(vault_app, domain.backup_app)
-app.command()(serve.serve)
+app.command(context_settings=serve.CONTEXT)(serve.serve)
 seed.register(app, vault_app)
 
 Port = typer.Option(DEFAULT_PORT, "--port", help="HTTPS port of the server.")

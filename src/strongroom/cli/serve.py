@@ -8,6 +8,7 @@ must answer within a second of its start (bench/ephemeral_startup.py).
 from __future__ import annotations
 
 import logging
+import tomllib
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -16,11 +17,54 @@ from typing import NoReturn
 import typer
 
 from strongroom.cli.output import errors, fail
-from strongroom.cli.shared import DataDir, settings_for
-from strongroom.config import DEFAULT_PORT, DEFAULT_VAULT_SUFFIX, Settings
+from strongroom.cli.shared import (
+    DataDir,
+    remember_database_url,
+    remembered_database_url,
+    settings_for,
+)
+from strongroom.config import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_VAULT_SUFFIX,
+    Settings,
+    parse_public_url,
+)
 from strongroom.services.installation import Installation, open_installation
 
-Suffix = typer.Option(DEFAULT_VAULT_SUFFIX, "--vault-suffix", help="DNS suffix of vault hosts.")
+Suffix = typer.Option(
+    None,
+    "--vault-suffix",
+    help=f"DNS suffix of vault hosts (default {DEFAULT_VAULT_SUFFIX}; with --public-url "
+    "https://HOST, vault.HOST).",
+)
+# Every option of serve may also come from STRONGROOM_<OPTION> (STRONGROOM_METRICS_PORT=9464)
+# or from the --config file; the command line wins over the environment, which wins over
+# the file.
+CONTEXT = {"auto_envvar_prefix": "STRONGROOM"}
+
+
+def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+    """The TOML file's settings become the defaults of serve's options (a key is an option's
+    long name: ``metrics-port = 9464``, ``backup-storage = ["https://..."]``)."""
+    if value is None:
+        return None
+    try:
+        data = tomllib.loads(value.read_text())
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {value}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise typer.BadParameter(f"{value} is not valid TOML: {exc}") from exc
+    known = {p.name for p in ctx.command.params if p.name and p.name != "config"}
+    table: dict[str, object] = {}
+    for key, setting in data.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            names = ", ".join(sorted(n.replace("_", "-") for n in known))
+            raise typer.BadParameter(f"{value}: '{key}' is not a setting of serve; use {names}.")
+        table[name] = setting
+    ctx.default_map = {**(ctx.default_map or {}), **table}
+    return value
 
 
 def _listen_failed(exc: Exception) -> NoReturn:
@@ -28,11 +72,42 @@ def _listen_failed(exc: Exception) -> NoReturn:
 
 
 def serve(
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        envvar="STRONGROOM_CONFIG",
+        is_eager=True,
+        callback=_load_config,
+        help="A TOML file of settings, keyed by these options' names (port = 8443, workers = 2, "
+        'database-url = "postgresql://...", public-url = "https://kv.example.com").',
+    ),
     data_dir: Path | None = DataDir,
     port: int | None = typer.Option(
         None, "--port", help=f"HTTPS port (default {DEFAULT_PORT}; with --ephemeral a free one)."
     ),
-    vault_suffix: str = Suffix,
+    vault_suffix: str | None = Suffix,
+    public_url: str | None = typer.Option(
+        None,
+        "--public-url",
+        help="What clients dial, https://HOST[:PORT] (a load balancer's address): ids, nextLink, "
+        "the 401 challenge's resource, token audiences and the issuer use it, whatever port "
+        "this process listens on (--port).",
+    ),
+    bind: list[str] = typer.Option(
+        ["127.0.0.1", "::1"], "--bind", help="An address to listen on; repeat for more."
+    ),
+    plain_http: bool = typer.Option(
+        False,
+        "--plain-http",
+        help="Listen without TLS, for a load balancer in front that terminates it (set "
+        "--public-url to its https:// address).",
+    ),
+    forwarded_allow: list[str] = typer.Option(
+        [],
+        "--forwarded-allow",
+        help="A load balancer's address whose X-Forwarded-For names the client (for the audit "
+        "log and throttling); repeat for more. Nobody else's header is believed.",
+    ),
     tls_cert: Path | None = typer.Option(None, help="Your own certificate (PEM, with chain)."),
     tls_key: Path | None = typer.Option(None, help="The key of --tls-cert (PEM)."),
     log_level: str = typer.Option("warning", help="Log level (debug, info, warning, error)."),
@@ -127,15 +202,27 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if ephemeral:
         _serve_ephemeral(
-            data_dir, port, vault_suffix, vault, env_file, env_format, workers, log_level, seed
-        )
+            data_dir, port, vault_suffix or DEFAULT_VAULT_SUFFIX, vault, env_file, env_format,
+            workers, log_level, seed,
+        )  # fmt: skip
         return
     if vault or env_file is not None:
         fail("BadParameter", "--vault and --env-file go with --ephemeral.")
+    host, public_port = DEFAULT_HOST, port or DEFAULT_PORT
+    if public_url is not None:
+        try:
+            host, public_port = parse_public_url(public_url)
+        except ValueError as exc:
+            fail("BadParameter", f"--public-url: {exc}")
     settings = replace(
-        settings_for(data_dir, port or DEFAULT_PORT, vault_suffix),
+        settings_for(data_dir, public_port, vault_suffix or f"vault.{host}"),
+        host=host,
+        listen_port=port or DEFAULT_PORT,
+        bind=tuple(bind),
+        plain_http=plain_http,
+        forwarded_allow=tuple(forwarded_allow),
         test_clock=test_clock,
-        database_url=database_url or None,
+        database_url=database_url or remembered_database_url(data_dir),
         azurite_accounts_file=azurite_accounts_file,
         azurite_blob_endpoint=azurite_blob_endpoint,
         backup_storage=tuple(backup_storage),
@@ -149,6 +236,8 @@ def serve(
         typer.echo("WARNING: --test-clock lets any principal move this server's time.", err=True)
     if seed is not None:
         _seed_before_serving(settings, seed)
+    if settings.database_url:
+        remember_database_url(settings)
     metrics = None if metrics_port is None else (metrics_address, metrics_port)
     options = bootstrap.ServeOptions(settings, workers, tls_cert, tls_key, log_level, metrics)
 
@@ -222,5 +311,5 @@ def _seed_before_serving(settings: Settings, path: Path) -> None:
 def serve_only() -> None:
     """``strongroom serve ...`` without the other commands (``cli.entry``)."""
     one = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    one.command()(serve)
+    one.command(context_settings=CONTEXT)(serve)
     one(prog_name="strongroom serve")

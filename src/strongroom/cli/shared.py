@@ -24,15 +24,44 @@ DataDir = typer.Option(None, "--data-dir", help="Data directory (default: per-us
 DATABASE_URL_ENV = "STRONGROOM_DATABASE_URL"
 
 
+DATABASE_URL_FILE = "database-url"
+
+
 def settings_for(data_dir: Path | None, port: int, suffix: str = DEFAULT_VAULT_SUFFIX) -> Settings:
     """Settings from the command line; the database is PostgreSQL when STRONGROOM_DATABASE_URL
-    names one (every command of an installation on PostgreSQL needs it, like ``serve``)."""
+    names one, or else when the data directory remembers one (``serve`` wrote it there)."""
     return Settings(
         data_dir=data_dir or default_data_dir(),
         port=port,
         vault_suffix=suffix,
-        database_url=os.environ.get(DATABASE_URL_ENV) or None,
+        database_url=os.environ.get(DATABASE_URL_ENV) or remembered_database_url(data_dir),
     )
+
+
+def remembered_database_url(data_dir: Path | None) -> str | None:
+    """The PostgreSQL URL an installation's server last ran with, from its data directory."""
+    path = (data_dir or default_data_dir()) / DATABASE_URL_FILE
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        fail("InstallationError", f"Cannot read {path}: {exc.strerror or exc}")
+
+
+def remember_database_url(settings: Settings) -> None:
+    """Writes the database URL into the data directory (0600: it may hold a password), so that
+    the administration commands open the same database without being told."""
+    assert settings.database_url
+    path = settings.data_dir / DATABASE_URL_FILE
+    if remembered_database_url(settings.data_dir) == settings.database_url:
+        return
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    aside = path.with_suffix(".tmp")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(settings.database_url + "\n")
+    os.replace(aside, path)
 
 
 def open_local(settings: Settings) -> Installation:
