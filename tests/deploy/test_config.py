@@ -21,7 +21,8 @@ def _serve(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> sub
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STRONGROOM_")}
     return subprocess.Popen(
         [sys.executable, "-m", "strongroom.cli.main", "serve", "--data-dir", str(data_dir), *args],
-        env={**clean, "COLUMNS": "400", **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**clean, "COLUMNS": "400", **(env or {})}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
 
 

@@ -4,6 +4,7 @@ every worker's figures, and Key Vault's x-ms-request-id on every answer."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -187,3 +188,28 @@ def test_ready_fails_while_postgresql_is_down_and_recovers_with_it(tmp_path: Pat
             server.stop()
     finally:
         own.stop()
+
+
+def test_json_logs_have_one_line_per_request_named_by_its_request_id(tmp_path: Path) -> None:
+    server = make_server(tmp_path, ("log-a",), "--log-level", "info", "--log-format", "json")
+    try:
+        client = SecretClient(server.vault_url("log-a"), server.credential(),
+                              connection_verify=str(server.ca))  # fmt: skip
+        client.set_secret("logged", "never-in-a-log")
+        answer = httpx.get(
+            f"{server.vault_url('log-a')}/secrets/logged", params={"api-version": "7.6"},
+            headers={"Authorization": f"Bearer {server.token()}"}, verify=server.tls(),
+        )  # fmt: skip
+        rid = answer.headers["x-ms-request-id"]
+    finally:
+        server.stop()
+    text = (tmp_path / f"server-{server.port}.log").read_text()
+    assert "never-in-a-log" not in text
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    mine = [line for line in lines if line.get("requestId") == rid]
+    assert len(mine) == 1
+    assert mine[0]["logger"] == "strongroom.requests"
+    assert mine[0]["operation"] == "SecretGet" and mine[0]["status"] == 200
+    assert mine[0]["vault"] == "log-a" and mine[0]["principal"] == server.client_id
+    assert mine[0]["durationMs"] >= 0
+    assert any(line.get("operation") == "SecretSet" for line in lines)

@@ -14,6 +14,7 @@ request needs only its method, path, query, two headers and body.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
@@ -23,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import Receive, Scope, Send
 
-from strongroom import telemetry
+from strongroom import logs, telemetry
 from strongroom.api.calls import Call, Reply
 from strongroom.api.errors import JSON, error_body, error_parts
 from strongroom.api.routing import Route, RouteTable
@@ -40,11 +41,16 @@ _MISSING_TOKEN = "AKV10000: Request is missing a Bearer or PoP token."  # noqa: 
 _JSON_HEADER = (b"content-type", JSON.encode())
 
 
-async def _send(send: Send, status: int, body: bytes, extra: list[Any] | None = None) -> None:
-    # Key Vault names every answer with a GUID of its own (clients log it for support).
-    request_id = (b"x-ms-request-id", str(uuid.UUID(bytes=os.urandom(16), version=4)).encode())
+def new_request_id() -> str:
+    """Key Vault names every answer with a GUID of its own (x-ms-request-id; clients log it)."""
+    return str(uuid.UUID(bytes=os.urandom(16), version=4))
+
+
+async def _send(
+    send: Send, rid: str, status: int, body: bytes, extra: list[Any] | None = None
+) -> None:
     headers = [_JSON_HEADER, (b"content-length", str(len(body)).encode())] if body else []
-    headers.append(request_id)
+    headers.append((b"x-ms-request-id", rid.encode()))
     if extra:
         headers += extra
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -119,27 +125,28 @@ class DataPlane:
             elif key == b"x-ms-client-request-id":
                 request_id = value
         note = _Note(vault_name, scope, request_id)
+        rid = new_request_id()
         scheme, _, token = auth.decode("latin-1").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            await _send(send, 401, error_body("Unauthorized", _MISSING_TOKEN), self._challenge)
+            await _send(send, rid, 401, error_body("Unauthorized", _MISSING_TOKEN), self._challenge)
             if (t := telemetry.active) is not None:
                 t.requests.labels("Unauthenticated", "401", vault_name).inc()
             return  # the SDK's bodiless first request: not worth an audit record
         try:
             caller = self._identity.verify(token, self._audiences)
         except Unauthorized as exc:
-            await _send(send, 401, error_body("Unauthorized", exc.message), self._challenge)
+            await _send(send, rid, 401, error_body("Unauthorized", exc.message), self._challenge)
             note.auth_failed(self._audit)
             if (t := telemetry.active) is not None:
                 t.requests.labels("Unauthenticated", "401", vault_name).inc()
             return
         except Exception as exc:  # the store failing while it checks the principal
             status, body = error_parts(exc)
-            await _send(send, status, body)
+            await _send(send, rid, status, body)
             return
-        reply = await self._answer(scope, receive, vault_name, caller, length, note)
-        await _send(send, reply.status, reply.body, reply.headers)
+        reply = await self._answer(scope, receive, vault_name, caller, length, note, rid)
+        await _send(send, rid, reply.status, reply.body, reply.headers)
 
     async def _answer(
         self,
@@ -149,6 +156,7 @@ class DataPlane:
         caller: Caller,
         length: int | None,
         note: _Note,
+        rid: str,
     ) -> Reply:
         started = time.perf_counter()
         try:
@@ -159,6 +167,9 @@ class DataPlane:
         note.audit(self._audit, caller.client_id, note.operation, reply.status)
         if (t := telemetry.active) is not None:
             t.request(note.operation, reply.status, vault_name, time.perf_counter() - started)
+        if logs.REQUESTS.isEnabledFor(logging.INFO):
+            ms = (time.perf_counter() - started) * 1000
+            logs.request(rid, caller.client_id, vault_name, note.operation, reply.status, ms)
         return reply
 
     async def invoke(
@@ -192,7 +203,8 @@ class DataPlane:
             return {"type": "http.request", "body": body, "more_body": False}
 
         note = _Note(vault_name, scope, b"")
-        return await self._answer(scope, receive, vault_name, caller, len(body), note)
+        rid = new_request_id()
+        return await self._answer(scope, receive, vault_name, caller, len(body), note, rid)
 
     async def _handle(
         self,

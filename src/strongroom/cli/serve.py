@@ -7,7 +7,6 @@ must answer within a second of its start (bench/ephemeral_startup.py).
 
 from __future__ import annotations
 
-import logging
 import tomllib
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,6 +15,7 @@ from typing import NoReturn
 
 import typer
 
+from strongroom import logs
 from strongroom.cli.output import errors, fail
 from strongroom.cli.shared import (
     DataDir,
@@ -110,7 +110,14 @@ def serve(
     ),
     tls_cert: Path | None = typer.Option(None, help="Your own certificate (PEM, with chain)."),
     tls_key: Path | None = typer.Option(None, help="The key of --tls-cert (PEM)."),
-    log_level: str = typer.Option("warning", help="Log level (debug, info, warning, error)."),
+    log_level: str = typer.Option(
+        "warning",
+        help="Log level (debug, info, warning, error); info logs one line per data-plane "
+        "request (request id, principal, vault, operation, status, duration).",
+    ),
+    log_format: str = typer.Option(
+        "text", "--log-format", help="text, or json: one JSON object per line."
+    ),
     test_clock: bool = typer.Option(
         False, "--test-clock", help="Tests only: a clock moved by POST /admin/clock/advance."
     ),
@@ -199,7 +206,9 @@ def serve(
     """Start the HTTPS server (127.0.0.1 and ::1)."""
     from strongroom import bootstrap
 
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if log_format not in logs.FORMATS:
+        fail("BadParameter", f"--log-format is one of {', '.join(logs.FORMATS)}; got {log_format}.")
+    logs.configure(log_level, log_format)
     if ephemeral:
         _serve_ephemeral(
             data_dir, port, vault_suffix or DEFAULT_VAULT_SUFFIX, vault, env_file, env_format,
