@@ -254,3 +254,81 @@ def _failover(
             lambda s=server: _list_status(s, tokens[s.port]) == 401,
             5,
         )
+
+
+def _caught_up(primary: pg.Cluster, standby: pg.Cluster) -> None:
+    """Waits until the standby has replayed everything the primary has written."""
+    with psycopg.connect(primary.url(), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+    assert row is not None
+    with psycopg.connect(standby.url(), autocommit=True) as conn:
+        _wait(
+            "the standby catching up",
+            lambda: bool(
+                conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (row[0],)).fetchone()[
+                    0
+                ]  # type: ignore[index]
+            ),
+            10,
+        )
+
+
+def _unavailable(exc: HttpResponseError) -> bool:
+    return (
+        exc.status_code == 503
+        and exc.error is not None
+        and exc.error.code == ("ServiceUnavailable")
+    )
+
+
+def test_writes_reaching_a_read_only_standby_are_503_until_it_is_promoted(
+    tmp_path: Path, clusters: tuple[pg.Cluster, pg.Cluster]
+) -> None:
+    """Without target_session_attrs, libpq takes the first host that answers: the standby
+    once the primary is gone. Reads go on there; writes fail as 503 (never a 500) until the
+    standby is promoted, and then succeed on the same connections' successors."""
+    primary, standby = clusters
+    database = primary.new_database("readonly").rsplit("/", 1)[1]
+    url = f"postgresql://postgres@127.0.0.1:{primary.port},127.0.0.1:{standby.port}/{database}"
+    server = make_server(tmp_path, (VAULT,), database_url=url)
+    try:
+        client = SecretClient(
+            server.vault_url(VAULT), server.credential(), connection_verify=str(server.ca),
+            retry_total=0,
+        )  # fmt: skip
+        client.set_secret("before", "the stop")
+        _caught_up(primary, standby)
+        primary.halt()
+
+        def read() -> bool:
+            try:
+                return client.get_secret("before").value == "the stop"
+            except HttpResponseError as exc:
+                assert _unavailable(exc), exc
+                return False
+
+        _wait("reads served by the standby", read, 10)
+        for n in range(5):
+            with pytest.raises(HttpResponseError) as refused:
+                client.set_secret(f"during-{n}", "the outage")
+            assert _unavailable(refused.value), refused.value
+        ready = httpx.get(f"{server.authority}/ready", verify=server.tls(), timeout=30)
+        assert ready.status_code == 503 and "standby" in ready.json()["reason"]
+
+        standby.promote()
+
+        def write() -> bool:
+            try:
+                client.set_secret("after", "the promotion")
+                return True
+            except HttpResponseError as exc:
+                assert _unavailable(exc), exc
+                return False
+
+        _wait("writes after promotion", write, RECOVERY)
+        assert client.get_secret("after").value == "the promotion"
+        assert _ready(server) == 200
+    finally:
+        server.stop()
+    log = (server.data_dir.parent / f"server-{server.port}.log").read_text(errors="replace")
+    assert "Traceback" not in log, log[-3000:]
