@@ -28,8 +28,8 @@ from tests.conftest import Server, another_process, ca_trusted, cli, make_server
 pytestmark = pytest.mark.slow
 
 VAULT = "failover"
-# Longest the primary stays stopped before the standby is promoted.
-OUTAGE = 3.0
+# How long the primary stays stopped before the standby is promoted (seconds).
+OUTAGE = float(os.environ.get("STRONGROOM_FAILOVER_OUTAGE", "3"))
 # Longest requests may go on failing once the standby is promoted.
 RECOVERY = 12.0
 
@@ -225,27 +225,35 @@ def _failover(
     failed = [o for o in load.outcomes if o.status != 200]
     answered = [o for o in load.outcomes if o.status == 200 and not o.retrying]
     retried = [o for o in load.outcomes if o.retrying]
-    assert not any(o.retrying for o in failed), "the SDK's retries did not ride it out"
+    gave_up = [o for o in failed if o.retrying]
+    if OUTAGE <= 3:  # the SDK's default retries span about 5 s
+        assert not gave_up, "the SDK's retries did not ride it out"
     for outcome in failed:
         assert (outcome.status, outcome.code) == (503, "ServiceUnavailable"), outcome
     assert all(stopped <= o.at for o in failed)
-    last_failure = max((o.at for o in failed), default=stopped)
+    plain = [o for o in failed if not o.retrying]  # failures the clients saw at once
+    last_failure = max((o.at for o in plain), default=stopped)
     assert last_failure - promoted < RECOVERY
     recovered = {
         server.port: min(o.at for o in answered if o.server == server.port and o.at > promoted)
         - promoted
         for server in servers
     }
-    first_failure = min((o.at for o in failed), default=stopped)
+    first_failure = min((o.at - o.took for o in plain), default=stopped)
     print(
         f"\nfailover: primary stopped, standby promoted {promoted - stopped:.1f} s later; "
-        f"{len(failed)} requests failed (all 503 ServiceUnavailable) between "
-        f"{first_failure - stopped:+.2f} s and {last_failure - stopped:+.2f} s from the stop "
-        f"({last_failure - first_failure:.2f} s), {len(answered)} succeeded; first success "
+        f"{len(plain)} requests failed (all 503 ServiceUnavailable), sent from "
+        f"{first_failure - stopped:+.2f} s, answered until "
+        f"{last_failure - stopped:+.2f} s from the stop "
+        f"({last_failure - first_failure:.2f} s; sets {sum(o.op == 'set' for o in plain)}, "
+        f"gets {sum(o.op == 'get' for o in plain)}, the slowest to fail "
+        f"{max((o.took for o in plain), default=0):.2f} s), {len(answered)} succeeded "
+        f"(after the stop: {sum(o.at > stopped for o in answered)}); first success "
         f"per server {', '.join(f'{t:.2f}' for t in recovered.values())} s after promotion; "
         f"/ready 200 on both {ready_after:.2f} s after promotion; "
         f"{len(load.acked)} acknowledged writes; with the SDK's default retries "
-        f"{len(retried)} calls, none failed, the slowest {max(o.took for o in retried):.2f} s"
+        f"{len(retried)} calls, {len(gave_up)} failed, the slowest "
+        f"{max(o.took for o in retried):.2f} s"
     )
 
     # Every acknowledged write is on the new primary, through either server.
