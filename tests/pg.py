@@ -40,7 +40,11 @@ def available() -> bool:
 
 
 class Cluster:
-    def __init__(self) -> None:
+    """A cluster initialised with initdb, or (``primary``) a streaming standby of another:
+    a base backup of it (``pg_basebackup -R``) started on a port of its own, read-only until
+    ``promote``."""
+
+    def __init__(self, primary: Cluster | None = None) -> None:
         initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
         if initdb is None or pg_ctl is None:
             raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
@@ -52,8 +56,14 @@ class Cluster:
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
             self._as = ["runuser", "-u", "postgres", "--"]
-        self._run(initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "--encoding=UTF8", "--locale=C.UTF-8")  # fmt: skip
+        if primary is None:
+            self._run(initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                      "--encoding=UTF8", "--locale=C.UTF-8")  # fmt: skip
+        else:
+            basebackup = _binary("pg_basebackup")
+            assert basebackup is not None
+            self._run(basebackup, "-D", str(self.data), "-R", "-X", "stream", "-c", "fast",
+                      "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres")  # fmt: skip
         self._options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c max_connections=400"
         self.start()
         self._count = 0
@@ -85,6 +95,14 @@ class Cluster:
     def restart(self) -> None:
         self._run(self._pg_ctl, "-D", str(self.data), "-o", self._options, "-m", "fast",
                   "-l", str(self.root / "log"), "-w", "restart")  # fmt: skip
+
+    def standby(self) -> Cluster:
+        """A new streaming standby of this cluster, started."""
+        return Cluster(primary=self)
+
+    def promote(self) -> None:
+        """Makes a standby a primary (it then accepts writes), waiting until it does."""
+        self._run(self._pg_ctl, "-D", str(self.data), "-w", "promote")
 
     def stop(self) -> None:
         if self.data.exists():

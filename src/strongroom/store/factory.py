@@ -25,12 +25,12 @@ def open_store(settings: Settings, counters: CommitCounters | None = None) -> St
 
 
 def describe_schema(settings: Settings) -> dict[str, Any]:
-    """The backend and the schema revision its database is at (None: no schema yet)."""
+    """The backend and the schema revision its database is at (None: no schema yet); for
+    PostgreSQL, whether the server reached takes no writes (``readOnly``: a standby)."""
     if settings.database_url:
         from strongroom.store import postgres
 
-        found, _ = postgres.revision(settings.database_url)
-        return {"backend": "postgresql", "revision": found}
+        return postgres.describe(settings.database_url)
     from strongroom.store.sqlite import revision
 
     path = settings.database

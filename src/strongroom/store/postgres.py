@@ -189,15 +189,28 @@ class _PgTx(_PgReads, SqlTx):
         return super().set_latest(vault_id, kind, lname, version, managed=managed, name=name)
 
 
+def _revision(conn: psycopg.Connection[Any]) -> tuple[str | None, bool]:
+    has = conn.execute("SELECT to_regclass('alembic_version'), to_regclass('meta')").fetchone()
+    assert has is not None
+    if has[0] is None:
+        return None, has[1] is None
+    row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return (None if row is None else str(row[0])), False
+
+
 def revision(url: str) -> tuple[str | None, bool]:
     """(Alembic revision or None, whether the database has no Strongroom tables at all)."""
     with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
-        has = conn.execute("SELECT to_regclass('alembic_version'), to_regclass('meta')").fetchone()
-        assert has is not None
-        if has[0] is None:
-            return None, has[1] is None
-        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        return (None if row is None else str(row[0])), False
+        return _revision(conn)
+
+
+def describe(url: str) -> dict[str, Any]:
+    """The schema revision, and whether the server reached is a standby (in recovery: it
+    takes no writes, as when the URL names a standby without target_session_attrs)."""
+    with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
+        found, _ = _revision(conn)
+        row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        return {"backend": "postgresql", "revision": found, "readOnly": bool(row and row[0])}
 
 
 def prepare(url: str, *, upgrade: bool) -> None:
@@ -265,8 +278,16 @@ class PostgresStore:
         for attempt in range(self.RETRIES):
             try:
                 started = time.perf_counter()
-                with self._pool.connection() as conn, conn.transaction():
-                    result = fn(_PgTx(cast(Any, _Conn(conn))))
+                with self._pool.connection() as conn:
+                    try:
+                        with conn.transaction():
+                            result = fn(_PgTx(cast(Any, _Conn(conn))))
+                    except pg_errors.ReadOnlySqlTransaction:
+                        # A standby's connection (a URL naming it without
+                        # target_session_attrs=read-write): closed, so that the pool connects
+                        # anew, through the URL's hosts, to one that takes writes.
+                        conn.close()
+                        raise
                 if (t := telemetry.active) is not None:
                     t.commit(time.perf_counter() - started, 1)
                 return result
@@ -281,6 +302,8 @@ class PostgresStore:
             except PoolTimeout as exc:  # no connection within POOL_TIMEOUT: the database is gone
                 raise unavailable(exc) from exc
             except psycopg.OperationalError as exc:  # the connection failed under the job
+                raise unavailable(exc) from exc
+            except pg_errors.ReadOnlySqlTransaction as exc:  # no primary yet: try again later
                 raise unavailable(exc) from exc
         raise AssertionError("unreachable")
 

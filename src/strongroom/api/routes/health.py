@@ -1,5 +1,5 @@
-"""``/health`` (the process answers) and ``/ready`` (it can serve: its database answers and
-holds the schema this release needs), for a load balancer's checks."""
+"""``/health`` (the process answers) and ``/ready`` (it can serve: its database answers, takes
+writes, and holds the schema this release needs), for a load balancer's checks."""
 
 from __future__ import annotations
 
@@ -45,6 +45,15 @@ class Health:
             reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
             return _json(
                 {"status": "unavailable", "reason": f"The database does not answer: {reason}"}, 503
+            )
+        if found.get("readOnly"):
+            return _json(
+                {
+                    "status": "unavailable",
+                    "reason": "The database takes no writes: the server reached is a standby "
+                    "(name its primary too, with target_session_attrs=read-write).",
+                },
+                503,
             )
         revision = found.get("revision")
         if revision != HEAD:

@@ -9,7 +9,20 @@ from sqlalchemy.pool import NullPool
 
 from strongroom.store.migrations import SETUP_LOCK
 
-engine = create_engine(context.config.attributes["url"], poolclass=NullPool)
+url: str = context.config.attributes["url"]
+scheme, _, rest = url.partition("://")
+if scheme == "postgresql+psycopg":
+    import psycopg
+
+    # libpq reads the URL itself: SQLAlchemy's parser knows one host, libpq several
+    # (``host1:port1,host2:port2``, with ``target_session_attrs``: a primary and its standby).
+    engine = create_engine(
+        "postgresql+psycopg://",
+        creator=lambda: psycopg.connect(f"postgresql://{rest}"),
+        poolclass=NullPool,
+    )
+else:
+    engine = create_engine(url, poolclass=NullPool)
 with engine.connect() as connection:
     context.configure(connection=connection, transaction_per_migration=False)
     with context.begin_transaction():
