@@ -51,6 +51,9 @@ def sr(server: Server, tmp_path: Path) -> Strongroom:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
     env["STRONGROOM_PROFILE"] = str(tmp_path / "profile.json")
     env.pop("STRONGROOM_VAULT_DNS_SUFFIX", None)
+    # The session server's CA, whatever another session fixture (the pytest plugin's server,
+    # while it lives) has put in this process's environment.
+    env["REQUESTS_CA_BUNDLE"] = env["SSL_CERT_FILE"] = str(server.ca)
     env.update(database_env(server.data_dir))  # administration commands find the database
     strongroom = Strongroom(cwd=tmp_path, env=env)
     strongroom.ok(

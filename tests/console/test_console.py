@@ -410,10 +410,10 @@ def test_forged_and_cross_site_requests_are_refused(console_server: Server) -> N
         assert a.status_code == b.status_code == 403
         # A secret value is never in a URL: reveal is a POST, and a GET of it is not a page.
         assert http.get(f"/console/vaults/{OPEN}/secrets/{name}/reveal").status_code == 405
-        # Oversized uploads are refused before they are read.
+        # Oversized uploads (beyond a 16 MiB blob in base64) are refused before they are read.
         big = http.post(
             f"/console/vaults/{OPEN}/restore",
-            content=b"x" * (17 * 1024 * 1024),
+            content=b"x" * (23 * 1024 * 1024),
             headers={"content-type": "application/octet-stream"},
         )
         assert big.status_code == 413

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from strongroom.api.console.app import MAX_UPLOAD, Console
+from strongroom.api.console.app import MAX_FORM, Console
 from strongroom.api.dataplane import DataPlane
 from strongroom.api.errors import JSON, error_body
 from strongroom.api.limits import MAX_TOKEN_BODY, BodyLimit
@@ -68,7 +68,7 @@ class StrongroomApp:
             routes += admin.routes()
         self._identity = BodyLimit(Starlette(routes=routes), MAX_TOKEN_BODY)
         self.console = Console(self.services, self._data, self.routes)
-        self._console = BodyLimit(self.console, MAX_UPLOAD + 65536)
+        self._console = BodyLimit(self.console, MAX_FORM)
         self._purger: asyncio.Task[None] | None = None
         self._follower: asyncio.Task[None] | None = None
 

@@ -53,6 +53,8 @@ API_VERSION = "7.6"
 PAGE = 25
 FILTER_PAGES = 10  # how many pages of 25 a name or tag filter searches before offering more
 MAX_UPLOAD = 16 * 1024 * 1024
+# A request's body: an upload, or the confirming form that carries it back in base64.
+MAX_FORM = MAX_UPLOAD * 4 // 3 + 65536
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -205,7 +207,7 @@ class Console:
         if origin is not None and origin not in self._origins:
             raise HTTPException(403, "This form was sent from another site; it was refused.")
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_UPLOAD + 65536:
+        if length.isdigit() and int(length) > MAX_FORM:
             raise HTTPException(413, "The upload is larger than 16 MiB.")
         form = await request.form(max_files=1, max_fields=50)
         sent = form.get("csrf")
