@@ -78,14 +78,13 @@ class StrongroomApp:
             return
         if scope["type"] != "http":
             return
-        host = forwarded = b""
+        host = b""
         for key, value in scope["headers"]:
             if key == b"host":
                 host = value
-            elif key == b"x-forwarded-for":
-                forwarded = value
-        if forwarded and self._forwarded_allow:
-            scope = self._forwarded_client(scope, forwarded)
+                break
+        if self._forwarded_allow:
+            scope = self._forwarded_client(scope)
         vault = self._vaults_by_host.get(host)
         if vault is not None:
             await self._data(scope, receive, send, vault)
@@ -132,12 +131,16 @@ class StrongroomApp:
         )
         await response(scope, receive, send)
 
-    def _forwarded_client(self, scope: Scope, forwarded: bytes) -> Scope:
+    def _forwarded_client(self, scope: Scope) -> Scope:
         """The client a trusted load balancer names: the last address of X-Forwarded-For
         (the one it added itself); from any other peer the header is ignored."""
         peer = scope.get("client")
         if peer is None or peer[0] not in self._forwarded_allow:
             return scope
+        forwarded = b""
+        for key, value in scope["headers"]:
+            if key == b"x-forwarded-for":
+                forwarded = value
         client = forwarded.decode("latin-1").rsplit(",", 1)[-1].strip()
         return {**scope, "client": (client[:64], 0)} if client else scope
 

@@ -14,6 +14,7 @@ request needs only its method, path, query, two headers and body.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -37,20 +38,37 @@ from strongroom.services.replication import read_only
 from strongroom.services.vaults import VaultService
 from strongroom.store.base import PENDING_AUDIT, PendingAudit
 
+_REQUEST_LOG = logs.REQUESTS
 _MISSING_TOKEN = "AKV10000: Request is missing a Bearer or PoP token."  # noqa: S105 - a message
 _JSON_HEADER = (b"content-type", JSON.encode())
 
 
-def new_request_id() -> str:
-    """Key Vault names every answer with a GUID of its own (x-ms-request-id; clients log it)."""
-    return str(uuid.UUID(bytes=os.urandom(16), version=4))
+class _RequestIds:
+    """Key Vault names every answer with a GUID of its own (x-ms-request-id; clients log it).
+    Here: a random GUID per process and fork (its first 80 bits) with a counter in its last
+    48, unique without a random draw per request (that was a tenth of a GET's cost)."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)  # a worker draws a prefix of its own
+
+    def reset(self) -> None:
+        self._prefix = str(uuid.uuid4())[:24].encode()
+        # From 16**11: twelve hex digits for the next 16**12 - 16**11 requests of the process.
+        self._next = itertools.count(16**11).__next__
+
+    def __call__(self) -> bytes:
+        return self._prefix + b"%x" % self._next()
+
+
+new_request_id = _RequestIds()
 
 
 async def _send(
-    send: Send, rid: str, status: int, body: bytes, extra: list[Any] | None = None
+    send: Send, rid: bytes, status: int, body: bytes, extra: list[Any] | None = None
 ) -> None:
     headers = [_JSON_HEADER, (b"content-length", str(len(body)).encode())] if body else []
-    headers.append((b"x-ms-request-id", rid.encode()))
+    headers.append((b"x-ms-request-id", rid))
     if extra:
         headers += extra
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -145,32 +163,25 @@ class DataPlane:
             status, body = error_parts(exc)
             await _send(send, rid, status, body)
             return
-        reply = await self._answer(scope, receive, vault_name, caller, length, note, rid)
-        await _send(send, rid, reply.status, reply.body, reply.headers)
-
-    async def _answer(
-        self,
-        scope: Scope,
-        receive: Receive,
-        vault_name: str,
-        caller: Caller,
-        length: int | None,
-        note: _Note,
-        rid: str,
-    ) -> Reply:
         started = time.perf_counter()
         try:
             reply = await self._handle(scope, receive, vault_name, caller, length, note)
         except Exception as exc:  # every failure gets Key Vault's error shape
             status, body = error_parts(exc)
             reply = Reply(status, body)
-        note.audit(self._audit, caller.client_id, note.operation, reply.status)
+        self._finish(note, caller, vault_name, reply.status, started, rid)
+        await _send(send, rid, reply.status, reply.body, reply.headers)
+
+    def _finish(
+        self, note: _Note, caller: Caller, vault_name: str, status: int, started: float, rid: bytes
+    ) -> None:
+        """What follows every answered request: its audit record, metrics and log line."""
+        note.audit(self._audit, caller.client_id, note.operation, status)
         if (t := telemetry.active) is not None:
-            t.request(note.operation, reply.status, vault_name, time.perf_counter() - started)
-        if logs.REQUESTS.isEnabledFor(logging.INFO):
+            t.request(note.operation, status, vault_name, time.perf_counter() - started)
+        if _REQUEST_LOG.isEnabledFor(logging.INFO):
             ms = (time.perf_counter() - started) * 1000
-            logs.request(rid, caller.client_id, vault_name, note.operation, reply.status, ms)
-        return reply
+            logs.request(rid.decode(), caller.client_id, vault_name, note.operation, status, ms)
 
     async def invoke(
         self,
@@ -203,8 +214,14 @@ class DataPlane:
             return {"type": "http.request", "body": body, "more_body": False}
 
         note = _Note(vault_name, scope, b"")
-        rid = new_request_id()
-        return await self._answer(scope, receive, vault_name, caller, len(body), note, rid)
+        started = time.perf_counter()
+        try:
+            reply = await self._handle(scope, receive, vault_name, caller, len(body), note)
+        except Exception as exc:  # every failure gets Key Vault's error shape
+            status, answer = error_parts(exc)
+            reply = Reply(status, answer)
+        self._finish(note, caller, vault_name, reply.status, started, new_request_id())
+        return reply
 
     async def _handle(
         self,
