@@ -65,14 +65,19 @@ class ConsoleSessions:
             "expires": session.expires, "csrf": session.csrf,
         })  # fmt: skip
 
+        self._put(_SESSIONS, token, body, now)
+        return NewSession(session, token)
+
+    def _put(self, prefix: str, token: str, body: str, now: int) -> None:
+        """Keeps ``body`` under the token's hash, dropping what has expired beside it."""
+
         def write(tx: Tx) -> None:
-            for key, value in tx.list_meta(_SESSIONS):
+            for key, value in tx.list_meta(prefix):
                 if json.loads(value)["expires"] <= now:
                     tx.delete_meta(key)
-            tx.set_meta(_SESSIONS + _digest(token), body)
+            tx.set_meta(prefix + _digest(token), body)
 
         self._inst.store.transact(write).result()
-        return NewSession(session, token)
 
     def find(self, token: str) -> ConsoleSession | None:
         if not token or len(token) > 100:
@@ -97,15 +102,7 @@ class ConsoleSessions:
         """A one-time token that signs the operator in; what ``strongroom console`` prints."""
         token = secrets.token_urlsafe(32)
         now = self._now()
-        body = json.dumps({"expires": now + LINK_SECONDS})
-
-        def write(tx: Tx) -> None:
-            for key, value in tx.list_meta(_LINKS):
-                if json.loads(value)["expires"] <= now:
-                    tx.delete_meta(key)
-            tx.set_meta(_LINKS + _digest(token), body)
-
-        self._inst.store.transact(write).result()
+        self._put(_LINKS, token, json.dumps({"expires": now + LINK_SECONDS}), now)
         return token
 
     def redeem_link(self, token: str) -> NewSession:

@@ -238,11 +238,7 @@ class IdentityService:
             )
         client_id = form.get("client_id", "")[:100]
         resource = self._resource_from_scope(form.get("scope", ""))
-        keys = (f"client:{client_id}", f"address:{source}")
-        wait = self._throttle.retry_after(*keys)
-        if wait:
-            raise Throttled(wait)
-        principal = self._inst.store.reads.get_principal(client_id) if client_id else None
+        keys, principal = self._claimed(client_id, source)
         try:
             if "client_secret" in form:
                 await self._check_secret(principal, form["client_secret"])
@@ -290,15 +286,21 @@ class IdentityService:
             "access_token": token,
         }
 
-    async def sign_in(self, client_id: str, secret: str, source: str) -> Principal:
-        """The principal whose client id and secret these are (the web console's sign-in),
-        throttled and answered as the token endpoint is: one refusal for every wrong pair."""
-        client_id = client_id.strip()[:100]
+    def _claimed(
+        self, client_id: str, source: str
+    ) -> tuple[tuple[str, str], PrincipalRecord | None]:
+        """The throttle's keys for an attempt to authenticate as ``client_id`` from
+        ``source`` (``Throttled`` while they are held back), and the principal, if any."""
         keys = (f"client:{client_id}", f"address:{source}")
         wait = self._throttle.retry_after(*keys)
         if wait:
             raise Throttled(wait)
-        principal = self._inst.store.reads.get_principal(client_id) if client_id else None
+        return keys, self._inst.store.reads.get_principal(client_id) if client_id else None
+
+    async def sign_in(self, client_id: str, secret: str, source: str) -> Principal:
+        """The principal whose client id and secret these are (the web console's sign-in),
+        throttled and answered as the token endpoint is: one refusal for every wrong pair."""
+        keys, principal = self._claimed(client_id.strip()[:100], source)
         try:
             await self._check_secret(principal, secret)
         except OAuthError:

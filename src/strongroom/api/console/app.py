@@ -514,11 +514,14 @@ class Console:
             session,
         )  # fmt: skip
 
+    def _target(self, request: Request, session: ConsoleSession) -> tuple[str, str, KindView, str]:
+        """An action's vault (which the session must see), object name, kind and action."""
+        params = request.path_params
+        self._record(session, params["vault"])
+        return params["vault"], params["name"], self._kind(params["kind"]), params["action"]
+
     async def object_action(self, request: Request, session: ConsoleSession) -> Response:
-        vault, name = request.path_params["vault"], request.path_params["name"]
-        kind = self._kind(request.path_params["kind"])
-        action = request.path_params["action"]
-        self._record(session, vault)
+        vault, name, kind, action = self._target(request, session)
         form = await request.form()
         quoted = quote(name, safe="")
         version = _field(form, "version", 64)
@@ -617,10 +620,7 @@ class Console:
         )  # fmt: skip
 
     async def deleted_action(self, request: Request, session: ConsoleSession) -> Response:
-        vault, name = request.path_params["vault"], request.path_params["name"]
-        kind = self._kind(request.path_params["kind"])
-        action = request.path_params["action"]
-        self._record(session, vault)
+        vault, name, kind, action = self._target(request, session)
         quoted = quote(name, safe="")
         if action == "recover":
             await self._api(request, session, vault, "POST", f"/{kind.deleted}/{quoted}/recover")
