@@ -27,7 +27,7 @@ from strongroom.cli import (
     serve,
     vault_backup,
 )
-from strongroom.cli.output import Output, OutputOption, emit, fail
+from strongroom.cli.output import Output, OutputOption, common_options, emit, fail
 from strongroom.cli.profile import Profile, profile_path
 from strongroom.cli.shared import DataDir, accept_az_lists, local, settings_for
 from strongroom.config import DEFAULT_PORT, Settings
@@ -454,7 +454,8 @@ def audit_list(
         ], output)  # fmt: skip
 
 
-accept_az_lists(app)  # after every command is registered
+common_options(app)  # after every command is registered
+accept_az_lists(app)
 
 
 def main() -> None:
