@@ -78,7 +78,7 @@ class Vault:
         while cause is not None and not isinstance(cause, ServiceRequestError):
             cause = cause.__cause__
         if cause is not None:
-            return "CannotConnect", self._unreachable(cause)
+            return "CannotConnect", self.unreachable(cause)
         if isinstance(exc, HttpResponseError):
             error = getattr(exc, "error", None)
             code = getattr(error, "code", None) or type(exc).__name__
@@ -88,7 +88,7 @@ class Vault:
             return type(exc).__name__, str(exc).splitlines()[0]
         return None
 
-    def _unreachable(self, error: BaseException) -> str:
+    def unreachable(self, error: BaseException) -> str:
         text = str(error)
         while error.__cause__ is not None or error.__context__ is not None:
             error = error.__cause__ or error.__context__  # type: ignore[assignment]

@@ -25,6 +25,7 @@ from strongroom.cli import (
     secret,
     seed,
     serve,
+    storage,
     vault_backup,
 )
 from strongroom.cli.output import Output, OutputOption, common_options, emit, fail
@@ -47,6 +48,7 @@ app.add_typer(vault_app, name="vault")
 app.add_typer(secret.app, name="secret")
 app.add_typer(key.app, name="key")
 app.add_typer(certificate.app, name="certificate")
+app.add_typer(storage.app, name="storage")
 app.add_typer(domain.app, name="domain")
 app.add_typer(domain.backup_app, name="backup")
 app.add_typer(db.app, name="db")
