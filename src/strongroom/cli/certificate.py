@@ -26,6 +26,7 @@ from strongroom.cli.client import (
     backup_target,
     connected,
 )  # fmt: skip
+from strongroom.cli.completion import object_names
 from strongroom.cli.output import Output, OutputOption, emit, fail, iso, wire
 from strongroom.cli.shared import TagsOption, parse_tags
 
@@ -43,7 +44,9 @@ app = typer.Typer(
     help="Certificates in a vault (a client of a running server).", no_args_is_help=True
 )
 
-Name = typer.Option(..., "--name", "-n", help="Certificate name.")
+Name = typer.Option(
+    ..., "--name", "-n", help="Certificate name.", autocompletion=object_names("certificate")
+)
 Version = typer.Option(None, "--version", "-v", help="Certificate version (default: latest).")
 PolicyOption = typer.Option(
     None, "--policy", "-p", help="The policy: JSON, @file or a file (see get-default-policy)."

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import typer
 
+from strongroom.cli.completion import complete_vault_name
 from strongroom.cli.output import errors, fail
 from strongroom.cli.profile import Profile, profile_path
 from strongroom.config import DEFAULT_PORT, DEFAULT_VAULT_SUFFIX
@@ -33,8 +34,9 @@ if TYPE_CHECKING:  # the SDK is imported when a command runs: `serve` starts wit
 SUFFIX_ENV = "STRONGROOM_VAULT_DNS_SUFFIX"
 
 VaultName = typer.Option(
-    None, "--vault-name", help="Vault name; its URL is https://NAME.<DNS suffix of the profile>."
-)
+    None, "--vault-name", help="Vault name; its URL is https://NAME.<DNS suffix of the profile>.",
+    autocompletion=complete_vault_name,
+)  # fmt: skip
 VaultUrl = typer.Option(
     None, "--vault-url", help="The vault's URL instead of --vault-name, e.g. "
     f"https://myvault.{DEFAULT_VAULT_SUFFIX}:{DEFAULT_PORT}.",

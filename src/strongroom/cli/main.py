@@ -28,6 +28,7 @@ from strongroom.cli import (
     storage,
     vault_backup,
 )
+from strongroom.cli.completion import complete_vault_name
 from strongroom.cli.output import Output, OutputOption, common_options, emit, fail
 from strongroom.cli.profile import Profile, profile_path
 from strongroom.cli.shared import DataDir, accept_az_lists, local, settings_for
@@ -58,6 +59,7 @@ app.command(context_settings=serve.CONTEXT)(serve.serve)
 seed.register(app, vault_app)
 
 Port = typer.Option(DEFAULT_PORT, "--port", help="HTTPS port of the server.")
+VaultArgument = typer.Argument(..., help="The vault.", autocompletion=complete_vault_name)
 
 
 def _ca_path(settings: Settings) -> Path:
@@ -220,7 +222,7 @@ def vault_create(
 
 @vault_app.command("update")
 def vault_update(
-    name: str,
+    name: str = VaultArgument,
     open_access: bool | None = typer.Option(
         None,
         "--open/--closed",
@@ -270,7 +272,10 @@ def vault_list(
 
 @vault_app.command("show")
 def vault_show(
-    name: str, data_dir: Path | None = DataDir, port: int = Port, output: Output = OutputOption
+    name: str = VaultArgument,
+    data_dir: Path | None = DataDir,
+    port: int = Port,
+    output: Output = OutputOption,
 ) -> None:
     from strongroom.services.vaults import VaultService
 
@@ -280,7 +285,7 @@ def vault_show(
 
 @vault_app.command("delete")
 def vault_delete(
-    name: str,
+    name: str = VaultArgument,
     yes: bool = typer.Option(False, "--yes", "-y", help="Confirm: every object goes with it."),
     data_dir: Path | None = DataDir,
     port: int = Port,
@@ -378,7 +383,7 @@ def _permissions(values: list[str] | None) -> list[str] | None:
 
 @vault_app.command("set-policy")
 def vault_set_policy(
-    name: str,
+    name: str = VaultArgument,
     principal: str = typer.Option(..., "--principal", help="Principal name or client id."),
     secret_permissions: list[str] | None = typer.Option(
         None, "--secret-permissions", help="Space-separated, like az; or repeat the flag."
@@ -414,7 +419,7 @@ def vault_set_policy(
 
 @vault_app.command("delete-policy")
 def vault_delete_policy(
-    name: str,
+    name: str = VaultArgument,
     principal: str = typer.Option(..., "--principal", help="Principal name or client id."),
     data_dir: Path | None = DataDir,
     output: Output = OutputOption,

@@ -19,6 +19,7 @@ from typing import Any
 import typer
 import yaml
 
+from strongroom.cli.completion import complete_vault_name
 from strongroom.cli.output import Output, OutputOption, emit, errors, fail, progress
 from strongroom.cli.shared import DataDir, local, settings_for
 from strongroom.config import DEFAULT_PORT, EPHEMERAL_MARKER, is_ephemeral
@@ -70,7 +71,9 @@ def _export(inst: Installation, vault: str) -> dict[str, Any]:
 
 
 def vault_export(
-    vault_name: str = typer.Option(..., "--vault-name", "-n", help="The vault."),
+    vault_name: str = typer.Option(
+        ..., "--vault-name", "-n", help="The vault.", autocompletion=complete_vault_name
+    ),
     plaintext_for_tests: bool = typer.Option(
         False,
         "--plaintext-for-tests",

@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 
+from strongroom.cli.completion import complete_vault_name
 from strongroom.cli.output import Output, OutputOption, emit, fail, note, progress
 from strongroom.cli.shared import DataDir, local
 from strongroom.config import DEFAULT_PORT
@@ -39,7 +40,9 @@ from strongroom.services.vault_backup import (
 )
 from strongroom.services.vaults import VaultService
 
-VaultName = typer.Option(..., "--vault-name", "-n", help="The vault.")
+VaultName = typer.Option(
+    ..., "--vault-name", "-n", help="The vault.", autocompletion=complete_vault_name
+)
 Dir = typer.Option(None, "--dir", help="A local directory holding backup folders.")
 ContainerUrl = typer.Option(
     None, "--container-url", help="A blob container holding backup folders (with --sas-token)."
