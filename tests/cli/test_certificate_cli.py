@@ -130,3 +130,91 @@ def test_a_pending_certificate_prints_its_csr(sr: Strongroom, name: str) -> None
     assert csr.subject.rfc4514_string() == "CN=pending.example"
     error = sr.fails("certificate", "create", *A, "--name", name, "--policy", "{not json")
     assert error.startswith("(BadParameter) --policy is not JSON")
+
+
+def _sign(csr: x509.CertificateSigningRequest) -> tuple[x509.Certificate, x509.Certificate]:
+    """A certificate for ``csr`` and the CA that signed it."""
+    ca_key, ca = _self_signed("cli test ca")
+    now = dt.datetime.now(dt.UTC)
+    leaf = (
+        x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca.subject)
+        .public_key(csr.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    return leaf, ca
+
+
+def test_pending_show_merge_and_delete(sr: Strongroom, name: str, tmp_path: Path) -> None:
+    policy = {"issuer_parameters": {"name": "Unknown"},
+              "key_properties": {"key_type": "EC", "curve": "P-256", "exportable": True},
+              "x509_certificate_properties": {"subject": "CN=merge.example"}}  # fmt: skip
+    (tmp_path / "p.json").write_text(json.dumps(policy))
+    sr.ok("certificate", "create", *A, "--name", name, "--policy", "p.json")
+    pending = sr.ok("certificate", "pending", "show", *A, "--name", name)
+    assert pending["status"] == "inProgress"
+    leaf, ca = _sign(x509.load_der_x509_csr(base64.b64decode(pending["csr"])))
+    pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, ca))
+    (tmp_path / "chain.pem").write_bytes(pem)
+    merged = sr.ok("certificate", "pending", "merge", *A, "--name", name, "--file", "chain.pem",
+                   "--tags", "signed=yes")  # fmt: skip
+    assert merged["x509ThumbprintHex"] == thumbprint(leaf)
+    assert merged["tags"] == {"signed": "yes"}
+    assert sr.ok("certificate", "pending", "show", *A, "-n", name, "--query", "status") == (
+        "completed"
+    )
+    (tmp_path / "junk.pem").write_text("no certificate here")
+    error = sr.fails("certificate", "pending", "merge", *A, "-n", name, "-f", "junk.pem")
+    assert error.startswith("(BadParameter) --file holds no PEM or DER certificate")
+
+    other = f"{name}-del"
+    sr.ok("certificate", "create", *A, "--name", other, "--policy", "p.json")
+    assert sr.ok("certificate", "pending", "delete", *A, "--name", other)["status"] in (
+        "inProgress", "cancelled",
+    )  # fmt: skip
+    error = sr.fails("certificate", "pending", "show", *A, "--name", other)
+    assert error.startswith("(PendingCertificateNotFound) ")
+
+
+def test_issuers(sr: Strongroom, name: str) -> None:
+    made = sr.ok("certificate", "issuer", "create", *A, "--issuer-name", name,
+                 "--provider-name", "Test", "--account-id", "acct-1", "--password", "pw",
+                 "--organization-id", "org-1")  # fmt: skip
+    assert made["provider"] == "Test" and made["credentials"] == {"accountId": "acct-1"}
+    assert made["organizationDetails"]["id"] == "org-1"
+    assert made["attributes"]["enabled"] is True
+    assert "pw" not in json.dumps(made)
+    shown = sr.ok("certificate", "issuer", "show", *A, "--issuer-name", name)
+    assert shown["id"] == made["id"] and shown["id"].endswith(f"/certificates/issuers/{name}")
+    listed = sr.ok("certificate", "issuer", "list", *A)
+    assert {"id": made["id"], "name": name, "provider": "Test"} in listed
+    updated = sr.ok("certificate", "issuer", "update", *A, "--issuer-name", name,
+                    "--account-id", "acct-2", "--enabled", "false")  # fmt: skip
+    assert updated["credentials"]["accountId"] == "acct-2"
+    assert updated["attributes"]["enabled"] is False
+    assert updated["provider"] == "Test"  # what is not given stays
+    sr.ok("certificate", "issuer", "delete", *A, "--issuer-name", name)
+    error = sr.fails("certificate", "issuer", "show", *A, "--issuer-name", name)
+    assert error.startswith("(CertificateIssuerNotFound) ")
+
+
+def test_contacts(sr: Strongroom) -> None:
+    b = ("--vault-name", "vault-b")
+    for email in [c["email"] for c in sr.ok("certificate", "contact", "list", *b)]:
+        sr.ok("certificate", "contact", "delete", *b, "--email", email)
+    assert sr.ok("certificate", "contact", "list", *b) == []
+    added = sr.ok("certificate", "contact", "add", *b, "--email", "a@example.com",
+                  "--name", "Ann", "--phone", "555")  # fmt: skip
+    assert added == [{"email": "a@example.com", "name": "Ann", "phone": "555"}]
+    sr.ok("certificate", "contact", "add", *b, "--email", "b@example.com")
+    emails = sr.ok("certificate", "contact", "list", *b, "--query", "[].email")
+    assert emails == ["a@example.com", "b@example.com"]
+    error = sr.fails("certificate", "contact", "add", *b, "--email", "a@example.com")
+    assert error.startswith("(ContactExists) ")
+    left = sr.ok("certificate", "contact", "delete", *b, "--email", "a@example.com")
+    assert [c["email"] for c in left] == ["b@example.com"]
+    error = sr.fails("certificate", "contact", "delete", *b, "--email", "a@example.com")
+    assert error.startswith("(ContactNotFound) ")
+    assert sr.ok("certificate", "contact", "delete", *b, "--email", "b@example.com") == []
+    assert sr.ok("certificate", "contact", "list", *b) == []

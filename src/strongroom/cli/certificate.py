@@ -26,6 +26,7 @@ from strongroom.cli.client import (
     backup_target,
     connected,
 )  # fmt: skip
+from strongroom.cli.completion import object_names
 from strongroom.cli.output import Output, OutputOption, emit, fail, iso, wire
 from strongroom.cli.shared import TagsOption, parse_tags
 
@@ -43,7 +44,9 @@ app = typer.Typer(
     help="Certificates in a vault (a client of a running server).", no_args_is_help=True
 )
 
-Name = typer.Option(..., "--name", "-n", help="Certificate name.")
+Name = typer.Option(
+    ..., "--name", "-n", help="Certificate name.", autocompletion=object_names("certificate")
+)
 Version = typer.Option(None, "--version", "-v", help="Certificate version (default: latest).")
 PolicyOption = typer.Option(
     None, "--policy", "-p", help="The policy: JSON, @file or a file (see get-default-policy)."
@@ -442,3 +445,232 @@ def download(
         return
     body = "\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64))
     file.write_text(f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n")
+
+
+# --- pending, issuer, contact: az keyvault certificate pending|issuer|contact ---------------
+
+pending_app = typer.Typer(
+    help="A certificate's pending operation (a CSR awaiting its signed certificate).",
+    no_args_is_help=True,
+)
+issuer_app = typer.Typer(help="Certificate issuers of the vault.", no_args_is_help=True)
+contact_app = typer.Typer(
+    help="Contacts told of the vault's certificate events.", no_args_is_help=True
+)
+app.add_typer(pending_app, name="pending")
+app.add_typer(issuer_app, name="issuer")
+app.add_typer(contact_app, name="contact")
+
+
+def _chain(data: bytes) -> list[bytes]:
+    """The DER certificates of a PEM (one or more) or DER file."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding as Der
+
+    try:
+        if b"-----BEGIN" in data:
+            return [c.public_bytes(Der.DER) for c in x509.load_pem_x509_certificates(data)]
+        return [x509.load_der_x509_certificate(data).public_bytes(Der.DER)]
+    except ValueError as exc:
+        fail("BadParameter", f"--file holds no PEM or DER certificate: {exc}.")
+
+
+@pending_app.command("show")
+def pending_show(
+    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name,
+    output: Output = OutputOption,
+) -> None:  # fmt: skip
+    """The certificate's operation: its status and, while pending, its CSR."""
+    with connected(vault_name, vault_url) as vault:
+        emit(_operation(_client(vault).get_certificate_operation(name)), output)
+
+
+@pending_app.command("merge")
+def pending_merge(
+    vault_name: str | None = VaultName,
+    vault_url: str | None = VaultUrl,
+    name: str = Name,
+    file: Path = typer.Option(
+        ..., "--file", "-f", help="The signed certificate or chain (PEM or DER) to merge."
+    ),
+    disabled: bool = typer.Option(False, "--disabled", help="Leave the certificate disabled."),
+    tags: list[str] | None = TagsOption,
+    output: Output = OutputOption,
+) -> None:
+    """Merge the signed certificate (or chain) with the pending operation's key pair."""
+    try:
+        chain = _chain(file.read_bytes())
+    except OSError as exc:
+        fail("FileNotFound", f"Cannot read {file}: {exc.strerror}.")
+    with connected(vault_name, vault_url) as vault:
+        cert = _client(vault).merge_certificate(
+            name, chain, enabled=False if disabled else None, tags=parse_tags(tags)
+        )
+        emit(_certificate(cert), output)
+
+
+@pending_app.command("delete")
+def pending_delete(
+    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name,
+    output: Output = OutputOption,
+) -> None:  # fmt: skip
+    """Stop and delete the pending operation (the certificate stays, unissued)."""
+    with connected(vault_name, vault_url) as vault:
+        emit(_operation(_client(vault).delete_certificate_operation(name)), output)
+
+
+IssuerName = typer.Option(..., "--issuer-name", help="Certificate issuer name.")
+AccountId = typer.Option(None, "--account-id", help="The account id at the provider.")
+Password = typer.Option(None, "--password", help="The account's password at the provider.")
+OrganizationId = typer.Option(None, "--organization-id", help="Id of the organization.")
+
+
+def _issuer(issuer: Any) -> dict[str, Any]:
+    """As the REST API has an issuer (the password is never printed)."""
+    admins = [{"emailAddress": a.email, "firstName": a.first_name, "lastName": a.last_name,
+               "phone": a.phone} for a in issuer.admin_contacts or []]  # fmt: skip
+    return {
+        "attributes": {"created": iso(issuer.created_on), "enabled": issuer.enabled,
+                       "updated": iso(issuer.updated_on)},
+        "credentials": {"accountId": issuer.account_id},
+        "id": issuer.id,
+        "name": issuer.name,
+        "organizationDetails": {"adminDetails": admins, "id": issuer.organization_id},
+        "provider": issuer.provider,
+    }  # fmt: skip
+
+
+@issuer_app.command("create")
+def issuer_create(
+    vault_name: str | None = VaultName,
+    vault_url: str | None = VaultUrl,
+    issuer_name: str = IssuerName,
+    provider_name: str = typer.Option(..., "--provider-name", help="The issuer's provider."),
+    account_id: str | None = AccountId,
+    password: str | None = Password,
+    organization_id: str | None = OrganizationId,
+    disabled: bool = typer.Option(False, "--disabled", help="Create it disabled."),
+    output: Output = OutputOption,
+) -> None:
+    """Register a certificate issuer (its provider and account) in the vault."""
+    with connected(vault_name, vault_url) as vault:
+        issuer = _client(vault).create_issuer(
+            issuer_name, provider_name, enabled=not disabled, account_id=account_id,
+            password=password, organization_id=organization_id,
+        )  # fmt: skip
+        emit(_issuer(issuer), output)
+
+
+@issuer_app.command("show")
+def issuer_show(
+    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl,
+    issuer_name: str = IssuerName, output: Output = OutputOption,
+) -> None:  # fmt: skip
+    with connected(vault_name, vault_url) as vault:
+        emit(_issuer(_client(vault).get_issuer(issuer_name)), output)
+
+
+@issuer_app.command("list")
+def issuer_list(
+    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl,
+    output: Output = OutputOption,
+) -> None:  # fmt: skip
+    with connected(vault_name, vault_url) as vault:
+        items = _client(vault).list_properties_of_issuers()
+        emit([{"id": i.id, "name": i.name, "provider": i.provider} for i in items], output)
+
+
+@issuer_app.command("update")
+def issuer_update(
+    vault_name: str | None = VaultName,
+    vault_url: str | None = VaultUrl,
+    issuer_name: str = IssuerName,
+    provider_name: str | None = typer.Option(None, "--provider-name", help="A new provider."),
+    account_id: str | None = AccountId,
+    password: str | None = Password,
+    organization_id: str | None = OrganizationId,
+    enabled: TrueFalse | None = typer.Option(None, "--enabled", help="true or false."),
+    output: Output = OutputOption,
+) -> None:
+    """Change what is given of an issuer; the rest stays."""
+    with connected(vault_name, vault_url) as vault:
+        issuer = _client(vault).update_issuer(
+            issuer_name, provider=provider_name, account_id=account_id, password=password,
+            organization_id=organization_id,
+            enabled=None if enabled is None else enabled is TrueFalse.true,
+        )  # fmt: skip
+        emit(_issuer(issuer), output)
+
+
+@issuer_app.command("delete")
+def issuer_delete(
+    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl,
+    issuer_name: str = IssuerName, output: Output = OutputOption,
+) -> None:  # fmt: skip
+    with connected(vault_name, vault_url) as vault:
+        emit(_issuer(_client(vault).delete_issuer(issuer_name)), output)
+
+
+Email = typer.Option(..., "--email", help="The contact's e-mail address.")
+
+
+def _contacts(contacts: list[Any]) -> list[dict[str, Any]]:
+    return [{"email": c.email, "name": c.name, "phone": c.phone} for c in contacts]
+
+
+def _current_contacts(client: CertificateClient) -> list[Any]:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return list(client.get_contacts())
+    except ResourceNotFoundError:  # none set yet
+        return []
+
+
+@contact_app.command("add")
+def contact_add(
+    vault_name: str | None = VaultName,
+    vault_url: str | None = VaultUrl,
+    email: str = Email,
+    contact_name: str | None = typer.Option(None, "--name", help="The contact's name."),
+    phone: str | None = typer.Option(None, "--phone", help="The contact's phone number."),
+    output: Output = OutputOption,
+) -> None:
+    """Add a contact, keeping the others (as az does, an address already there is refused)."""
+    from azure.keyvault.certificates import CertificateContact
+
+    with connected(vault_name, vault_url) as vault:
+        client = _client(vault)
+        contacts = _current_contacts(client)
+        if any((c.email or "").lower() == email.lower() for c in contacts):
+            fail("ContactExists", f"Contact '{email}' already exists.")
+        contacts.append(CertificateContact(email=email, name=contact_name, phone=phone))
+        emit(_contacts(client.set_contacts(contacts)), output)
+
+
+@contact_app.command("list")
+def contact_list(
+    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl,
+    output: Output = OutputOption,
+) -> None:  # fmt: skip
+    with connected(vault_name, vault_url) as vault:
+        emit(_contacts(_current_contacts(_client(vault))), output)
+
+
+@contact_app.command("delete")
+def contact_delete(
+    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, email: str = Email,
+    output: Output = OutputOption,
+) -> None:  # fmt: skip
+    """Remove one contact; the others stay."""
+    with connected(vault_name, vault_url) as vault:
+        client = _client(vault)
+        contacts = _current_contacts(client)
+        remaining = [c for c in contacts if (c.email or "").lower() != email.lower()]
+        if len(remaining) == len(contacts):
+            fail("ContactNotFound", f"Contact '{email}' not found in vault '{vault.name}'.")
+        if remaining:
+            emit(_contacts(client.set_contacts(remaining)), output)
+        else:
+            client.delete_contacts()
+            emit([], output)

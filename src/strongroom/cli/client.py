@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import typer
 
+from strongroom.cli.completion import complete_vault_name
 from strongroom.cli.output import errors, fail
 from strongroom.cli.profile import Profile, profile_path
 from strongroom.config import DEFAULT_PORT, DEFAULT_VAULT_SUFFIX
@@ -33,8 +34,9 @@ if TYPE_CHECKING:  # the SDK is imported when a command runs: `serve` starts wit
 SUFFIX_ENV = "STRONGROOM_VAULT_DNS_SUFFIX"
 
 VaultName = typer.Option(
-    None, "--vault-name", help="Vault name; its URL is https://NAME.<DNS suffix of the profile>."
-)
+    None, "--vault-name", help="Vault name; its URL is https://NAME.<DNS suffix of the profile>.",
+    autocompletion=complete_vault_name,
+)  # fmt: skip
 VaultUrl = typer.Option(
     None, "--vault-url", help="The vault's URL instead of --vault-name, e.g. "
     f"https://myvault.{DEFAULT_VAULT_SUFFIX}:{DEFAULT_PORT}.",
@@ -78,7 +80,7 @@ class Vault:
         while cause is not None and not isinstance(cause, ServiceRequestError):
             cause = cause.__cause__
         if cause is not None:
-            return "CannotConnect", self._unreachable(cause)
+            return "CannotConnect", self.unreachable(cause)
         if isinstance(exc, HttpResponseError):
             error = getattr(exc, "error", None)
             code = getattr(error, "code", None) or type(exc).__name__
@@ -88,7 +90,7 @@ class Vault:
             return type(exc).__name__, str(exc).splitlines()[0]
         return None
 
-    def _unreachable(self, error: BaseException) -> str:
+    def unreachable(self, error: BaseException) -> str:
         text = str(error)
         while error.__cause__ is not None or error.__context__ is not None:
             error = error.__cause__ or error.__context__  # type: ignore[assignment]

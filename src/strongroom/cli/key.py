@@ -25,6 +25,7 @@ from strongroom.cli.client import (
     backup_target,
     connected,
 )  # fmt: skip
+from strongroom.cli.completion import object_names
 from strongroom.cli.jwk import jwk_from_json, jwk_from_pem, public_key_file
 from strongroom.cli.output import Output, OutputOption, emit, fail, iso, wire
 from strongroom.cli.shared import KEY_OPS, TagsOption, parse_tags
@@ -83,7 +84,7 @@ class TrueFalse(StrEnum):
     false = "false"
 
 
-Name = typer.Option(..., "--name", "-n", help="Key name.")
+Name = typer.Option(..., "--name", "-n", help="Key name.", autocompletion=object_names("key"))
 Version = typer.Option(None, "--version", "-v", help="Key version (default: latest).")
 Ops = typer.Option(
     None, "--ops", help=f"Permitted operations, space-separated like az: {' '.join(KEY_OPS)}."

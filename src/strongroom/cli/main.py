@@ -25,9 +25,11 @@ from strongroom.cli import (
     secret,
     seed,
     serve,
+    storage,
     vault_backup,
 )
-from strongroom.cli.output import Output, OutputOption, emit, fail
+from strongroom.cli.completion import complete_vault_name
+from strongroom.cli.output import Output, OutputOption, common_options, emit, fail
 from strongroom.cli.profile import Profile, profile_path
 from strongroom.cli.shared import DataDir, accept_az_lists, local, settings_for
 from strongroom.config import DEFAULT_PORT, Settings
@@ -47,6 +49,7 @@ app.add_typer(vault_app, name="vault")
 app.add_typer(secret.app, name="secret")
 app.add_typer(key.app, name="key")
 app.add_typer(certificate.app, name="certificate")
+app.add_typer(storage.app, name="storage")
 app.add_typer(domain.app, name="domain")
 app.add_typer(domain.backup_app, name="backup")
 app.add_typer(db.app, name="db")
@@ -56,6 +59,7 @@ app.command(context_settings=serve.CONTEXT)(serve.serve)
 seed.register(app, vault_app)
 
 Port = typer.Option(DEFAULT_PORT, "--port", help="HTTPS port of the server.")
+VaultArgument = typer.Argument(..., help="The vault.", autocompletion=complete_vault_name)
 
 
 def _ca_path(settings: Settings) -> Path:
@@ -218,7 +222,7 @@ def vault_create(
 
 @vault_app.command("update")
 def vault_update(
-    name: str,
+    name: str = VaultArgument,
     open_access: bool | None = typer.Option(
         None,
         "--open/--closed",
@@ -268,7 +272,10 @@ def vault_list(
 
 @vault_app.command("show")
 def vault_show(
-    name: str, data_dir: Path | None = DataDir, port: int = Port, output: Output = OutputOption
+    name: str = VaultArgument,
+    data_dir: Path | None = DataDir,
+    port: int = Port,
+    output: Output = OutputOption,
 ) -> None:
     from strongroom.services.vaults import VaultService
 
@@ -278,7 +285,7 @@ def vault_show(
 
 @vault_app.command("delete")
 def vault_delete(
-    name: str,
+    name: str = VaultArgument,
     yes: bool = typer.Option(False, "--yes", "-y", help="Confirm: every object goes with it."),
     data_dir: Path | None = DataDir,
     port: int = Port,
@@ -376,7 +383,7 @@ def _permissions(values: list[str] | None) -> list[str] | None:
 
 @vault_app.command("set-policy")
 def vault_set_policy(
-    name: str,
+    name: str = VaultArgument,
     principal: str = typer.Option(..., "--principal", help="Principal name or client id."),
     secret_permissions: list[str] | None = typer.Option(
         None, "--secret-permissions", help="Space-separated, like az; or repeat the flag."
@@ -412,7 +419,7 @@ def vault_set_policy(
 
 @vault_app.command("delete-policy")
 def vault_delete_policy(
-    name: str,
+    name: str = VaultArgument,
     principal: str = typer.Option(..., "--principal", help="Principal name or client id."),
     data_dir: Path | None = DataDir,
     output: Output = OutputOption,
@@ -454,7 +461,8 @@ def audit_list(
         ], output)  # fmt: skip
 
 
-accept_az_lists(app)  # after every command is registered
+common_options(app)  # after every command is registered
+accept_az_lists(app)
 
 
 def main() -> None:

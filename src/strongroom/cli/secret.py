@@ -18,6 +18,7 @@ from strongroom.cli.client import (
     backup_target,
     connected,
 )
+from strongroom.cli.completion import object_names
 from strongroom.cli.output import Output, OutputOption, emit, fail
 from strongroom.cli.shared import TagsOption, parse_tags
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # the SDK is imported when a command runs: `serve` starts wit
 
 app = typer.Typer(help="Secrets in a vault (a client of a running server).", no_args_is_help=True)
 
-Name = typer.Option(..., "--name", "-n", help="Secret name.")
+Name = typer.Option(..., "--name", "-n", help="Secret name.", autocompletion=object_names("secret"))
 Version = typer.Option(None, "--version", help="Secret version (default: latest).")
 
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 import yaml
 
-from strongroom.cli.output import Output, OutputOption, emit, errors, fail
+from strongroom.cli.completion import complete_vault_name
+from strongroom.cli.output import Output, OutputOption, emit, errors, fail, progress
 from strongroom.cli.shared import DataDir, local, settings_for
 from strongroom.config import DEFAULT_PORT, EPHEMERAL_MARKER, is_ephemeral
 from strongroom.services.container import Services
@@ -33,10 +35,12 @@ def register(app: typer.Typer, vault_app: typer.Typer) -> None:
     vault_app.command("export")(vault_export)
 
 
-async def _apply(inst: Installation, loaded: Seed) -> SeedReport:
+async def _apply(
+    inst: Installation, loaded: Seed, update: Callable[[str, int, int], None]
+) -> SeedReport:
     services = Services(inst)
     try:
-        return await apply_seed(services, loaded)
+        return await apply_seed(services, loaded, update)
     finally:
         await services.close()
 
@@ -53,7 +57,8 @@ def seed(
     with errors():
         loaded = load_seed(file)  # a bad file fails before the installation is opened
     with local(data_dir, DEFAULT_PORT, "SeedApply", str(file)) as (inst, _):
-        report = asyncio.run(_apply(inst, loaded))
+        with progress(f"seeding from {file.name}") as update:
+            report = asyncio.run(_apply(inst, loaded, update))
         emit({"tenantId": inst.tenant_id, **report.to_json()}, output)
 
 
@@ -66,7 +71,9 @@ def _export(inst: Installation, vault: str) -> dict[str, Any]:
 
 
 def vault_export(
-    vault_name: str = typer.Option(..., "--vault-name", "-n", help="The vault."),
+    vault_name: str = typer.Option(
+        ..., "--vault-name", "-n", help="The vault.", autocompletion=complete_vault_name
+    ),
     plaintext_for_tests: bool = typer.Option(
         False,
         "--plaintext-for-tests",

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from strongroom.cli.output import Output, OutputOption, emit, err_console, fail
+from strongroom.cli.completion import complete_vault_name
+from strongroom.cli.output import Output, OutputOption, emit, fail, note, progress
 from strongroom.cli.shared import DataDir, local
 from strongroom.config import DEFAULT_PORT
 from strongroom.errors import BadParameter, NotFound
@@ -40,7 +40,9 @@ from strongroom.services.vault_backup import (
 )
 from strongroom.services.vaults import VaultService
 
-VaultName = typer.Option(..., "--vault-name", "-n", help="The vault.")
+VaultName = typer.Option(
+    ..., "--vault-name", "-n", help="The vault.", autocompletion=complete_vault_name
+)
 Dir = typer.Option(None, "--dir", help="A local directory holding backup folders.")
 ContainerUrl = typer.Option(
     None, "--container-url", help="A blob container holding backup folders (with --sas-token)."
@@ -60,20 +62,6 @@ def _location(
         raise BadParameter("--container-url needs --sas-token.")
     assert url is not None
     return services.blob_location(url, token, False)
-
-
-@contextmanager
-def _progress(label: str) -> Iterator[Any]:
-    """A progress bar on standard error (standard output keeps the JSON summary)."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())  # fmt: skip
-    with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task(label, total=None)
-
-        def update(phase: str, done: int, total: int) -> None:
-            bar.update(task, description=f"{label}: {phase}", completed=done, total=total)
-
-        yield update
 
 
 @contextmanager
@@ -116,7 +104,7 @@ def vault_backup(
     ):
         vault = VaultService(inst).get_record(vault_name)
         location = _location(services, directory, container_url, sas_token)
-        with _progress(f"backing up {vault_name}") as update:
+        with progress(f"backing up {vault_name}") as update:
             result = services.vault_backups.backup(
                 vault, location, folder=folder, include_deleted=include_deleted, since=since,
                 progress=update,
@@ -194,12 +182,9 @@ def vault_restore(
             emit([_plan_json(p) for p in plan], output)
             counts = {a: sum(p.action == a for p in plan)
                       for a in (CREATE, IDENTICAL, EXISTS, DELETED, REFUSED)}  # fmt: skip
-            err_console.print(
-                ", ".join(f"{n} {a}" for a, n in counts.items() if n) or "nothing to restore",
-                markup=False,
-            )
+            note(", ".join(f"{n} {a}" for a, n in counts.items() if n) or "nothing to restore")
             return
-        with _progress(f"restoring {folder}") as update:
+        with progress(f"restoring {folder}") as update:
             report = asyncio.run(
                 backups.restore(
                     vault,
@@ -292,7 +277,7 @@ def backup_verify(
             location, name = _location(services, None, container_url, sas_token), folder
         else:
             fail("BadParameter", "Give a file or folder path, or --container-url with --folder.")
-        with _progress(f"verifying {name}") as update:
+        with progress(f"verifying {name}") as update:
             report = services.vault_backups.verify(location, name, update)
         emit(_report_json(report), output)
         if not report.ok:

@@ -260,9 +260,16 @@ class _Run:
     """One application of a seed: what it made (to report, and to remove again should a later
     write fail) and what it kept."""
 
-    def __init__(self, services: Services, seed: Seed):
+    def __init__(
+        self, services: Services, seed: Seed, progress: Callable[[str, int, int], None]
+    ) -> None:
         self.services = services
         self.seed = seed
+        self.progress = progress
+        self.done = 0
+        self.total = len(seed.principals) + sum(
+            1 + len(v.secrets) + len(v.keys) + len(v.certificates) for v in seed.vaults
+        )
         self.reads = services.installation.store.reads
         self.created: list[Outcome] = []
         self.kept: list[Outcome] = []
@@ -281,6 +288,10 @@ class _Run:
                 await step()
             except Exception:
                 log.exception("removing what a failed seed made: a step failed; continuing")
+
+    def tick(self) -> None:
+        self.done += 1
+        self.progress("seed", self.done, self.total)
 
     def report(self) -> SeedReport:
         return SeedReport(tuple(self.created), tuple(self.kept), self.principals)
@@ -333,12 +344,16 @@ class _Run:
         granted = {p.client_id for p in self.services.access.list_policies(record)}
         for policy in v.access_policies:
             await self.access_policy(record, policy, granted, made)
+        self.tick()
         for secret in v.secrets:
             await self.object(record, SECRET, secret, made, partial(self.secret, record, secret))
+            self.tick()
         for key in v.keys:
             await self.object(record, KEY, key, made, partial(self.key, record, key))
+            self.tick()
         for cert in v.certificates:
             await self.object(record, CERT, cert, made, partial(self.certificate, record, cert))
+            self.tick()
 
     async def access_policy(
         self, vault: VaultRecord, policy: AccessPolicySeed, granted: set[str], new_vault: bool
@@ -422,14 +437,22 @@ class _Run:
                 await issuance.create_certificate(vault, cert.name, v.policy, attributes, v.tags)
 
 
-async def apply_seed(services: Services, seed: Seed) -> SeedReport:
+def _no_progress(phase: str, done: int, total: int) -> None:
+    pass
+
+
+async def apply_seed(
+    services: Services, seed: Seed, progress: Callable[[str, int, int], None] = _no_progress
+) -> SeedReport:
     """Makes what ``seed`` names and the installation lacks; keeps, untouched, what it has.
-    ``SeedError`` (nothing written) when the installation is in the way of the seed."""
+    ``SeedError`` (nothing written) when the installation is in the way of the seed.
+    ``progress(phase, done, total)`` is told of each principal, vault and object in turn."""
     _check_against(services, seed)
-    run = _Run(services, seed)
+    run = _Run(services, seed, progress)
     try:
         for principal in seed.principals:
             await run.principal(principal)
+            run.tick()
         for vault in seed.vaults:
             await run.vault(vault)
     except BaseException:
