@@ -53,6 +53,7 @@ class AuditLog:
         self._buffer: list[AuditRecord] = []
         self._task: asyncio.Task[None] | None = None  # the flush waiting for FLUSH_SECONDS
         self._now: set[asyncio.Task[None]] = set()  # flushes of full buffers
+        self._writing: set[asyncio.Future[None]] = set()  # batches on their way to the store
         self._failures: dict[str, _Failures] = {}  # by caller address
 
     def auth_failed(
@@ -157,7 +158,12 @@ class AuditLog:
         try:
             # Through the store's thread path, not the event loop's group commit: thousands of
             # rows a second of a busy server would otherwise be inserted on the loop's thread.
-            await asyncio.wrap_future(self._inst.store.transact(lambda tx: tx.insert_audit(batch)))
+            writing = asyncio.wrap_future(
+                self._inst.store.transact(lambda tx: tx.insert_audit(batch))
+            )
+            self._writing.add(writing)
+            writing.add_done_callback(self._writing.discard)
+            await writing
         except StoreUnavailable as exc:
             # Kept for the next flush (a full disk, a database restarting), up to a bound.
             keep = batch[-self.MAX_RETAINED :]
@@ -170,6 +176,13 @@ class AuditLog:
             self._schedule(self.RETRY_SECONDS)
         except Exception:
             log.exception("could not write %d audit records", len(batch))
+
+    async def settle(self) -> None:
+        """Every record this process has made so far is in the store (or has failed to get
+        there): for a reader of the log that must see its own requests."""
+        await self.flush()
+        if self._writing:
+            await asyncio.gather(*self._writing, return_exceptions=True)
 
     async def close(self) -> None:
         for address, window in list(self._failures.items()):

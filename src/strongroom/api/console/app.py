@@ -755,7 +755,7 @@ class Console:
         visible = {r.name for r in self._visible_vaults(session)}
         if vault is not None and not session.operator and vault not in visible:
             vault = "-"  # no records: not a vault this principal may look at
-        await self._s.audit.flush()  # this process's records not yet written
+        await self._s.audit.settle()  # this process's records, written
         records = list_records(self._s.installation, vault, now - span, 20_000)
         records = [
             r for r in records
