@@ -18,15 +18,13 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from strongroom.cli.client import (
-    BackupFile,
-    Force,
     Vault,
     VaultName,
     VaultUrl,
-    backup_target,
     connected,
 )  # fmt: skip
 from strongroom.cli.completion import object_names
+from strongroom.cli.lifecycle import Lifecycle, register, sdk_session
 from strongroom.cli.output import Output, OutputOption, emit, fail, iso, wire
 from strongroom.cli.shared import TagsOption, parse_tags
 
@@ -363,63 +361,21 @@ def set_attributes(
         emit(_certificate(cert), output)
 
 
-@app.command()
-def delete(
-    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name,
-    output: Output = OutputOption,
-) -> None:  # fmt: skip
-    """Soft-delete a certificate (all versions)."""
-    with connected(vault_name, vault_url) as vault:
-        emit(_deleted(_client(vault).begin_delete_certificate(name).result()), output)
-
-
-@app.command()
-def recover(
-    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name,
-    output: Output = OutputOption,
-) -> None:  # fmt: skip
-    with connected(vault_name, vault_url) as vault:
-        emit(_certificate(_client(vault).begin_recover_deleted_certificate(name).result()), output)
-
-
-@app.command()
-def purge(
-    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name
-) -> None:
-    """Permanently remove a soft-deleted certificate."""
-    with connected(vault_name, vault_url) as vault:
-        _client(vault).purge_deleted_certificate(name)
-
-
-@app.command()
-def backup(
-    vault_name: str | None = VaultName,
-    vault_url: str | None = VaultUrl,
-    name: str = Name,
-    file: Path | None = BackupFile,
-    force: bool = Force,
-    output: Output = OutputOption,
-) -> None:
-    """Back up a certificate with all its versions into a sealed blob file."""
-    with connected(vault_name, vault_url) as vault:
-        target = backup_target(vault, name, file, force)
-        blob = _client(vault).backup_certificate(name)
-    target.write_bytes(blob)
-    emit({"file": str(target.resolve()), "bytes": len(blob)}, output)
-
-
-@app.command()
-def restore(
-    vault_name: str | None = VaultName,
-    vault_url: str | None = VaultUrl,
-    file: Path = typer.Option(..., "--file", "-f", help="A blob written by `certificate backup`."),
-    output: Output = OutputOption,
-) -> None:
-    """Restore a certificate, with all its versions, from a backup blob."""
-    if not file.exists():
-        fail("FileNotFound", f"{file} does not exist.")
-    with connected(vault_name, vault_url) as vault:
-        emit(_certificate(_client(vault).restore_certificate_backup(file.read_bytes())), output)
+register(
+    app,
+    Lifecycle(
+        one="certificate", group="certificate", session=sdk_session(_client),
+        vault_of=lambda h: h[0],
+        delete=lambda h, name: _deleted(h[1].begin_delete_certificate(name).result()),
+        recover=lambda h, name: _certificate(
+            h[1].begin_recover_deleted_certificate(name).result()
+        ),
+        purge=lambda h, name: h[1].purge_deleted_certificate(name),
+        backup=lambda h, name: h[1].backup_certificate(name),
+        restore=lambda h, blob: _certificate(h[1].restore_certificate_backup(blob)),
+    ),
+    Name,
+)  # fmt: skip
 
 
 @app.command()

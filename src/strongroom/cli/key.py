@@ -17,16 +17,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 
 from strongroom.cli.client import (
-    BackupFile,
-    Force,
     Vault,
     VaultName,
     VaultUrl,
-    backup_target,
     connected,
 )  # fmt: skip
 from strongroom.cli.completion import object_names
 from strongroom.cli.jwk import jwk_from_json, jwk_from_pem, public_key_file
+from strongroom.cli.lifecycle import Lifecycle, register, sdk_session
 from strongroom.cli.output import Output, OutputOption, emit, fail, iso, wire
 from strongroom.cli.shared import KEY_OPS, TagsOption, parse_tags
 
@@ -342,63 +340,18 @@ def set_attributes(
         emit(_key(key), output)
 
 
-@app.command()
-def delete(
-    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name,
-    output: Output = OutputOption,
-) -> None:  # fmt: skip
-    """Soft-delete a key (all versions)."""
-    with connected(vault_name, vault_url) as vault:
-        emit(_deleted(_client(vault).begin_delete_key(name).result()), output)
-
-
-@app.command()
-def recover(
-    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name,
-    output: Output = OutputOption,
-) -> None:  # fmt: skip
-    with connected(vault_name, vault_url) as vault:
-        emit(_key(_client(vault).begin_recover_deleted_key(name).result()), output)
-
-
-@app.command()
-def purge(
-    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name
-) -> None:
-    """Permanently remove a soft-deleted key."""
-    with connected(vault_name, vault_url) as vault:
-        _client(vault).purge_deleted_key(name)
-
-
-@app.command()
-def backup(
-    vault_name: str | None = VaultName,
-    vault_url: str | None = VaultUrl,
-    name: str = Name,
-    file: Path | None = BackupFile,
-    force: bool = Force,
-    output: Output = OutputOption,
-) -> None:
-    """Back up a key with all its versions into a sealed blob file."""
-    with connected(vault_name, vault_url) as vault:
-        target = backup_target(vault, name, file, force)
-        blob = _client(vault).backup_key(name)
-    target.write_bytes(blob)
-    emit({"file": str(target.resolve()), "bytes": len(blob)}, output)
-
-
-@app.command()
-def restore(
-    vault_name: str | None = VaultName,
-    vault_url: str | None = VaultUrl,
-    file: Path = typer.Option(..., "--file", "-f", help="A blob written by `key backup`."),
-    output: Output = OutputOption,
-) -> None:
-    """Restore a key, with all its versions, from a backup blob."""
-    if not file.exists():
-        fail("FileNotFound", f"{file} does not exist.")
-    with connected(vault_name, vault_url) as vault:
-        emit(_key(_client(vault).restore_key_backup(file.read_bytes())), output)
+register(
+    app,
+    Lifecycle(
+        one="key", group="key", session=sdk_session(_client), vault_of=lambda h: h[0],
+        delete=lambda h, name: _deleted(h[1].begin_delete_key(name).result()),
+        recover=lambda h, name: _key(h[1].begin_recover_deleted_key(name).result()),
+        purge=lambda h, name: h[1].purge_deleted_key(name),
+        backup=lambda h, name: h[1].backup_key(name),
+        restore=lambda h, blob: _key(h[1].restore_key_backup(blob)),
+    ),
+    Name,
+)  # fmt: skip
 
 
 @app.command()

@@ -10,15 +10,13 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from strongroom.cli.client import (
-    BackupFile,
-    Force,
     Vault,
     VaultName,
     VaultUrl,
-    backup_target,
     connected,
 )
 from strongroom.cli.completion import object_names
+from strongroom.cli.lifecycle import Lifecycle, register, sdk_session
 from strongroom.cli.output import Output, OutputOption, emit, fail
 from strongroom.cli.shared import TagsOption, parse_tags
 
@@ -134,75 +132,24 @@ def update(
         emit(_properties(props), output)
 
 
-@app.command()
-def delete(
-    vault_name: str | None = VaultName,
-    vault_url: str | None = VaultUrl,
-    name: str = Name,
-    output: Output = OutputOption,
-) -> None:
-    """Soft-delete a secret (all versions)."""
-    with connected(vault_name, vault_url) as vault:
-        deleted = _client(vault).begin_delete_secret(name).result()
-        emit(
-            dict(
-                _properties(deleted.properties),
-                recoveryId=deleted.recovery_id,
-                deletedDate=_iso(deleted.deleted_date),
-                scheduledPurgeDate=_iso(deleted.scheduled_purge_date),
-            ),
-            output,
-        )
+def _deleted(deleted: Any) -> dict[str, Any]:
+    return dict(
+        _properties(deleted.properties),
+        recoveryId=deleted.recovery_id,
+        deletedDate=_iso(deleted.deleted_date),
+        scheduledPurgeDate=_iso(deleted.scheduled_purge_date),
+    )
 
 
-@app.command()
-def recover(
-    vault_name: str | None = VaultName,
-    vault_url: str | None = VaultUrl,
-    name: str = Name,
-    output: Output = OutputOption,
-) -> None:
-    with connected(vault_name, vault_url) as vault:
-        props = _client(vault).begin_recover_deleted_secret(name).result()
-        emit(_properties(props), output)
-
-
-@app.command()
-def purge(
-    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name
-) -> None:
-    """Permanently remove a soft-deleted secret."""
-    with connected(vault_name, vault_url) as vault:
-        _client(vault).purge_deleted_secret(name)
-
-
-@app.command()
-def backup(
-    vault_name: str | None = VaultName,
-    vault_url: str | None = VaultUrl,
-    name: str = Name,
-    file: Path | None = BackupFile,
-    force: bool = Force,
-    output: Output = OutputOption,
-) -> None:
-    """Back up a secret with all its versions into a sealed blob file."""
-    with connected(vault_name, vault_url) as vault:
-        target = backup_target(vault, name, file, force)
-        blob = _client(vault).backup_secret(name)
-    target.write_bytes(blob)
-    emit({"file": str(target.resolve()), "bytes": len(blob)}, output)
-
-
-@app.command()
-def restore(
-    vault_name: str | None = VaultName,
-    vault_url: str | None = VaultUrl,
-    file: Path = typer.Option(..., "--file", "-f", help="A blob written by `secret backup`."),
-    output: Output = OutputOption,
-) -> None:
-    """Restore a secret, with all its versions, from a backup blob."""
-    if not file.exists():
-        fail("FileNotFound", f"{file} does not exist.")
-    with connected(vault_name, vault_url) as vault:
-        props = _client(vault).restore_secret_backup(file.read_bytes())
-        emit(_properties(props), output)
+register(
+    app,
+    Lifecycle(
+        one="secret", group="secret", session=sdk_session(_client), vault_of=lambda h: h[0],
+        delete=lambda h, name: _deleted(h[1].begin_delete_secret(name).result()),
+        recover=lambda h, name: _properties(h[1].begin_recover_deleted_secret(name).result()),
+        purge=lambda h, name: h[1].purge_deleted_secret(name),
+        backup=lambda h, name: h[1].backup_secret(name),
+        restore=lambda h, blob: _properties(h[1].restore_secret_backup(blob)),
+    ),
+    Name,
+)  # fmt: skip

@@ -14,21 +14,18 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import httpx
 import typer
 
 from strongroom.cli.client import (
-    BackupFile,
-    Force,
     Vault,
     VaultName,
     VaultUrl,
-    backup_target,
     connected,
 )  # fmt: skip
+from strongroom.cli.lifecycle import Lifecycle, register
 from strongroom.cli.output import Output, OutputOption, emit, fail
 from strongroom.cli.shared import TagsOption, parse_tags
 
@@ -240,82 +237,28 @@ def regenerate_key(
         emit(r.call("POST", f"/storage/{name}/regeneratekey", {"keyName": key_name.value}), output)
 
 
-def _delete(vault_name: str | None, vault_url: str | None, name: str, output: Output) -> None:
-    with rest(vault_name, vault_url) as r:
-        emit(r.call("DELETE", f"/storage/{name}"), output)
-
-
-@app.command()
-def remove(
-    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name,
-    output: Output = OutputOption,
-) -> None:  # fmt: skip
-    """Soft-delete a managed account with its SAS definitions (az's name; same as delete)."""
-    _delete(vault_name, vault_url, name, output)
-
-
-@app.command()
-def delete(
-    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name,
-    output: Output = OutputOption,
-) -> None:  # fmt: skip
-    """Soft-delete a managed account with its SAS definitions (same as remove)."""
-    _delete(vault_name, vault_url, name, output)
-
-
-@app.command()
-def recover(
-    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name,
-    output: Output = OutputOption,
-) -> None:  # fmt: skip
-    """Recover a soft-deleted account, with its SAS definitions."""
-    with rest(vault_name, vault_url) as r:
-        emit(r.call("POST", f"/deletedstorage/{name}/recover"), output)
-
-
-@app.command()
-def purge(
-    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name
-) -> None:
-    """Permanently remove a soft-deleted account and its SAS definitions."""
-    with rest(vault_name, vault_url) as r:
-        r.call("DELETE", f"/deletedstorage/{name}")
-
-
 def _unpadded(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-@app.command()
-def backup(
-    vault_name: str | None = VaultName,
-    vault_url: str | None = VaultUrl,
-    name: str = Name,
-    file: Path | None = BackupFile,
-    force: bool = Force,
-    output: Output = OutputOption,
-) -> None:
-    """Back up a managed account (settings, both keys, SAS definitions) into a sealed blob."""
-    with rest(vault_name, vault_url) as r:
-        target = backup_target(r.vault, name, file, force)
-        value = str(r.call("POST", f"/storage/{name}/backup")["value"])
-    blob = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    target.write_bytes(blob)
-    emit({"file": str(target.resolve()), "bytes": len(blob)}, output)
+def _blob(value: str) -> bytes:
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
 
-@app.command()
-def restore(
-    vault_name: str | None = VaultName,
-    vault_url: str | None = VaultUrl,
-    file: Path = typer.Option(..., "--file", "-f", help="A blob written by `storage backup`."),
-    output: Output = OutputOption,
-) -> None:
-    """Restore a managed account, with its SAS definitions, from a backup blob."""
-    if not file.exists():
-        fail("FileNotFound", f"{file} does not exist.")
-    with rest(vault_name, vault_url) as r:
-        emit(r.call("POST", "/storage/restore", {"value": _unpadded(file.read_bytes())}), output)
+register(
+    app,
+    Lifecycle(
+        one="managed storage account", group="storage", session=rest,
+        vault_of=lambda r: r.vault, what="with its SAS definitions",
+        delete_names=("remove", "delete"),
+        delete=lambda r, name: r.call("DELETE", f"/storage/{name}"),
+        recover=lambda r, name: r.call("POST", f"/deletedstorage/{name}/recover"),
+        purge=lambda r, name: r.call("DELETE", f"/deletedstorage/{name}"),
+        backup=lambda r, name: _blob(str(r.call("POST", f"/storage/{name}/backup")["value"])),
+        restore=lambda r, blob: r.call("POST", "/storage/restore", {"value": _unpadded(blob)}),
+    ),
+    Name,
+)  # fmt: skip
 
 
 @sas_app.command("create")
