@@ -289,34 +289,6 @@ def show(
         emit(_key(_client(vault).get_key(name, version)), output)
 
 
-@app.command("list")
-def list_(
-    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl,
-    output: Output = OutputOption,
-) -> None:  # fmt: skip
-    with connected(vault_name, vault_url) as vault:
-        emit([_properties(p) for p in _client(vault).list_properties_of_keys()], output)
-
-
-@app.command("list-versions")
-def list_versions(
-    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name,
-    output: Output = OutputOption,
-) -> None:  # fmt: skip
-    with connected(vault_name, vault_url) as vault:
-        items = _client(vault).list_properties_of_key_versions(name)
-        emit([_properties(p) for p in items], output)
-
-
-@app.command("list-deleted")
-def list_deleted(
-    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl,
-    output: Output = OutputOption,
-) -> None:  # fmt: skip
-    with connected(vault_name, vault_url) as vault:
-        emit([_deleted(d, listed=True) for d in _client(vault).list_deleted_keys()], output)
-
-
 @app.command("set-attributes")
 def set_attributes(
     vault_name: str | None = VaultName,
@@ -349,6 +321,11 @@ register(
         purge=lambda h, name: h[1].purge_deleted_key(name),
         backup=lambda h, name: h[1].backup_key(name),
         restore=lambda h, blob: _key(h[1].restore_key_backup(blob)),
+        list_all=lambda h: [_properties(p) for p in h[1].list_properties_of_keys()],
+        list_versions=lambda h, name: [
+            _properties(p) for p in h[1].list_properties_of_key_versions(name)
+        ],
+        list_deleted=lambda h: [_deleted(d, listed=True) for d in h[1].list_deleted_keys()],
     ),
     Name,
 )  # fmt: skip

@@ -39,6 +39,9 @@ class Lifecycle:
     purge: Callable[[Handle, str], None]
     backup: Callable[[Handle, str], bytes]
     restore: Callable[[Handle, bytes], Any]
+    list_all: Callable[[Handle], list[Any]]
+    list_deleted: Callable[[Handle], list[Any]]
+    list_versions: Callable[[Handle, str], list[Any]] | None = None  # None: no versions
     what: str = "all versions"  # what goes with one: "its SAS definitions"
     delete_names: tuple[str, ...] = ("delete",)  # az's name first
 
@@ -57,10 +60,33 @@ def sdk_session(
 
 
 def register(app: typer.Typer, life: Lifecycle, name_option: Any) -> None:
-    """Adds delete, recover, purge, backup and restore to ``app``."""
+    """Adds list, list-versions, list-deleted, delete, recover, purge, backup and restore to
+    ``app``."""
     restore_file = typer.Option(
         ..., "--file", "-f", help=f"A blob written by `{life.group} backup`."
     )
+
+    def list_(
+        vault_name: str | None = VaultName, vault_url: str | None = VaultUrl,
+        output: Output = OutputOption,
+    ) -> None:  # fmt: skip
+        with life.session(vault_name, vault_url) as handle:
+            emit(life.list_all(handle), output)
+
+    def list_deleted(
+        vault_name: str | None = VaultName, vault_url: str | None = VaultUrl,
+        output: Output = OutputOption,
+    ) -> None:  # fmt: skip
+        with life.session(vault_name, vault_url) as handle:
+            emit(life.list_deleted(handle), output)
+
+    def list_versions(
+        vault_name: str | None = VaultName, vault_url: str | None = VaultUrl,
+        name: str = name_option, output: Output = OutputOption,
+    ) -> None:  # fmt: skip
+        assert life.list_versions is not None
+        with life.session(vault_name, vault_url) as handle:
+            emit(life.list_versions(handle, name), output)
 
     def delete(
         vault_name: str | None = VaultName, vault_url: str | None = VaultUrl,
@@ -108,6 +134,13 @@ def register(app: typer.Typer, life: Lifecycle, name_option: Any) -> None:
     purge.__doc__ = f"Permanently remove a soft-deleted {life.one}."
     backup.__doc__ = f"Back up a {life.one} ({life.what}) into a sealed blob file."
     restore.__doc__ = f"Restore a {life.one} ({life.what}) from a backup blob."
+    list_.__doc__ = f"The {life.one}s of a vault (without values)."
+    list_deleted.__doc__ = f"The soft-deleted {life.one}s of a vault."
+    list_versions.__doc__ = f"Every version of a {life.one}."
+    app.command("list")(list_)
+    if life.list_versions is not None:
+        app.command("list-versions")(list_versions)
+    app.command("list-deleted")(list_deleted)
     for command in life.delete_names:
         app.command(command)(delete)
     app.command("recover")(recover)

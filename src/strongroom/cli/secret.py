@@ -91,29 +91,6 @@ def show(
         emit(dict(_properties(secret.properties), value=secret.value), output)
 
 
-@app.command("list")
-def list_(
-    vault_name: str | None = VaultName,
-    vault_url: str | None = VaultUrl,
-    output: Output = OutputOption,
-) -> None:
-    with connected(vault_name, vault_url) as vault:
-        items = _client(vault).list_properties_of_secrets()
-        emit([_properties(p) for p in items], output)
-
-
-@app.command("list-versions")
-def list_versions(
-    vault_name: str | None = VaultName,
-    vault_url: str | None = VaultUrl,
-    name: str = Name,
-    output: Output = OutputOption,
-) -> None:
-    with connected(vault_name, vault_url) as vault:
-        items = _client(vault).list_properties_of_secret_versions(name)
-        emit([_properties(p) for p in items], output)
-
-
 @app.command()
 def update(
     vault_name: str | None = VaultName,
@@ -150,6 +127,11 @@ register(
         purge=lambda h, name: h[1].purge_deleted_secret(name),
         backup=lambda h, name: h[1].backup_secret(name),
         restore=lambda h, blob: _properties(h[1].restore_secret_backup(blob)),
+        list_all=lambda h: [_properties(p) for p in h[1].list_properties_of_secrets()],
+        list_versions=lambda h, name: [
+            _properties(p) for p in h[1].list_properties_of_secret_versions(name)
+        ],
+        list_deleted=lambda h: [_deleted(d) for d in h[1].list_deleted_secrets()],
     ),
     Name,
 )  # fmt: skip

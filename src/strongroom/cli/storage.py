@@ -197,24 +197,6 @@ def show(
         emit(r.call("GET", f"/storage/{name}"), output)
 
 
-@app.command("list")
-def list_(
-    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl,
-    output: Output = OutputOption,
-) -> None:  # fmt: skip
-    with rest(vault_name, vault_url) as r:
-        emit(r.pages("/storage"), output)
-
-
-@app.command("list-deleted")
-def list_deleted(
-    vault_name: str | None = VaultName, vault_url: str | None = VaultUrl,
-    output: Output = OutputOption,
-) -> None:  # fmt: skip
-    with rest(vault_name, vault_url) as r:
-        emit(r.pages("/deletedstorage"), output)
-
-
 @app.command("show-deleted")
 def show_deleted(
     vault_name: str | None = VaultName, vault_url: str | None = VaultUrl, name: str = Name,
@@ -256,6 +238,8 @@ register(
         purge=lambda r, name: r.call("DELETE", f"/deletedstorage/{name}"),
         backup=lambda r, name: _blob(str(r.call("POST", f"/storage/{name}/backup")["value"])),
         restore=lambda r, blob: r.call("POST", "/storage/restore", {"value": _unpadded(blob)}),
+        list_all=lambda r: r.pages("/storage"),
+        list_deleted=lambda r: r.pages("/deletedstorage"),
     ),
     Name,
 )  # fmt: skip
