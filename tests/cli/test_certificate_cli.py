@@ -72,6 +72,12 @@ def test_create_from_the_default_policy_download_and_lifecycle(
     assert x509.load_der_x509_certificate((tmp_path / "c.der").read_bytes()) == cert
     error = sr.fails("certificate", "download", *A, "--name", name, "--file", "c.pem")
     assert error.startswith("(FileExists) ")
+    sr.ok("certificate", "download", *A, "-n", name, "-f", "c.pfx", "--encoding", "PFX")
+    assert (tmp_path / "c.pfx").stat().st_mode & 0o777 == 0o600
+    bundle = pkcs12.load_pkcs12((tmp_path / "c.pfx").read_bytes(), None)
+    assert bundle.cert is not None and bundle.cert.certificate == cert
+    assert bundle.key is not None
+    assert bundle.key.public_key().public_numbers() == cert.public_key().public_numbers()
 
     disabled = sr.ok("certificate", "set-attributes", *A, "--name", name, "--enabled", "false")
     assert disabled["attributes"]["enabled"] is False
@@ -107,6 +113,11 @@ def test_import_pem_and_pfx(sr: Strongroom, name: str, tmp_path: Path) -> None:
     imported = sr.ok("certificate", "import", *A, "--name", name, "--file", "c.pem")
     assert imported["x509ThumbprintHex"] == thumbprint(cert)
     assert imported["contentType"] == "application/x-pem-file"
+    # Kept as PEM; downloaded as PKCS#12 with its key.
+    sr.ok("certificate", "download", *A, "-n", name, "-f", "pem.pfx", "--encoding", "PFX")
+    bundle = pkcs12.load_pkcs12((tmp_path / "pem.pfx").read_bytes(), None)
+    assert bundle.cert is not None and bundle.cert.certificate == cert
+    assert bundle.key is not None and bundle.key.private_numbers() == key.private_numbers()
 
     key, cert = _self_signed("pfx.example")
     pfx = pkcs12.serialize_key_and_certificates(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import textwrap
 from enum import StrEnum
@@ -54,6 +55,7 @@ PolicyOption = typer.Option(
 class Encoding(StrEnum):
     PEM = "PEM"
     DER = "DER"
+    PFX = "PFX"  # Strongroom's: with the private key (az: secret download --encoding base64)
 
 
 class TrueFalse(StrEnum):
@@ -363,11 +365,20 @@ def download(
     name: str = Name,
     version: str | None = Version,
     file: Path = typer.Option(..., "--file", "-f", help="Where to write the certificate."),
-    encoding: Encoding = typer.Option(Encoding.PEM, "--encoding", "-e", help="PEM or DER."),
+    encoding: Encoding = typer.Option(
+        Encoding.PEM,
+        "--encoding",
+        "-e",
+        help="PEM or DER: the certificate alone; PFX: PKCS#12 with its private key and chain "
+        "(needs secrets get, as it reads the certificate's secret).",
+    ),
 ) -> None:
-    """Write the certificate (its public part, no private key) to a file."""
+    """Write the certificate to a file: its public part, or with PFX its private key too."""
     if file.exists():
         fail("FileExists", f"{file} already exists.")
+    if encoding is Encoding.PFX:
+        _download_pfx(vault_name, vault_url, name, version, file)
+        return
     with connected(vault_name, vault_url) as vault:
         client = _client(vault)
         cert = client.get_certificate_version(name, version) if version else None
@@ -379,6 +390,41 @@ def download(
         return
     body = "\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64))
     file.write_text(f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n")
+
+
+def _download_pfx(
+    vault_name: str | None, vault_url: str | None, name: str, version: str | None, file: Path
+) -> None:
+    """The certificate's secret as PKCS#12 (no password): as stored when its content type is
+    PKCS#12, converted from PEM otherwise. Written 0600: it holds a private key."""
+    from azure.keyvault.secrets import SecretClient
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import (
+        NoEncryption,
+        load_pem_private_key,
+        pkcs12,
+    )
+
+    with connected(vault_name, vault_url) as vault:
+        secret = SecretClient(vault.url, vault.credential, **vault.options).get_secret(
+            name, version
+        )
+    value = secret.value or ""
+    if secret.properties.content_type == "application/x-pem-file":
+        data = value.encode()
+        certs = x509.load_pem_x509_certificates(data)
+        key = load_pem_private_key(data, None)
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            fail("BadParameter", f"Certificate '{name}' has a key PKCS#12 cannot carry here.")
+        blob = pkcs12.serialize_key_and_certificates(
+            name.encode(), key, certs[0], certs[1:] or None, NoEncryption()
+        )
+    else:
+        blob = base64.b64decode(value)
+    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(blob)
 
 
 # --- pending, issuer, contact: az keyvault certificate pending|issuer|contact ---------------
