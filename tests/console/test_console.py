@@ -428,3 +428,41 @@ def test_the_console_needs_no_network_and_no_script(console_server: Server) -> N
         css = h.get("/console/static/console.css")
         assert css.status_code == 200 and "text/css" in css.headers["content-type"]
         assert "url(" not in css.text
+
+
+def test_malformed_console_requests_get_a_clear_refusal(console_server: Server) -> None:
+    server = console_server
+    with httpx.Client(base_url=server.authority, verify=server.tls()) as http:
+        # Unauthenticated: every page and action sends the browser to sign in, nothing runs.
+        for method, path in (("GET", f"/console/vaults/{OPEN}/secrets"),
+                             ("POST", f"/console/vaults/{OPEN}/secrets/new")):  # fmt: skip
+            answer = http.request(method, path, data={"name": "x", "value": "y"})
+            assert answer.status_code == 303 and answer.headers["location"] == "/console/sign-in"
+        form = http.get("/console/sign-in")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None
+        http.post("/console/sign-in", data={"csrf": token.group(1), "client_id": server.client_id,
+                                            "client_secret": server.client_secret})  # fmt: skip
+        page = http.get(f"/console/vaults/{OPEN}/secrets")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        assert http.get(f"/console/vaults/{OPEN}/no-such-kind").status_code == 404
+        _secrets(server).set_secret("malformed-target", "v")
+        base = f"/console/vaults/{OPEN}/secrets/malformed-target"
+        bad_date = http.post(
+            f"{base}/attributes",
+            data={"csrf": csrf.group(1), "version": "x", "expires": "31/12/2030"},
+        )
+        assert bad_date.status_code == 400 and "is not a date (YYYY-MM-DD)" in bad_date.text
+        unknown = http.post(f"{base}/explode", data={"csrf": csrf.group(1)})
+        assert unknown.status_code == 404
+        too_long = http.post(
+            f"/console/vaults/{OPEN}/secrets/new",
+            data={"csrf": csrf.group(1), "name": "n" * 500, "value": "v"},
+        )
+        assert too_long.status_code == 400 and "longer than 127" in too_long.text
+        bad_tags = http.post(f"/console/vaults/{OPEN}/secrets/new",
+                             data={"csrf": csrf.group(1), "name": "tagged", "value": "v",
+                                   "tags": "no-equals-sign"})  # fmt: skip
+        assert bad_tags.status_code == 400 and "name=value" in bad_tags.text
+    assert _secrets(server).get_secret("malformed-target").value == "v"
