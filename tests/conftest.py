@@ -22,6 +22,10 @@ from typing import Any
 import httpx
 import pytest
 
+# The servers tests start run one process unless a test asks for more (`serve`'s default is one
+# per CPU): CI starts hundreds of them on two cores. tests/scaleout and tests/deploy run several.
+os.environ.setdefault("STRONGROOM_WORKERS", "1")
+
 _real_getaddrinfo = socket.getaddrinfo
 
 

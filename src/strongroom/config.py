@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,6 +15,19 @@ DEFAULT_VAULT_SUFFIX = "vault.localhost"
 # A file of this name in the data directory marks a throwaway installation (the ephemeral
 # test server's, which creates it): only there may vaults be exported in plaintext.
 EPHEMERAL_MARKER = "EPHEMERAL"
+
+
+MAX_WORKERS = 64
+
+
+def default_workers() -> int:
+    """``serve``'s processes unless told: one per CPU this process may run on (its affinity,
+    which a container's CPU set narrows), at most ``MAX_WORKERS``."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_WORKERS, cpus))
 
 
 def default_data_dir() -> Path:

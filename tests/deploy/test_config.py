@@ -91,3 +91,34 @@ def test_a_public_url_must_be_https_host_and_port(tmp_path: Path) -> None:
     done = _serve(tmp_path / "data", "--public-url", "http://kv.example.com")
     out, _ = done.communicate(timeout=30)
     assert done.returncode != 0 and "must start with https://" in out
+
+
+def _worker_pids(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+
+
+def test_serve_runs_one_process_per_cpu_unless_told(tmp_path: Path) -> None:
+    cpus = len(os.sched_getaffinity(0))
+    port = free_port()
+    server = _serve(tmp_path / "data", "--port", str(port))
+    try:
+        assert _answers(f"https://127.0.0.1:{port}/health")
+        # The parent supervises; with more than one CPU, each worker is a child of it (the
+        # crypto workers are the workers' children, not the parent's).
+        workers = _worker_pids(server.pid)
+        assert len(workers) == (cpus if cpus > 1 else 0)
+    finally:
+        out = _stop(server)
+    assert (f"{cpus} worker processes" in out) == (cpus > 1), out
+    # --test-clock moves one process's clock: without --workers it runs one.
+    port = free_port()
+    server = _serve(tmp_path / "data", "--port", str(port), "--test-clock")
+    try:
+        assert _answers(f"https://127.0.0.1:{port}/health")
+        assert _worker_pids(server.pid) == []
+    finally:
+        out = _stop(server)
+    assert "worker processes" not in out
+    done = _serve(tmp_path / "data", "--test-clock", "--workers", "2")
+    out, _ = done.communicate(timeout=30)
+    assert done.returncode != 0 and "use it with --workers 1" in out

@@ -27,7 +27,9 @@ from strongroom.config import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     DEFAULT_VAULT_SUFFIX,
+    MAX_WORKERS,
     Settings,
+    default_workers,
     parse_public_url,
 )
 from strongroom.services.installation import Installation, open_installation
@@ -156,14 +158,15 @@ def serve(
         help="A backup or restore job whose server has shown no sign of it for this long "
         "(it stopped) reads as Failed.",
     ),
-    workers: int = typer.Option(
-        1,
+    workers: int | None = typer.Option(
+        None,
         "--workers",
         min=1,
-        max=64,
-        help="Server processes sharing the port, the kernel spreading connections among them "
-        "(e.g. one per CPU core: each has its own event loop). They take the database's write "
-        "lock in turn and keep their caches consistent with each other's writes.",
+        max=MAX_WORKERS,
+        help="Server processes sharing the port, the kernel spreading connections among them, "
+        "each with its own event loop. They take the database's write lock in turn and keep "
+        "their caches consistent with each other's writes. Default: one per CPU this process "
+        "may run on (1 with --ephemeral or --test-clock).",
     ),
     ephemeral: bool = typer.Option(
         False,
@@ -239,8 +242,10 @@ def serve(
     )
     if (tls_cert is None) != (tls_key is None):
         fail("BadParameter", "Pass --tls-cert and --tls-key together.")
-    if test_clock and workers > 1:
+    if test_clock and workers is not None and workers > 1:
         fail("BadParameter", "--test-clock moves one process's clock: use it with --workers 1.")
+    if workers is None:
+        workers = 1 if test_clock else default_workers()
     if test_clock:
         typer.echo("WARNING: --test-clock lets any principal move this server's time.", err=True)
     if seed is not None:
@@ -270,7 +275,7 @@ def _serve_ephemeral(
     vaults: list[str],
     env_file: Path | None,
     env_format: str,
-    workers: int,
+    workers: int | None,
     log_level: str,
     seed: Path | None,
 ) -> None:
@@ -279,7 +284,7 @@ def _serve_ephemeral(
 
     if data_dir is not None:
         fail("BadParameter", "--ephemeral makes its own temporary data directory; drop --data-dir.")
-    if workers != 1:
+    if workers not in (None, 1):
         fail("BadParameter", "--ephemeral runs one server process; drop --workers.")
     if env_format not in ephemeral.ENV_FORMATS:
         fail("BadParameter", f"--env-format must be one of {', '.join(ephemeral.ENV_FORMATS)}.")
