@@ -39,7 +39,7 @@ from pathlib import Path
 
 import httpx
 
-from keys_throughput import DIGEST
+from keys_throughput import DIGEST, raw_rate
 from secrets_throughput import (
     API,
     SET_BODY,
@@ -308,8 +308,10 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
     )
     opts = {"threads": args.threads, "connections": args.connections, "duration": args.duration}
     results: dict[tuple[str, str], list[WrkResult]] = {}
+    raw: list[float] = []
     for n in range(args.rounds):
         print(f"round {n + 1} of {args.rounds} ...", file=sys.stderr, flush=True)
+        raw.append(raw_rate("RSA", 3, os.cpu_count() or 1))
         for op_name in TARGETS:
             for server in (*servers, bare):
                 op = server.ops.get(op_name)
@@ -370,6 +372,12 @@ def bench(args: argparse.Namespace, workdir: Path, children: Children) -> int:
         "yes" if met else "NO",
     ))  # fmt: skip
     print_table(rows)
+    print(
+        f"raw pyca RSA-2048 signing on all {os.cpu_count()} CPUs, no server: "
+        f"{statistics.median(raw):,.0f}/s (rounds {min(raw):,.0f}-{max(raw):,.0f}); "
+        f"2x OpenBao's RSA sign is {2 * peak('OpenBao', 'RSA sign') / statistics.median(raw):.2f} "
+        "of it"
+    )
     if latency:
         print()
         print("Latency at a fixed rate (each server's own peak above; wrk paced per thread):")
