@@ -9,7 +9,7 @@ restore route expects — each refusal with its own inner code.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from strongroom.crypto import backup as blobfmt
 from strongroom.errors import BackupRejected, BadParameter
@@ -115,6 +115,15 @@ def _json_object(text: str | None) -> bool:
         return False
 
 
+# Each field of _ENTRY: (name, types, whether it may be missing, whether it is a time (never a
+# bool), whether it may be a number (then within the stores' 64-bit integers)).
+_FIELD_CHECKS = tuple(
+    (name, types, name == "extra", name in _TIMES, int in types or float in types)
+    for name, types in _ENTRY.items()
+)
+_LIMIT = 2**62
+
+
 def _valid_entries(entries: Any) -> bool:
     """Whether ``entries`` are version entries that can be written back as they are: a store
     given a field of another type fails the transaction (a 500) or keeps a value its reads
@@ -125,16 +134,19 @@ def _valid_entries(entries: Any) -> bool:
     for item in entries:
         if not isinstance(item, dict):
             return False
-        for name, types in _ENTRY.items():
+        for name, types, optional, time, numeric in _FIELD_CHECKS:
             if name not in item:
-                if name == "extra":
+                if optional:
                     continue
                 return False
             value = item[name]
-            if not isinstance(value, types) or (name in _TIMES and isinstance(value, bool)):
+            if not isinstance(value, types):
                 return False
-            if isinstance(value, int | float) and not -(2**62) < value < 2**62:
-                return False  # beyond what the stores' 64-bit integers hold
+            if numeric and value is not None:
+                if time and isinstance(value, bool):
+                    return False
+                if not -_LIMIT < cast(float, value) < _LIMIT:
+                    return False  # beyond what the stores' 64-bit integers hold
         if not item["version"] or item["version"] in seen:
             return False
         seen.add(item["version"])

@@ -634,8 +634,7 @@ class ObjectService(Generic[M]):
                 vault.id, self._kind, lname, name, records[-1].version, *deleted_dates(deletion)
             )
             tx.insert_object(obj)
-            for record in records:
-                tx.insert_version(record)
+            tx.insert_versions(records)
             self._restore_extras(tx, vault, lname, prepared)
             if after is not None:
                 after(tx)

@@ -287,6 +287,10 @@ class Tx(Reads, Protocol):
         ...
 
     def insert_version(self, version: VersionRecord) -> None: ...
+    def insert_versions(self, versions: list[VersionRecord]) -> None:
+        """``insert_version`` of each, in one statement (a restore's versions)."""
+        ...
+
     def update_version(self, version: VersionRecord) -> None:
         """Replaces everything of a version but its identity and ``created`` (a storage
         account's keys and a SAS definition's template are resealed in place)."""

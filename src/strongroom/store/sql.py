@@ -276,6 +276,17 @@ class SqlReads:
         return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
 
+_INSERT_VERSION = f"INSERT INTO versions ({VERSION_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+
+
+def _version_row(version: VersionRecord) -> tuple[Any, ...]:
+    return (
+        version.vault_id, version.kind, version.lname, version.version, version.created,
+        version.updated, int(version.enabled), version.nbf, version.exp, version.content_type,
+        version.tags, version.sealed, int(version.managed), version.extra,
+    )  # fmt: skip
+
+
 class SqlTx(SqlReads):
     revoked = False  # this transaction deleted a principal
 
@@ -393,15 +404,10 @@ class SqlTx(SqlReads):
         return None if row is None else str(row[0])
 
     def insert_version(self, version: VersionRecord) -> None:
-        self._c.execute(
-            f"INSERT INTO versions ({VERSION_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                version.vault_id, version.kind, version.lname, version.version, version.created,
-                version.updated, int(version.enabled), version.nbf, version.exp,
-                version.content_type, version.tags, version.sealed, int(version.managed),
-                version.extra,
-            ),
-        )  # fmt: skip
+        self._c.execute(_INSERT_VERSION, _version_row(version))
+
+    def insert_versions(self, versions: list[VersionRecord]) -> None:
+        self._c.executemany(_INSERT_VERSION, [_version_row(v) for v in versions])
 
     def update_version(self, version: VersionRecord) -> None:
         self._c.execute(

@@ -88,6 +88,14 @@ class Guarded:
         except sqlite3.DatabaseError as exc:
             raise unavailable(exc) from exc
 
+    def executemany(self, sql: str, rows: list[Any]) -> None:
+        try:
+            self._conn.executemany(sql, rows)
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise unavailable(exc) from exc
+
 
 def _connect(path: Path, busy_ms: int = 10_000) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
