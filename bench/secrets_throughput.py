@@ -496,6 +496,45 @@ class Started:
     data_dir: Path
 
 
+def start_server(
+    data_dir: Path, log: Path, children: Children, port: int, workers: int | None = 1
+) -> tuple[Child, ssl.SSLContext]:
+    """Starts ``strongroom serve`` on an installation (``workers`` None: the server's default)
+    and waits until it answers ``/health``; returns it and a TLS context trusting its CA."""
+    argv = [*cli_command(), "serve", "--data-dir", str(data_dir), "--port", str(port)]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
+    server = children.start("strongroom serve", argv, log)
+    tls = data_dir / "tls"
+    ca, key = tls / "ca.pem", tls / "server-key.pem"
+    # The server writes the CA, then its certificate, then the key, before it listens.
+    deadline = time.monotonic() + 30
+    while not key.exists() and time.monotonic() < deadline and server.proc.poll() is None:
+        time.sleep(0.05)
+    if not key.exists():
+        raise BenchError(f"the server made no TLS key at {key}:\n{server.tail()}")
+    ctx = ssl.create_default_context(cafile=str(ca))
+    wait_ready(server, f"https://localhost:{port}/health", ctx)
+    return server, ctx
+
+
+def fetch_token(port: int, ctx: ssl.SSLContext, principal: dict[str, Any]) -> str:
+    """A bearer token for the vaults, for a principal as ``principal create`` printed it."""
+    with httpx.Client(verify=ctx, timeout=30) as client:
+        r = client.post(
+            f"https://localhost:{port}/{principal['tenantId']}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": principal["clientId"],
+                "client_secret": principal["clientSecret"],
+                "scope": f"https://vault.localhost:{port}/.default",
+            },
+        )
+        if r.status_code != 200:
+            raise BenchError(f"token request answered {r.status_code}: {r.text[:500]}")
+        return str(r.json()["access_token"])
+
+
 def start_strongroom(workdir: Path, children: Children, port: int, workers: int = 1) -> Started:
     data_dir = workdir / "data"
     where = ["--data-dir", str(data_dir), "--port", str(port)]
@@ -509,39 +548,8 @@ def start_strongroom(workdir: Path, children: Children, port: int, workers: int 
     principal = run_cli(
         ["principal", "create", PRINCIPAL, "--data-dir", str(data_dir), "--port", str(port)]
     )
-    tenant, client_id = principal["tenantId"], principal["clientId"]
-    secret = principal["clientSecret"]
-
-    server = children.start(
-        "strongroom serve",
-        [*cli_command(), "serve", "--data-dir", str(data_dir), "--port", str(port),
-         "--workers", str(workers)],
-        workdir / "server.log",
-    )  # fmt: skip
-    tls = data_dir / "tls"
-    ca, key = tls / "ca.pem", tls / "server-key.pem"
-    # The server writes the CA, then its certificate, then the key, before it listens.
-    deadline = time.monotonic() + 30
-    while not key.exists() and time.monotonic() < deadline and server.proc.poll() is None:
-        time.sleep(0.05)
-    if not key.exists():
-        raise BenchError(f"the server made no TLS key at {key}:\n{server.tail()}")
-    ctx = ssl.create_default_context(cafile=str(ca))
-    wait_ready(server, f"https://localhost:{port}/health", ctx)
-
-    with httpx.Client(verify=ctx, timeout=30) as client:
-        r = client.post(
-            f"https://localhost:{port}/{tenant}/oauth2/v2.0/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": client_id,
-                "client_secret": secret,
-                "scope": f"https://vault.localhost:{port}/.default",
-            },
-        )
-        if r.status_code != 200:
-            raise BenchError(f"token request answered {r.status_code}: {r.text[:500]}")
-        token = r.json()["access_token"]
+    server, ctx = start_server(data_dir, workdir / "server.log", children, port, workers)
+    token = fetch_token(port, ctx, principal)
     return Started(server, port, ctx, token, data_dir)
 
 

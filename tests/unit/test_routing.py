@@ -60,6 +60,24 @@ def test_found(
     assert (route.need.operation, got) == (operation, args)
 
 
+def test_a_shape_matched_once_gives_each_path_its_own_arguments(table: RouteTable) -> None:
+    """Routes are remembered by the path's shape; names and versions vary, literals do not."""
+    for _ in range(2):  # the second time from the remembered shapes
+        for n in range(3):
+            assert table.find("GET", f"/secrets/s{n}/")[1] == (f"s{n}", "")
+            assert table.find("GET", f"/secrets/s{n}/v{n}")[1] == (f"s{n}", f"v{n}")
+            assert table.find("POST", f"/keys/k{n}//sign")[1] == (f"k{n}", "")
+            route, args = table.find("GET", f"/Secrets/S{n}/Versions")
+            assert (route.need.operation, args) == ("SecretListVersions", (f"S{n}",))
+        # A name that is also a literal of some route is still a name where a name goes.
+        route, args = table.find("GET", "/secrets/versions/")
+        assert (route.need.operation, args) == ("SecretGet", ("versions", ""))
+        route, args = table.find("GET", "/secrets/sign/versions")
+        assert (route.need.operation, args) == ("SecretListVersions", ("sign",))
+        with pytest.raises(NotFound):
+            table.find("GET", "/secrets/s1/v1/nothing")
+
+
 @pytest.mark.parametrize(
     ("method", "path", "word"),
     [

@@ -66,7 +66,8 @@ def test_a_version_1_database_from_before_alembic_is_migrated(tmp_path: Path) ->
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
         "INSERT INTO meta VALUES ('schema_version', '1');"
         "CREATE TABLE versions (seq INTEGER PRIMARY KEY, vault_id TEXT);"
-        "CREATE TABLE objects (vault_id TEXT, kind TEXT, lname TEXT);"
+        # Revision 0006 indexes objects.deleted_date, which version 1 had (0001's schema).
+        "CREATE TABLE objects (vault_id TEXT, kind TEXT, lname TEXT, deleted_date INTEGER);"
         "CREATE TABLE vaults (id TEXT PRIMARY KEY);"
     )
     conn.close()

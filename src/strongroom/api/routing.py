@@ -131,8 +131,14 @@ def _compile(path: str) -> list[_Segment]:
 class RouteTable:
     """Every route of the data plane, looked up by method and path."""
 
+    MAX_SHAPES = 4096  # there are far fewer; a bound all the same
+
     def __init__(self, routes: Iterable[Route], refusals: Iterable[Refusal] = ()):
         self._patterns: dict[str, list[_Pattern]] = {}  # by first segment
+        self._literals: set[str] = set()  # every pattern's literal segments
+        # (method, *shape) -> the route, where its arguments are, the empty ones it adds.
+        self._shapes: dict[tuple[str | None, ...], tuple[Route, tuple[int, ...], tuple[str, ...]]]
+        self._shapes = {}
         self._by_path: dict[str, _Pattern] = {}
         self.routes: list[Route] = []
         for route in routes:
@@ -151,15 +157,38 @@ class RouteTable:
             if segments[0].literal is None:
                 raise ValueError(f"route path {path!r} must start with a collection")
             pattern = self._by_path[path] = _Pattern(path, segments)
+            self._literals.update(x.literal for x in segments if x.literal is not None)
             self._patterns.setdefault(segments[0].literal, []).append(pattern)
         return pattern
 
     def find(self, method: str, path: str) -> tuple[Route, tuple[str, ...]]:
         """The route for ``method`` on ``path`` and its arguments; Key Vault's 404 for an
-        unknown path, its 400 for a known path asked with the wrong method."""
+        unknown path, its 400 for a known path asked with the wrong method.
+
+        Which route matches depends only on the path's shape: each segment as a literal some
+        pattern has, or as empty, or as anything else. A shape matched once is remembered
+        with where its arguments are, so a path naming an object never seen before (every
+        read of a vault larger than the callers' caches) is not matched against every
+        pattern again."""
         parts = path.split("/")[1:]
         if len(parts) > 1 and parts[-1] == "":
             parts.pop()
+        literals = self._literals
+        shape = (method, *(p if (p := part.lower()) in literals or not p else None
+                           for part in parts))  # fmt: skip
+        known = self._shapes.get(shape)
+        if known is not None:
+            route, where, missing = known
+            return route, (*(parts[i] for i in where), *missing)
+        route, args = self._match(method, parts, path)
+        where = tuple(i for i, part in enumerate(parts) if shape[i + 1] is None)
+        if len(where) <= len(args) and tuple(parts[i] for i in where) == args[: len(where)]:
+            rest = args[len(where) :]
+            if all(not a for a in rest) and len(self._shapes) < self.MAX_SHAPES:
+                self._shapes[shape] = (route, where, rest)
+        return route, args
+
+    def _match(self, method: str, parts: list[str], path: str) -> tuple[Route, tuple[str, ...]]:
         candidates = self._patterns.get(parts[0].lower(), []) if parts else []
         best: tuple[int, ...] | None = None
         found: list[tuple[_Pattern, tuple[str, ...]]] = []

@@ -88,6 +88,18 @@ CURRENT = (
     "WHERE o.vault_id=?2 AND o.kind=?3 AND o.lname=?4"
 )
 
+# A page of a vault's objects of one kind, by name. The deleted ones are read from their own
+# partial index (objects_deleted), whose condition the statement must state as it is written.
+_LIST = (
+    f"SELECT {O_COLS}, {V_COLS} FROM objects o JOIN versions v "
+    "ON v.vault_id=o.vault_id AND v.kind=o.kind AND v.lname=o.lname "
+    "AND v.version=o.latest_version "
+    "WHERE o.vault_id=? AND o.kind=? AND o.deleted_date IS {} AND o.lname>? "
+    "ORDER BY o.lname LIMIT ?"
+)
+LIST_ACTIVE = _LIST.format("NULL")
+LIST_DELETED = _LIST.format("NOT NULL")
+
 
 class SqlReads:
     def __init__(self, conn: Any):
@@ -187,12 +199,7 @@ class SqlReads:
         self, vault_id: str, kind: str, *, deleted: bool, after: str | None, limit: int
     ) -> list[tuple[ObjectRecord, VersionRecord]]:
         rows = self._c.execute(
-            f"SELECT {O_COLS}, {V_COLS} FROM objects o JOIN versions v "
-            "ON v.vault_id=o.vault_id AND v.kind=o.kind AND v.lname=o.lname "
-            "AND v.version=o.latest_version "
-            "WHERE o.vault_id=? AND o.kind=? AND (o.deleted_date IS NOT NULL)=? AND o.lname>? "
-            "ORDER BY o.lname LIMIT ?",
-            (vault_id, kind, deleted, after or "", limit),
+            LIST_DELETED if deleted else LIST_ACTIVE, (vault_id, kind, after or "", limit)
         ).fetchall()
         return [(ObjectRecord(*r[:7]), version_record(r[7:])) for r in rows]
 

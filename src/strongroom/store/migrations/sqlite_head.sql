@@ -1,4 +1,4 @@
--- The schema of revision 0005 (store.migrations.HEAD) for a new SQLite file, made by
+-- The schema of revision 0006 (store.migrations.HEAD) for a new SQLite file, made by
 -- every migration in versions/ run in order; a new file gets it in one transaction, without
 -- Alembic. tests/store/test_migrations.py checks that it matches what the migrations make;
 -- regenerate it with: python -m strongroom.store.migrations.freeze
@@ -45,3 +45,4 @@ CREATE TABLE audit_batches (seq INTEGER PRIMARY KEY, min_ts INTEGER NOT NULL, ma
 CREATE INDEX audit_batches_by_time ON audit_batches (max_ts);
 CREATE TABLE changes (vault_id TEXT NOT NULL, kind TEXT NOT NULL, lname TEXT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (vault_id, kind, lname));
 CREATE INDEX changes_by_seq ON changes (vault_id, seq);
+CREATE INDEX objects_deleted ON objects (vault_id, kind, lname) WHERE deleted_date IS NOT NULL;
