@@ -186,6 +186,10 @@ class IdentityService:
     def list_principals(self) -> list[Principal]:
         return [to_principal(r) for r in self._inst.store.reads.list_principals()]
 
+    def get_principal(self, client_id: str) -> Principal | None:
+        record = self._inst.store.reads.get_principal(client_id[:100])
+        return to_principal(record) if record is not None else None
+
     def find_principal(self, name_or_id: str) -> Principal:
         reads = self._inst.store.reads
         record = reads.get_principal(name_or_id) or reads.get_principal_by_name(name_or_id)
