@@ -9,6 +9,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -373,3 +374,33 @@ def test_async_client(srv: Server) -> None:
                 await client.get_role_assignment("/keys", made.name)
 
     asyncio.run(run())
+
+
+def test_whole_vault_backup_carries_roles(srv: Server, tmp_path: Path) -> None:
+    """The operator's backup keeps the permission model, assignments and custom roles; the
+    operator's restore into a new vault brings them back, and they work there."""
+    owner = Principal(srv, "rbac-carried")
+    _operator_grants(srv, "rbac-two", "Key Vault Secrets Officer", owner.id, "/secrets/c")
+    open_admin = KeyVaultAccessControlClient(
+        srv.vault_url("rbac-open"), srv.credential(), connection_verify=str(srv.ca)
+    )
+    custom = open_admin.set_role_definition("/", role_name="Carried role", permissions=[
+        KeyVaultPermission(data_actions=["Microsoft.KeyVault/vaults/keys/read"])])  # fmt: skip
+    made = cli(srv.data_dir, "vault", "backup", "-n", "rbac-open", "--dir", str(tmp_path))
+    open_admin.delete_role_definition("/", custom.name)
+    restored = cli(srv.data_dir, "vault", "restore", "-n", "rbac-open-copy", "--dir",
+                   str(tmp_path), "--folder", made["folder"], "--create")  # fmt: skip
+    assert f"role definition {custom.name}" in restored["settings"]
+
+    made = cli(srv.data_dir, "vault", "backup", "-n", "rbac-two", "--dir", str(tmp_path))
+    restored = cli(srv.data_dir, "vault", "restore", "-n", "rbac-two-copy", "--dir",
+                   str(tmp_path), "--folder", made["folder"], "--create")  # fmt: skip
+    assert "RBAC authorization" in restored["settings"]
+    assert cli(srv.data_dir, "vault", "show", "rbac-two-copy")["enableRbacAuthorization"] is True
+    listed = cli(srv.data_dir, "vault", "role", "assignment", "list", "-n", "rbac-two-copy",
+                 "--assignee", owner.id)  # fmt: skip
+    assert [a["properties"]["scope"] for a in listed] == ["/secrets/c"]
+    time.sleep(CACHE)
+    owner.secrets("rbac-two-copy").set_secret("c", "1")
+    _rbac_denied(lambda: owner.secrets("rbac-two-copy").set_secret("d", "1"),
+                 "Microsoft.KeyVault/vaults/secrets/setSecret/action")  # fmt: skip

@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from strongroom.errors import BadParameter, Conflict, Forbidden, NotFound
 from strongroom.services.access import note_settings
@@ -615,6 +616,46 @@ class RbacService:
         deleted = self._inst.store.transact(write).result()
         self._cache.pop(vault.id, None)
         return deleted
+
+
+def export_rbac(reads: Reads, vault: VaultRecord) -> dict[str, Any]:
+    """The vault's permission model, role assignments and custom roles, as a whole-vault
+    backup's manifest and replication carry them."""
+    return {
+        "enabled": reads.get_meta(_enabled_key(vault.id)) is not None,
+        "assignments": [json.loads(v) for _, v in reads.list_meta(assignments_prefix(vault.id))],
+        "definitions": [json.loads(v) for _, v in reads.list_meta(definitions_prefix(vault.id))],
+    }
+
+
+def import_rbac(tx: Tx, vault: VaultRecord, exported: dict[str, Any]) -> list[str]:
+    """Writes what ``export_rbac`` gave that the vault lacks (an assignment or custom role
+    already there by name is kept), and the permission model; what it wrote, for reports."""
+    written: list[str] = []
+    try:
+        definitions = [definition_from_json(json.dumps(d)) for d in exported.get("definitions", [])]
+        assignments = [assignment_from_json(json.dumps(a)) for a in exported.get("assignments", [])]
+    except (TypeError, ValueError) as exc:
+        raise BadParameter("The backup's role assignments or definitions are malformed.") from exc
+    for d in definitions:
+        key = definitions_prefix(vault.id) + d.name
+        if tx.get_meta(key) is None:
+            tx.set_meta(key, definition_to_json(d))
+            written.append(f"role definition {d.name}")
+    for a in assignments:
+        key = assignments_prefix(vault.id) + a.name
+        if tx.get_meta(key) is None:
+            tx.set_meta(key, assignment_to_json(a))
+            written.append(f"role assignment {a.name}")
+    if "enabled" in exported:
+        enabled = bool(exported["enabled"])
+        if enabled != (tx.get_meta(_enabled_key(vault.id)) is not None):
+            if enabled:
+                tx.set_meta(_enabled_key(vault.id), "1")
+            else:
+                tx.delete_meta(_enabled_key(vault.id))
+            written.append("RBAC authorization" if enabled else "access-policy authorization")
+    return written
 
 
 def delete_principal_assignments(tx: Tx, vault_id: str, principal_id: str) -> None:
