@@ -332,6 +332,11 @@ def _enabled_key(vault_id: str) -> str:
     return f"vault/{vault_id}/rbac/enabled"
 
 
+def replicated_rbac_key(vault_id: str) -> str:
+    """Where a replica keeps its source's ``export_rbac`` (``services.replication``)."""
+    return f"vault/{vault_id}/replica/rbac"
+
+
 def assignments_prefix(vault_id: str) -> str:
     return f"vault/{vault_id}/rbac/assignments/"
 
@@ -412,10 +417,18 @@ class RbacService:
             return hit[1]
         reads = self._inst.store.reads
         roles = _VaultRoles(reads.get_meta(_enabled_key(vault.id)) is not None)
+        assignments, custom = self._assignments(reads, vault), self._custom(reads, vault)
+        if vault.replica_of is not None:  # the source's apply beside the replica's own
+            source = json.loads(reads.get_meta(replicated_rbac_key(vault.id)) or "{}")
+            roles.enabled = roles.enabled or bool(source.get("enabled"))
+            custom += [definition_from_json(json.dumps(d)) for d in source.get("definitions", [])]
+            assignments += [
+                assignment_from_json(json.dumps(a)) for a in source.get("assignments", [])
+            ]
         if roles.enabled:
-            for a in self._assignments(reads, vault):
+            for a in assignments:
                 roles.by_principal.setdefault(a.principal_id.lower(), []).append(a)
-            roles.custom = {d.name: d for d in self._custom(reads, vault)}
+            roles.custom = {d.name: d for d in custom}
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[vault.id] = (now + self.CACHE_SECONDS, roles)
