@@ -184,6 +184,12 @@ def test_who_may_manage_assignments(srv: Server) -> None:
         "Microsoft.Authorization/roleAssignments/write",
     )
     assert keeper.secrets("rbac-two").get_secret("a").value == "b"
+    # Azure's condition on that role: it hands out the listed data roles, not itself.
+    with pytest.raises(HttpResponseError) as info:
+        keeper.roles("rbac-two").create_role_assignment(
+            "/secrets/a", DATA_ACCESS_ADMIN, str(uuid.uuid4())
+        )
+    assert info.value.status_code == 403 and "may assign only" in str(info.value)
     # In a closed access-policy vault nobody but the operator manages roles over the API.
     closed = KeyVaultAccessControlClient(
         srv.vault_url("rbac-policies"), srv.credential(), connection_verify=str(srv.ca)

@@ -3,6 +3,7 @@ mean in Azure, scopes inherit downwards only, wildcards and notDataActions, deny
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -160,5 +161,27 @@ def test_deny_by_default_and_grant(tmp_path_factory: pytest.TempPathFactory) -> 
             rbac.authorize(record, "p1", "SecretGet", "/secrets/s2")
         with pytest.raises(Forbidden):
             rbac.authorize(record, "p2", "SecretGet", "/secrets/s1")
+    finally:
+        inst.close()
+
+
+def test_data_access_administrator_delegates_only_the_listed_roles(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    inst = open_installation(Settings(data_dir=tmp_path_factory.mktemp("rbac-delegate")))
+    try:
+        VaultService(inst).create("vault-two")
+        record = VaultService(inst).get_record("vault-two")
+        rbac = RbacService(inst)
+        rbac.set_enabled(record, True)
+        rbac.create_assignment(record, "/", "11111111-2222-3333-4444-555555555555",
+                               DATA_ACCESS_ADMIN, "keeper")  # fmt: skip
+        rbac.check_delegation(record, "keeper", "/keys", SECRETS_USER)
+        rbac.check_delegation(record, "keeper", "/", ADMIN)
+        for role in (DATA_ACCESS_ADMIN, "db79e9a7-68ee-4b58-9aeb-b90e7c24fcba", str(uuid.uuid4())):
+            with pytest.raises(Forbidden):
+                rbac.check_delegation(record, "keeper", "/", role)
+        with pytest.raises(Forbidden):  # someone without the role at all
+            rbac.check_delegation(record, "stranger", "/", SECRETS_USER)
     finally:
         inst.close()

@@ -257,6 +257,20 @@ BUILT_IN_ROLES: dict[str, RoleDefinition] = {
 }  # fmt: skip
 
 
+DATA_ACCESS_ADMINISTRATOR = "8b54135c-b56d-4d72-a534-26097cfdc8d8"
+# The roles Key Vault Data Access Administrator may assign: Azure attaches this condition to
+# its assignments (the role's description lists them), so it cannot hand out custom roles,
+# nor itself.
+DELEGABLE_ROLES = frozenset(
+    r.name
+    for r in BUILT_IN_ROLES.values()
+    if r.role_name in {
+        "Key Vault Administrator", "Key Vault Certificates Officer", "Key Vault Crypto Officer",
+        "Key Vault Crypto Service Encryption User", "Key Vault Crypto User", "Key Vault Reader",
+        "Key Vault Secrets Officer", "Key Vault Secrets User",
+    }
+)  # fmt: skip
+
 # -- scopes -----------------------------------------------------------------------------------
 
 
@@ -451,6 +465,40 @@ class RbacService:
             if role is not None and permits(role, action):
                 return a.name
         raise denied(vault.name, client_id, action, scope)
+
+    def check_delegation(
+        self, vault: VaultRecord, client_id: str, scope: str, role_definition_id: str
+    ) -> None:
+        """Under RBAC, whether the caller (already allowed to write assignments at ``scope``)
+        may assign this role: through Key Vault Data Access Administrator only the roles of
+        ``DELEGABLE_ROLES``, as Azure's condition on that role says."""
+        role = role_name_of(role_definition_id)
+        roles = self._roles(vault)
+        action = ACTIONS["RoleAssignmentCreate"]
+        for a in roles.by_principal.get(client_id.lower(), ()):
+            held = BUILT_IN_ROLES.get(a.role) or roles.custom.get(a.role)
+            if held is None or not covers(a.scope, scope) or not permits(held, action):
+                continue
+            if a.role != DATA_ACCESS_ADMINISTRATOR or role in DELEGABLE_ROLES:
+                return
+        raise Forbidden(
+            f"The role assignment of '{role}' is not allowed: Key Vault Data Access "
+            "Administrator may assign only Key Vault Administrator, Certificates Officer, "
+            "Crypto Officer, Crypto Service Encryption User, Crypto User, Reader, Secrets "
+            "Officer and Secrets User.",
+            inner="ForbiddenByRbac",
+        )
+
+    def allows(self, vault: VaultRecord, client_id: str, operation: str, scope: str) -> bool:
+        try:
+            self.authorize(vault, client_id, operation, scope)
+        except Forbidden:
+            return False
+        return True
+
+    def may_use(self, vault: VaultRecord, client_id: str) -> bool:
+        """Whether the principal holds any role in the vault (the console lists it)."""
+        return bool(self._roles(vault).by_principal.get(client_id.lower()))
 
     # -- assignments ------------------------------------------------------------------------
 

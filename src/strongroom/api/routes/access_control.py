@@ -163,10 +163,11 @@ class AccessControlRoutes:
         properties = wire.opt_object(await call.json(), "properties")
         if properties is None:
             raise BadParameter("'properties' is required.")
-        created = self._rbac.create_assignment(
-            call.record, scope, name,
-            wire.req_str(properties, "roleDefinitionId"), wire.req_str(properties, "principalId"),
-        )  # fmt: skip
+        role = wire.req_str(properties, "roleDefinitionId")
+        principal = wire.req_str(properties, "principalId")
+        if not call.caller.operator and self._rbac.enabled(call.record):
+            self._rbac.check_delegation(call.record, call.caller.client_id, scope, role)
+        created = self._rbac.create_assignment(call.record, scope, name, role, principal)
         return json_reply(assignment_json(created), 201)
 
     async def delete_assignment(self, call: Call) -> Reply:
