@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 
 from strongroom.api.routes import route_table
-from strongroom.api.routes.access_control import RBAC_KIND
 from strongroom.api.routes.certificates import CertificateRoutes
 from strongroom.api.routes.keys import KeyRoutes
 from strongroom.api.routes.secrets import SecretRoutes
@@ -20,6 +19,7 @@ from strongroom.errors import BadParameter, Forbidden
 from strongroom.services.access import PERMISSIONS, AccessService
 from strongroom.services.container import Services
 from strongroom.services.installation import Installation, open_installation
+from strongroom.services.rbac import RBAC_KIND
 from strongroom.services.vaults import VaultService
 from strongroom.store.base import VaultRecord
 

@@ -28,14 +28,13 @@ from starlette.types import Receive, Scope, Send
 from strongroom import logs, telemetry
 from strongroom.api.calls import Call, Reply
 from strongroom.api.errors import JSON, error_body, error_parts
-from strongroom.api.routes.access_control import RBAC_KIND
 from strongroom.api.routing import Route, RouteTable
 from strongroom.errors import Forbidden, NotFound, Unauthorized
 from strongroom.identifiers import check_api_version
 from strongroom.services.access import AccessService
 from strongroom.services.audit import AuditLog
 from strongroom.services.identity import Caller, IdentityService
-from strongroom.services.rbac import RbacService, request_scope
+from strongroom.services.rbac import RBAC_KIND, RbacService, request_scope
 from strongroom.services.replication import read_only
 from strongroom.services.vaults import VaultService
 from strongroom.store.base import PENDING_AUDIT, PendingAudit, VaultRecord
@@ -278,11 +277,16 @@ class DataPlane:
         self, record: VaultRecord, caller: Caller, route: Route, args: tuple[str, ...], note: _Note
     ) -> None:
         """Raises ``Forbidden`` unless the vault's permission model lets the caller do this:
-        under RBAC a role assignment (whose name the audit record keeps), else access
+        under RBAC a role assignment (whose name the audit record keeps; a caller holding
+        none in the vault is answered as for a vault that does not exist), else access
         policies. Role management under access policies is the operator's alone, unless the
         vault is open."""
         need = route.need
         if self._rbac.enabled(record):
+            if not self._rbac.may_use(record, caller.client_id):
+                # No role at all in the vault: told the same as of a vault that does not
+                # exist, so that RBAC vaults cannot be enumerated either.
+                raise self._access.denied(record.name, caller.client_id, need.kind, need.permission)
             scope = request_scope(route.path, args)
             note.grant = self._rbac.authorize(record, caller.client_id, need.operation, scope)
         elif need.kind == RBAC_KIND:

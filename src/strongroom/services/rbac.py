@@ -38,6 +38,7 @@ from strongroom.services.access import note_settings
 from strongroom.services.installation import Installation
 from strongroom.store.base import Reads, Tx, VaultRecord
 
+RBAC_KIND = "rbac"  # the Need kind of role management routes: no access policy grants it
 ROLE_DEFINITION_PREFIX = "Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/"
 MAX_ASSIGNMENTS = 2000  # per vault (Azure's limit per subscription is 4000)
 MAX_CUSTOM_ROLES = 100

@@ -25,6 +25,7 @@ from strongroom.api.routing import Need, Route
 from strongroom.errors import BadParameter
 from strongroom.services.rbac import (
     CUSTOM,
+    RBAC_KIND,
     Permission,
     RbacService,
     RoleAssignment,
@@ -32,7 +33,6 @@ from strongroom.services.rbac import (
     normalise_scope,
 )
 
-RBAC_KIND = "rbac"  # the Need kind of these routes: no access-policy permission grants it
 _PREFIX = "/providers/Microsoft.Authorization"
 _MAX_FILTER = 500
 
