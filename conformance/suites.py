@@ -117,14 +117,17 @@ SUITES: dict[str, Suite] = {
             version="4.7.2",
             # The backup client's tests and samples: whole-vault backup, restore, selective
             # restore, pre-checks, polling and continuation tokens, through a SAS token and
-            # through the server's own key ("managed identity"). The package's RBAC and
-            # settings tests are for APIs Strongroom does not serve yet (issue 26), so their
-            # files are not run.
+            # through the server's own key ("managed identity"); and the access-control
+            # client's: role definitions (custom roles made, updated, read, deleted) and role
+            # assignments. The settings tests are for an API Strongroom does not serve, so
+            # their files are not run.
             paths=(
                 "tests/test_backup_client.py",
                 "tests/test_backup_client_async.py",
                 "tests/test_examples_administration.py",
                 "tests/test_examples_administration_async.py",
+                "tests/test_access_control.py",
+                "tests/test_access_control_async.py",
             ),
             exclusions=(
                 Exclusion(
@@ -138,6 +141,9 @@ SUITES: dict[str, Suite] = {
                 ),
             ),
             managed_hsm_with_storage=True,
+            # The access-control tests assign a role to the principal this names (upstream: the
+            # pipeline's managed identity); Strongroom takes any principal id, as Managed HSM does.
+            env={"MANAGED_IDENTITY_CLIENT_ID": "5b1f5a5e-7c1d-4c55-9a43-3a1f0c2e9d10"},
             # A full restore restores the whole vault, which the other tests share: one at a
             # time, as upstream runs them against one HSM.
             workers="0",

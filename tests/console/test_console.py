@@ -466,3 +466,26 @@ def test_malformed_console_requests_get_a_clear_refusal(console_server: Server) 
                                    "tags": "no-equals-sign"})  # fmt: skip
         assert bad_tags.status_code == 400 and "name=value" in bad_tags.text
     assert _secrets(server).get_secret("malformed-target").value == "v"
+
+
+def test_an_rbac_vault_shows_what_the_principals_roles_allow(
+    console_server: Server, page: Any, unique: str
+) -> None:
+    server = console_server
+    vault = "con-rbac"
+    user = cli(server.data_dir, "principal", "create", "role-holder", port=server.port)
+    cli(server.data_dir, "vault", "create", vault, "--enable-rbac-authorization")
+    # Without a role the vault is not even listed.
+    _sign_in(page, server, user["clientId"], user["clientSecret"])
+    page.wait_for_url(re.compile(r"/console/vaults$"))
+    assert vault not in page.inner_text("#vaults")
+    cli(server.data_dir, "vault", "role", "assignment", "create", "-n", vault,
+        "--role", "Key Vault Reader", "--assignee", user["clientId"])  # fmt: skip
+    import time
+
+    time.sleep(2.2)  # the server re-reads the vault's roles at most this often
+    page.goto(f"{server.authority}/console/vaults")
+    assert vault in page.inner_text("#vaults")
+    page.goto(f"{server.authority}/console/vaults/{vault}/secrets")
+    assert page.locator("[data-action=save-secret]").is_disabled()
+    assert "Microsoft.KeyVault/vaults/secrets/setSecret/action" in page.inner_text("#new-secret")

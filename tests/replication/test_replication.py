@@ -336,3 +336,48 @@ def test_access_policies_travel_and_become_the_promoted_vaults(pair: Pair) -> No
     owners = {p["clientId"]: p["permissions"]["secrets"] for p in shown["accessPolicies"]}
     assert owners[pair.b.client_id] == ["get", "list"]
     assert owners[pair.replicator["clientId"]] == ["replicate", "get"]
+
+
+def test_role_assignments_travel_and_become_the_promoted_vaults(pair: Pair) -> None:
+    cli(pair.a.data_dir, "vault", "create", "roled", "--enable-rbac-authorization")
+    admin(pair.a, "vault", "update", "roled", "--replicable")
+    # Under RBAC the feed is authorised by a role too (its action is under vaults/*).
+    made = cli(
+        pair.a.data_dir,
+        "vault",
+        "role",
+        "assignment",
+        "create",
+        "-n",
+        "roled",
+        "--role",
+        "Key Vault Administrator",
+        "--assignee",
+        pair.replicator["clientId"],
+    )
+    pair.follow("roled-dr", "roled")
+
+    def copied() -> bool:
+        status = admin(pair.b, "replica", "status", "-n", "roled-dr")
+        return status["position"] > 0 and status["lagChanges"] == 0
+
+    _until(copied)
+    assert cli(pair.b.data_dir, "vault", "show", "roled-dr")["enableRbacAuthorization"] is True
+    # B's own principal has no role on the replica: denied, as on the source.
+    secrets = pair.clients(pair.b, "roled-dr")[0]
+    with pytest.raises(HttpResponseError) as info:
+        secrets.get_secret("anything")
+    assert info.value.status_code == 403
+    cli(pair.b.data_dir, "vault", "role", "assignment", "create", "-n", "roled-dr",
+        "--role", "Key Vault Secrets User", "--assignee", pair.b.client_id)  # fmt: skip
+    time.sleep(2.2)
+    with pytest.raises(HttpResponseError) as info:
+        secrets.get_secret("anything")
+    assert info.value.status_code == 404  # allowed now: the secret is simply not there
+
+    admin(pair.b, "replica", "promote", "-n", "roled-dr")
+    shown = cli(pair.b.data_dir, "vault", "show", "roled-dr")
+    assert shown["enableRbacAuthorization"] is True
+    names = {a["name"] for a in cli(pair.b.data_dir, "vault", "role", "assignment", "list",
+                                     "-n", "roled-dr")}  # fmt: skip
+    assert made["name"] in names and len(names) == 2

@@ -57,6 +57,7 @@ class StrongroomApp:
             self.services.access,
             self.services.audit,
             settings.vault_url,
+            self.services.rbac,
         )
         suffix_netloc = settings.vault_resource.removeprefix("https://")
         routes = IdentityRoutes(

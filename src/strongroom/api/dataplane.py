@@ -29,18 +29,20 @@ from strongroom import logs, telemetry
 from strongroom.api.calls import Call, Reply
 from strongroom.api.errors import JSON, error_body, error_parts
 from strongroom.api.routing import Route, RouteTable
-from strongroom.errors import NotFound, Unauthorized
+from strongroom.errors import Forbidden, NotFound, Unauthorized
 from strongroom.identifiers import check_api_version
 from strongroom.services.access import AccessService
 from strongroom.services.audit import AuditLog
 from strongroom.services.identity import Caller, IdentityService
+from strongroom.services.rbac import RBAC_KIND, RbacService, request_scope
 from strongroom.services.replication import read_only
 from strongroom.services.vaults import VaultService
-from strongroom.store.base import PENDING_AUDIT, PendingAudit
+from strongroom.store.base import PENDING_AUDIT, PendingAudit, VaultRecord
 
 _REQUEST_LOG = logs.REQUESTS
 _MISSING_TOKEN = "AKV10000: Request is missing a Bearer or PoP token."  # noqa: S105 - a message
 _JSON_HEADER = (b"content-type", JSON.encode())
+_PROVIDERS = "/providers/microsoft.authorization/"
 
 
 class _RequestIds:
@@ -117,12 +119,14 @@ class DataPlane:
         access: AccessService,
         audit: AuditLog,
         vault_url: Callable[[str], str],
+        rbac: RbacService,
     ):
         self._identity = identity
         self._vaults = vaults
         self._table = table
         self._taken: dict[tuple[str, str], tuple[Route, tuple[str, ...]]] = {}
         self._access = access
+        self._rbac = rbac
         self._audit = audit
         self._vault_url = vault_url  # ids are built from configuration, never from Host
         self._urls: dict[str, str] = {}  # vault name -> its URL, as vault_url made it
@@ -247,9 +251,7 @@ class DataPlane:
                 vault_name, caller.client_id, need.kind, need.permission
             ) from None
         if not caller.operator:
-            self._access.check(record, caller.client_id, need.kind, need.permission)
-            for kind, permission in need.also:
-                self._access.check(record, caller.client_id, kind, permission)
+            self._authorize(record, caller, route, args, note)
         if record.replica_of is not None and route.changes_vault:
             raise read_only(record)
         base = self._urls.get(vault_name)
@@ -263,7 +265,7 @@ class DataPlane:
         # A request that may write: its audit record goes with its first write's transaction.
         note.pending = PendingAudit(
             self._audit.make(caller.client_id, note.vault, need.operation, note.path,
-                             need.status, note.request_id, note.caller)
+                             need.status, note.request_id, note.caller, note.grant)
         )  # fmt: skip
         token = PENDING_AUDIT.set(note.pending)
         try:
@@ -271,13 +273,50 @@ class DataPlane:
         finally:
             PENDING_AUDIT.reset(token)
 
+    def _authorize(
+        self, record: VaultRecord, caller: Caller, route: Route, args: tuple[str, ...], note: _Note
+    ) -> None:
+        """Raises ``Forbidden`` unless the vault's permission model lets the caller do this:
+        under RBAC a role assignment (whose name the audit record keeps; a caller holding
+        none in the vault is answered as for a vault that does not exist), else access
+        policies. Role management under access policies is the operator's alone, unless the
+        vault is open."""
+        need = route.need
+        if self._rbac.enabled(record):
+            if not self._rbac.may_use(record, caller.client_id):
+                # No role at all in the vault: told the same as of a vault that does not
+                # exist, so that RBAC vaults cannot be enumerated either.
+                raise self._access.denied(record.name, caller.client_id, need.kind, need.permission)
+            scope = request_scope(route.path, args)
+            note.grant = self._rbac.authorize(record, caller.client_id, need.operation, scope)
+        elif need.kind == RBAC_KIND:
+            if not record.open_access:
+                raise Forbidden(
+                    f"Vault '{record.name}' uses access policies, so its role assignments and "
+                    f"definitions are managed by the operator alone (strongroom vault role "
+                    f"...), or by role holders once RBAC is enabled: strongroom vault update "
+                    f"{record.name} --enable-rbac-authorization true",
+                    inner="ForbiddenByPolicy",
+                )
+        else:
+            self._access.check(record, caller.client_id, need.kind, need.permission)
+            for kind, permission in need.also:
+                self._access.check(record, caller.client_id, kind, permission)
+
     def _route(self, method: str, path: str) -> tuple[Route, tuple[str, ...]]:
         """The route and its arguments for a method and path; routing depends on nothing
-        else, so routes already taken are remembered (errors are not)."""
+        else, so routes already taken are remembered (errors are not). Role management
+        paths (``{scope}/providers/Microsoft.Authorization/...``) are routed by their tail,
+        their scope handed over as the first argument."""
         key = (method, path)
         taken = self._taken.get(key)
         if taken is None:
-            taken = self._table.find(method, path)
+            at = path.lower().find(_PROVIDERS)
+            if at >= 0:
+                route, args = self._table.find(method, path[at:])
+                taken = route, (path[:at], *args)
+            else:
+                taken = self._table.find(method, path)
             if len(self._taken) >= self.MAX_ROUTES:
                 self._taken.clear()
             self._taken[key] = taken
@@ -287,7 +326,7 @@ class DataPlane:
 class _Note:
     """What the audit record of one request needs, gathered as the request is handled."""
 
-    __slots__ = ("caller", "operation", "path", "pending", "request_id", "vault")
+    __slots__ = ("caller", "grant", "operation", "path", "pending", "request_id", "vault")
 
     def __init__(self, vault: str, scope: Scope, request_id: bytes):
         self.operation = "Unknown"
@@ -297,6 +336,7 @@ class _Note:
         client = scope.get("client")
         self.caller: str | None = client[0] if client else None
         self.pending: PendingAudit | None = None  # committed with the request's first write
+        self.grant: str | None = None  # under RBAC: the role assignment that allowed it
 
     def audit(self, log: AuditLog, principal: str | None, operation: str, status: int) -> None:
         pending = self.pending
@@ -304,9 +344,10 @@ class _Note:
             return  # already in the store, with the write it tells of
         log.record(
             log.make(
-                principal, self.vault, operation, self.path, status, self.request_id, self.caller
+                principal, self.vault, operation, self.path, status, self.request_id,
+                self.caller, self.grant,
             )
-        )
+        )  # fmt: skip
 
     def auth_failed(self, log: AuditLog) -> None:
         log.auth_failed(self.vault, self.path, self.request_id, self.caller)

@@ -27,6 +27,7 @@ from strongroom.cli import (
     serve,
     storage,
     vault_backup,
+    vault_roles,
 )
 from strongroom.cli.completion import complete_vault_name
 from strongroom.cli.output import Output, OutputOption, common_options, emit, fail
@@ -55,6 +56,7 @@ app.add_typer(domain.backup_app, name="backup")
 app.add_typer(db.app, name="db")
 app.add_typer(replica.app, name="replica")
 vault_backup.register(vault_app, domain.backup_app)
+vault_app.add_typer(vault_roles.app, name="role")
 app.command(context_settings=serve.CONTEXT)(serve.serve)
 seed.register(app, vault_app)
 
@@ -163,12 +165,15 @@ def principal_delete(
 
 def _vault_json(v: Vault, settings: Settings, inst: Installation | None = None) -> dict[str, Any]:
     policies: list[dict[str, Any]] = []
+    rbac = False
     if inst is not None:
         from strongroom.services.access import AccessService, policy_json
+        from strongroom.services.rbac import RbacService
         from strongroom.services.vaults import VaultService
 
         record = VaultService(inst).get_record(v.name)
         policies = [policy_json(p) for p in AccessService(inst).list_policies(record)]
+        rbac = RbacService(inst).enabled(record)
     return {
         "name": v.name,
         "vaultUri": settings.vault_url(v.name),
@@ -177,6 +182,8 @@ def _vault_json(v: Vault, settings: Settings, inst: Installation | None = None) 
         "softDeleteRetentionInDays": v.retention_days,
         "enablePurgeProtection": v.purge_protection,
         "openToAllPrincipals": v.open_access,
+        # Azure's name: role assignments, not access policies, decide (services.rbac).
+        "enableRbacAuthorization": rbac,
         "replicable": v.replicable,
         "replicaOf": v.replica_of,
         "recoveryLevel": v.recovery_level,
@@ -199,12 +206,19 @@ def vault_create(
         help="Let every principal of this installation do everything in the vault (a "
         "development vault). Without it, only principals given access policies may act.",
     ),
+    enable_rbac: bool = typer.Option(
+        False,
+        "--enable-rbac-authorization",
+        help="Authorise data-plane operations by Azure role assignments (strongroom vault role "
+        "assignment create, az keyvault role assignment create) instead of access policies.",
+    ),
     data_dir: Path | None = DataDir,
     port: int = Port,
     output: Output = OutputOption,
 ) -> None:
     """Create a vault. It is closed to every principal until `vault set-policy` grants access,
-    unless --open makes it open to all of this installation's principals."""
+    unless --open makes it open to all of this installation's principals; with
+    --enable-rbac-authorization, until a role assignment does."""
     from strongroom.services.domains import DomainService
     from strongroom.services.vaults import VaultService
 
@@ -217,7 +231,11 @@ def vault_create(
             domain_id=domain_id,
             open_access=open_access,
         )
-        emit(_vault_json(vault, settings), output)
+        if enable_rbac:
+            from strongroom.services.rbac import RbacService
+
+            RbacService(inst).set_enabled(VaultService(inst).get_record(name), True)
+        emit(_vault_json(vault, settings, inst), output)
 
 
 @vault_app.command("update")
@@ -236,17 +254,33 @@ def vault_update(
         "installations can follow it (strongroom replica follow); every write then costs one "
         "more statement.",
     ),
+    enable_rbac: str | None = typer.Option(
+        None,
+        "--enable-rbac-authorization",
+        help="true: role assignments authorise every data-plane operation (access policies "
+        "and --open are then ignored); false: access policies do.",
+    ),
     data_dir: Path | None = DataDir,
     port: int = Port,
     output: Output = OutputOption,
 ) -> None:
     """Open a vault to every principal or close it to all but its access policies; make it
-    replicable or not."""
+    replicable or not; switch its permission model between access policies and RBAC."""
     from strongroom.services.vaults import VaultService
 
-    if open_access is None and replicable is None:
-        fail("BadParameter", "Say what to change: --open/--closed, --replicable/--not-replicable.")
+    if open_access is None and replicable is None and enable_rbac is None:
+        fail("BadParameter", "Say what to change: --open/--closed, --replicable/--not-replicable, "
+             "--enable-rbac-authorization true|false.")  # fmt: skip
+    rbac_on = None
+    if enable_rbac is not None:
+        if enable_rbac.lower() not in ("true", "false"):
+            fail("BadParameter", "--enable-rbac-authorization takes true or false.")
+        rbac_on = enable_rbac.lower() == "true"
     with local(data_dir, port, "VaultUpdate", name) as (inst, settings):
+        if rbac_on is not None:
+            from strongroom.services.rbac import RbacService
+
+            RbacService(inst).set_enabled(VaultService(inst).get_record(name), rbac_on)
         if open_access is not None:
             VaultService(inst).set_open_access(name, open_access)
         if replicable is not None:
@@ -456,7 +490,7 @@ def audit_list(
         emit([
             {"time": r.ts, "principal": r.principal, "vault": r.vault, "operation": r.operation,
              "objectId": r.object_id, "status": r.status, "clientRequestId": r.request_id,
-             "callerAddress": r.caller}
+             "callerAddress": r.caller, "roleAssignment": r.grant}
             for r in records
         ], output)  # fmt: skip
 

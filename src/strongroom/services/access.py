@@ -178,6 +178,12 @@ class AccessService:
     def denied(vault_name: str, client_id: str, kind: str, permission: str) -> Forbidden:
         """What a principal without the permission is told: the same whether or not the
         vault exists (vault names cannot be enumerated)."""
+        if kind == "rbac":  # role management (services.rbac): no policy grants it
+            return Forbidden(
+                f"The user, group or application 'appid={client_id}' does not have permission "
+                f"to {permission} on key vault '{vault_name}'.",
+                inner="ForbiddenByPolicy",
+            )
         return Forbidden(
             f"The user, group or application 'appid={client_id}' does not have {kind} "
             f"{permission} permission on key vault '{vault_name}'. Grant it with: strongroom "

@@ -112,11 +112,12 @@ class AuditLog:
         status: int,
         request_id: str | None,
         caller: str | None,
+        grant: str | None = None,
     ) -> AuditRecord:
         """A record stamped now, for the caller to have written (``store.base.PendingAudit``)."""
         return AuditRecord(
             self._inst.clock.now(), principal, vault, operation, object_id, status, request_id,
-            caller,
+            caller, grant,
         )  # fmt: skip
 
     def record(self, record: AuditRecord) -> None:

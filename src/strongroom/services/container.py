@@ -18,6 +18,7 @@ from strongroom.services.issuers import IssuerService
 from strongroom.services.jobs import Jobs
 from strongroom.services.keys import KeyService
 from strongroom.services.objects import ObjectService
+from strongroom.services.rbac import RbacService
 from strongroom.services.replication import Replication
 from strongroom.services.scheduler import Scheduler
 from strongroom.services.secrets import SecretService
@@ -46,6 +47,7 @@ class Services:
         self.issuers = IssuerService(inst)
         self.storage = StorageService(inst, StorageProviders(_providers(inst)))
         self.access = AccessService(inst)
+        self.rbac = RbacService(inst)
         self.audit = AuditLog(inst)
         # Every object kind a vault holds, by kind: what whole-vault backup walks.
         self.kinds: dict[Kind, ObjectService[Any]] = {

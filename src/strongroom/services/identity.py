@@ -36,6 +36,7 @@ from strongroom.errors import (
 from strongroom.models import Principal
 from strongroom.services.installation import Installation
 from strongroom.services.objects import Due
+from strongroom.services.rbac import delete_principal_assignments
 from strongroom.services.throttle import FailureThrottle
 from strongroom.store.base import PrincipalRecord, Tx
 
@@ -185,6 +186,10 @@ class IdentityService:
     def list_principals(self) -> list[Principal]:
         return [to_principal(r) for r in self._inst.store.reads.list_principals()]
 
+    def get_principal(self, client_id: str) -> Principal | None:
+        record = self._inst.store.reads.get_principal(client_id[:100])
+        return to_principal(record) if record is not None else None
+
     def find_principal(self, name_or_id: str) -> Principal:
         reads = self._inst.store.reads
         record = reads.get_principal(name_or_id) or reads.get_principal_by_name(name_or_id)
@@ -193,7 +198,8 @@ class IdentityService:
         return to_principal(record)
 
     def delete_principal(self, name_or_id: str) -> Principal:
-        """Deletes the principal and its access policy in every vault, in one transaction.
+        """Deletes the principal, its access policy and role assignments in every vault, in one
+        transaction.
         Its tokens are refused from then on by every server process (see ``verify``)."""
 
         def write(tx: Tx) -> PrincipalRecord:
@@ -203,6 +209,7 @@ class IdentityService:
             tx.delete_principal(record.client_id)
             for vault in tx.list_vaults():
                 tx.delete_meta(f"vault/{vault.id}/access/{record.client_id}")
+                delete_principal_assignments(tx, vault.id, record.client_id)
             return record
 
         record = self._inst.store.transact(write).result()

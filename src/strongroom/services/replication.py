@@ -8,9 +8,11 @@ commit order. Making a vault replicable numbers every unit it already holds, so 
 starts from nothing. ``changes_page(after=N)`` answers the units changed after N, in order, each
 with its state *now*: the object's sealed blob (exactly ``POST …/backup``'s, restorable only in
 the security domain) with its soft-delete dates, ``absent`` for a purged one, or the vault's
-certificate issuers and contacts and its access policies, sealed the same way; so a replica's
-network carries no plaintext. On the replica the source's policies apply beside its own (which
-the replica's operator sets for its own installation's principals); the open setting is each
+certificate issuers and contacts, its access policies and its RBAC state (permission model,
+role assignments, custom roles), sealed the same way; so a replica's network carries no
+plaintext. On the replica the source's policies and role assignments apply beside its own
+(which the replica's operator sets for its own installation's principals), and it is
+authorised by RBAC if either the source or the replica says so; the open setting is each
 vault's own.
 
 **Replica.** A replica applies the units of a page one at a time, each in one transaction that
@@ -46,6 +48,7 @@ from strongroom.services.access import replicated_prefix
 from strongroom.services.installation import Installation
 from strongroom.services.issuers import IssuerService
 from strongroom.services.objects import ObjectService, replication_unit
+from strongroom.services.rbac import export_rbac, import_rbac, replicated_rbac_key
 from strongroom.services.vaults import VaultService
 from strongroom.store.base import SETTINGS, Reads, Tx, VaultRecord
 
@@ -230,7 +233,11 @@ class Replication:
         """The settings a replica takes: certificate issuers and contacts, and the access
         policies, which apply on the replica beside its own."""
         policies = [json.loads(v) for _, v in reads.list_meta(f"vault/{vault.id}/access/")]
-        return {**self._issuers.export_settings(reads, vault), "accessPolicies": policies}
+        return {
+            **self._issuers.export_settings(reads, vault),
+            "accessPolicies": policies,
+            "rbac": export_rbac(reads, vault),
+        }
 
     # -- replica ----------------------------------------------------------------------------
 
@@ -286,6 +293,14 @@ class Replication:
                 if tx.get_meta(own) is None:
                     tx.set_meta(own, text)
                 tx.delete_meta(entry)
+            # So do its role assignments, custom roles and permission model (RBAC or not).
+            source_rbac = tx.get_meta(replicated_rbac_key(vault.id))
+            if source_rbac is not None:
+                exported = json.loads(source_rbac)
+                if not exported.get("enabled"):
+                    exported.pop("enabled", None)  # the replica's own choice of RBAC stands
+                import_rbac(tx, vault, exported)
+                tx.delete_meta(replicated_rbac_key(vault.id))
             fresh = tx.get_vault_by_id(vault.id)
             assert fresh is not None
             self._note_everything(tx, fresh)
@@ -338,6 +353,7 @@ class Replication:
                     tx.delete_meta(key)
                 for policy in body.get("accessPolicies") or []:
                     tx.set_meta(prefix + str(policy["client_id"]), json.dumps(policy))
+                tx.set_meta(replicated_rbac_key(vault.id), json.dumps(body.get("rbac") or {}))
                 mark(tx)
 
             await self._store.transact_async(write)

@@ -7,7 +7,8 @@ A backup folder holds, for a vault at one moment (one ``Store.snapshot``):
   --file``); disabled and expired objects are included, soft-deleted ones on request;
 - ``manifest.srbk``, written last: sealed like a blob (header kind ``manifest``), it lists every
   object with its blob's SHA-256 and its content fingerprint (``Export.fingerprint``), and
-  carries the vault's settings, access policies, certificate issuers and contacts. Key rotation
+  carries the vault's settings, access policies, role assignments and custom roles (and
+  whether RBAC decides), certificate issuers and contacts. Key rotation
   policies and certificate policies travel in their objects' blobs.
 
 An *incremental* backup (``since``) writes only the objects whose fingerprint changed since its
@@ -42,6 +43,7 @@ from strongroom.services.backup_locations import Location, check_folder
 from strongroom.services.installation import Installation
 from strongroom.services.issuers import IssuerService
 from strongroom.services.objects import ObjectService
+from strongroom.services.rbac import export_rbac, import_rbac
 from strongroom.store.base import ObjectRecord, Reads, Tx, VaultRecord
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,8 @@ class Manifest:
     entries: list[Entry]
     settings: dict[str, Any]  # issuers and contacts (IssuerService.export_settings)
     access_policies: list[dict[str, Any]]
+    # The permission model and RBAC's state (services.rbac.export_rbac); {} in older backups.
+    rbac: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, header: dict[str, Any], body: dict[str, Any], folder: str) -> Manifest:
@@ -152,6 +156,7 @@ class Manifest:
                 entries=[Entry.from_json(e) for e in body["objects"]],
                 settings=dict(body.get("settings") or {}),
                 access_policies=list(body.get("accessPolicies") or []),
+                rbac=dict(body.get("rbac") or {}),
             )
         except (KeyError, TypeError, ValueError, BadParameter) as exc:
             raise backup.malformed_payload() from exc
@@ -322,6 +327,7 @@ class VaultBackups:
                 "accessPolicies": [
                     json.loads(value) for _, value in reads.list_meta(f"vault/{vault.id}/access/")
                 ],
+                "rbac": export_rbac(reads, vault),
             }
         manifest = backup.seal_manifest(self._inst, vault, name, len(entries), body, key)
         location.put(name, MANIFEST, manifest, last=True)
@@ -659,6 +665,7 @@ class VaultBackups:
             if open_access != vault.open_access:
                 tx.set_vault_open_access(vault.id, open_access)
                 written.append("open access" if open_access else "closed access")
+            written += import_rbac(tx, vault, manifest.rbac)
         return written
 
 

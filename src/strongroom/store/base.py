@@ -106,6 +106,8 @@ class AuditRecord(NamedTuple):
     status: int
     request_id: str | None
     caller: str | None
+    # Under RBAC, the role assignment that allowed the request (older batches lack it).
+    grant: str | None = None
 
 
 # The audit log is stored a batch per row (``audit_batches``): a row per request cost the server

@@ -44,6 +44,7 @@ from strongroom.services.console_sessions import ConsoleSession, ConsoleSessions
 from strongroom.services.container import Services
 from strongroom.services.domains import DomainService
 from strongroom.services.identity import Caller
+from strongroom.services.rbac import ACTIONS, request_scope
 from strongroom.store.base import VaultRecord
 
 _HERE = Path(__file__).parent
@@ -258,9 +259,7 @@ class Console:
             record, _ = self._s.vaults.lookup(vault)
         except NotFound:
             record = None
-        if record is None or not (
-            session.operator or self._s.access.may_use(record, session.client_id)
-        ):
+        if record is None or not (session.operator or self._may_use(record, session.client_id)):
             raise Problem(
                 403,
                 "Forbidden",
@@ -278,6 +277,11 @@ class Console:
             if key not in cache:
                 if session.operator:
                     cache[key] = ""
+                elif self._s.rbac.enabled(record):
+                    route, args = self._routes.find(method, path)
+                    operation, scope = route.need.operation, request_scope(route.path, args)
+                    allowed = self._s.rbac.allows(record, session.client_id, operation, scope)
+                    cache[key] = "" if allowed else ACTIONS[operation]
                 else:
                     route, _ = self._routes.find(method, path)
                     need = route.need
@@ -290,6 +294,13 @@ class Console:
             return cache[key]
 
         return can
+
+    def _may_use(self, record: VaultRecord, client_id: str) -> bool:
+        """Whether the principal may see the vault: any role in it under RBAC, else any
+        access-policy permission (or an open vault)."""
+        if self._s.rbac.enabled(record):
+            return self._s.rbac.may_use(record, client_id)
+        return self._s.access.may_use(record, client_id)
 
     @staticmethod
     def _kind(name: str) -> KindView:
@@ -378,9 +389,7 @@ class Console:
 
     def _visible_vaults(self, session: ConsoleSession) -> list[VaultRecord]:
         records = self._s.installation.store.reads.list_vaults()
-        return [
-            r for r in records if session.operator or self._s.access.may_use(r, session.client_id)
-        ]
+        return [r for r in records if session.operator or self._may_use(r, session.client_id)]
 
     def _domain_names(self) -> dict[str, str]:
         return {d.id: d.name for d in self._domains.list_domains()}

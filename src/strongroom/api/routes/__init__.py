@@ -4,6 +4,7 @@ its ``ObjectKind`` (``api.kinds``). A new kind is a module here and a line below
 
 from __future__ import annotations
 
+from strongroom.api.routes.access_control import AccessControlRoutes
 from strongroom.api.routes.administration import AdministrationRoutes
 from strongroom.api.routes.certificates import CertificateRoutes
 from strongroom.api.routes.keys import KeyRoutes
@@ -24,4 +25,5 @@ def route_table(services: Services) -> RouteTable:
     routes = [route for kind in kinds for route in kind.routes()]
     routes += AdministrationRoutes(services).routes()  # whole-vault backup and restore
     routes += ReplicationRoutes(services).routes()
+    routes += AccessControlRoutes(services.rbac).routes()  # role assignments and definitions
     return RouteTable(routes, KeyRoutes.refusals())

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from strongroom.api.errors import JSON, error_response
-from strongroom.errors import NotFound, OAuthError, StrongroomError, Unauthorized
+from strongroom.errors import BadParameter, NotFound, OAuthError, StrongroomError, Unauthorized
 from strongroom.services.identity import IdentityService
 
 _FORM = "application/x-www-form-urlencoded"
@@ -46,6 +46,8 @@ class IdentityRoutes:
             Route("/subscriptions", self.subscriptions),
             Route("/subscriptions/{subscription}", self.subscription),
             Route("/tenants", self.tenants),
+            # What az asks of Microsoft Graph to name the principals of role assignments.
+            Route("/v1.0/directoryObjects/getByIds", self.directory_objects, methods=["POST"]),
         ]
 
     @property
@@ -76,7 +78,10 @@ class IdentityRoutes:
             "name": "Strongroom",
             "authentication": login,
             "resourceManager": self._authority + "/",
-            "suffixes": {"keyVaultDns": self._vault_suffix},
+            # Graph is this server too (directory_objects); every vault serves Managed HSM's
+            # administration API, so az's --hsm-name names a vault on the same suffix.
+            "microsoftGraphResourceId": self._authority + "/",
+            "suffixes": {"keyVaultDns": self._vault_suffix, "mhsmDns": self._vault_suffix},
         })  # fmt: skip
 
     async def subscriptions(self, request: Request) -> Response:
@@ -94,6 +99,33 @@ class IdentityRoutes:
         except (Unauthorized, NotFound) as exc:
             return error_response(exc)
         return _json(self._subscription())
+
+    async def directory_objects(self, request: Request) -> Response:
+        """Graph's ``directoryObjects/getByIds``: this installation's principals among the ids
+        asked, as service principals (az names role assignments' principals with it)."""
+        try:
+            self._arm_caller(request)
+            try:
+                body = json.loads(await request.body())
+            except ValueError:
+                raise BadParameter("The request body is not valid JSON.") from None
+            ids = body.get("ids") if isinstance(body, dict) else None
+            if not isinstance(ids, list) or len(ids) > 1000:
+                raise BadParameter("'ids' must be a list of at most 1000 ids.")
+        except (Unauthorized, BadParameter) as exc:
+            return error_response(exc)
+        found = []
+        for client_id in {i for i in ids if isinstance(i, str)}:
+            principal = self._id.get_principal(client_id)
+            if principal is not None:
+                found.append({
+                    "@odata.type": "#microsoft.graph.servicePrincipal",
+                    "id": principal.client_id,
+                    "appId": principal.client_id,
+                    "displayName": principal.name,
+                    "servicePrincipalNames": [principal.client_id],
+                })  # fmt: skip
+        return _json({"value": found})
 
     async def tenants(self, request: Request) -> Response:
         try:

@@ -88,6 +88,8 @@ def downgrade() -> None:
         after = batches[-1][0]
         for _, blob in batches:
             records: list[dict[str, Any]] = [r._asdict() for r in unpack_audit(bytes(blob))]
+            for record in records:
+                record.pop("grant", None)  # the old table has no column for it
             if records:
                 bind.execute(insert, records)
     op.drop_table("audit_batches")
