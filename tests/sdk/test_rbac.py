@@ -306,33 +306,39 @@ def test_audit_names_the_assignment(srv: Server) -> None:
     assert gets and gets[-1]["roleAssignment"] == name and gets[-1]["status"] == 200
 
 
+def _fixed(n: int) -> str:
+    """A name fixed at collection (pytest-xdist's workers must collect the same tests)."""
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status"),
     [
-        ("PUT", f"{ROLES}/{uuid.uuid4()}", b"{not json", 400),
-        ("PUT", f"{ROLES}/{uuid.uuid4()}", b"[]", 400),
-        ("PUT", f"{ROLES}/{uuid.uuid4()}", b'{"properties": {"principalId": "p"}}', 400),
+        ("PUT", f"{ROLES}/{_fixed(1)}", b"{not json", 400),
+        ("PUT", f"{ROLES}/{_fixed(2)}", b"[]", 400),
+        ("PUT", f"{ROLES}/{_fixed(3)}", b'{"properties": {"principalId": "p"}}', 400),
         ("PUT", f"{ROLES}/not-a-guid",
          b'{"properties": {"principalId": "p", "roleDefinitionId": "' + SECRETS_USER.encode()
          + b'"}}', 400),
-        ("PUT", f"{ROLES}/{uuid.uuid4()}",
-         b'{"properties": {"principalId": "p", "roleDefinitionId": "' + str(uuid.uuid4()).encode()
+        ("PUT", f"{ROLES}/{_fixed(4)}",
+         b'{"properties": {"principalId": "p", "roleDefinitionId": "' + _fixed(5).encode()
          + b'"}}', 400),  # no such role
-        ("PUT", f"/vaults/x{ROLES}/{uuid.uuid4()}",
+        ("PUT", f"/vaults/x{ROLES}/{_fixed(6)}",
          b'{"properties": {"principalId": "p", "roleDefinitionId": "' + SECRETS_USER.encode()
          + b'"}}', 400),  # no such scope
-        ("PUT", f"{ROLES}/{uuid.uuid4()}", b'{"p": "' + b"a" * 2_000_000 + b'"}', 413),
+        ("PUT", f"{ROLES}/{_fixed(7)}", b'{"p": "' + b"a" * 2_000_000 + b'"}', 413),
         ("GET", f"{ROLES}", None, 200),
-        ("GET", f"{ROLES}/{uuid.uuid4()}", None, 404),
-        ("DELETE", f"{ROLES}/{uuid.uuid4()}", None, 404),
+        ("GET", f"{ROLES}/{_fixed(8)}", None, 404),
+        ("DELETE", f"{ROLES}/{_fixed(9)}", None, 404),
         ("GET", f"{ROLES}?$filter=roleName eq 'x'", None, 400),
         ("PUT", f"/providers/Microsoft.Authorization/roleDefinitions/{SECRETS_USER}",
          b'{"properties": {"roleName": "x"}}', 403),
-        ("PUT", f"/keys/providers/Microsoft.Authorization/roleDefinitions/{uuid.uuid4()}",
+        ("PUT", f"/keys/providers/Microsoft.Authorization/roleDefinitions/{_fixed(10)}",
          b'{"properties": {"roleName": "x"}}', 400),  # custom roles at "/" only
-        ("PUT", f"/providers/Microsoft.Authorization/roleDefinitions/{uuid.uuid4()}",
+        ("PUT", f"/providers/Microsoft.Authorization/roleDefinitions/{_fixed(11)}",
          b'{"properties": {"permissions": [{"dataActions": ["' + b"a" * 300 + b'"]}]}}', 400),
     ],
+    ids=lambda v: f"{len(v)}-bytes" if isinstance(v, bytes) else None,
 )  # fmt: skip
 def test_malformed_requests(
     srv: Server, method: str, path: str, body: bytes | None, status: int
