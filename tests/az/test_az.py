@@ -47,6 +47,19 @@ class Az:
         return done.stderr
 
 
+def az_setup(srv: Server, config_dir: Path) -> None:
+    """``strongroom az-setup --apply``: az in ``config_dir`` pointed at ``srv`` and signed in
+    as its test principal."""
+    setup = subprocess.run(
+        [sys.executable, "-m", "strongroom.cli.main", "az-setup", "--apply", "--az", AZ,
+         "--data-dir", str(srv.data_dir), "--port", str(srv.port),
+         "--client-id", srv.client_id, "--client-secret", srv.client_secret,
+         "--config-dir", str(config_dir)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert setup.returncode == 0, setup.stderr
+
+
 @pytest.fixture(scope="module")
 def az(tmp_path_factory: pytest.TempPathFactory, azurite: Azurite) -> Iterator[tuple[Az, Server]]:
     root = tmp_path_factory.mktemp("az")
@@ -59,14 +72,7 @@ def az(tmp_path_factory: pytest.TempPathFactory, azurite: Azurite) -> Iterator[t
     # strongroom az-setup: cloud register (with endpoint discovery, so /metadata/endpoints is
     # served), cloud set, instance discovery off, and a plain service-principal login (which
     # lists /subscriptions).
-    setup = subprocess.run(
-        [sys.executable, "-m", "strongroom.cli.main", "az-setup", "--apply", "--az", AZ,
-         "--data-dir", str(srv.data_dir), "--port", str(srv.port),
-         "--client-id", srv.client_id, "--client-secret", srv.client_secret,
-         "--config-dir", str(root / "config")],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert setup.returncode == 0, setup.stderr
+    az_setup(srv, root / "config")
     account = run("account", "show")
     assert account["tenantId"] == srv.tenant_id
     yield run, srv

@@ -5,15 +5,13 @@ vaults' DNS suffix), and the principal named through the server's Graph stand-in
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.az.test_az import AZ, Az
+from tests.az.test_az import AZ, Az, az_setup
 from tests.conftest import Server, cli, make_server
 
 pytestmark = pytest.mark.skipif(
@@ -29,14 +27,7 @@ def az(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Az, Server]]:
     cli(srv.data_dir, "vault", "create", "az-roles", "--enable-rbac-authorization")
     cli(srv.data_dir, "vault", "role", "assignment", "create", "-n", "az-roles",
         "--role", "Key Vault Data Access Administrator", "--assignee", "tests")  # fmt: skip
-    setup = subprocess.run(
-        [sys.executable, "-m", "strongroom.cli.main", "az-setup", "--apply", "--az", AZ,
-         "--data-dir", str(srv.data_dir), "--port", str(srv.port),
-         "--client-id", srv.client_id, "--client-secret", srv.client_secret,
-         "--config-dir", str(root / "config")],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert setup.returncode == 0, setup.stderr
+    az_setup(srv, root / "config")
     yield Az(srv, root / "config"), srv
     srv.stop()
 
