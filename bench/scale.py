@@ -337,11 +337,17 @@ def page_through(side: Side) -> None:
 
 
 def db_figures(side: Side) -> tuple[int, int]:
-    """(bytes of the database files, versions held)."""
+    """(bytes of the database's pages in use and of its write-ahead log, versions held). Pages
+    freed (by a schema upgrade's rebuild, by purges) stay in the file for SQLite to reuse and
+    are not counted."""
     db = side.data_dir / "strongroom.db"
-    size = sum(p.stat().st_size for p in (db, db.with_name(db.name + "-wal")) if p.exists())
+    wal = db.with_name(db.name + "-wal")
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        pages -= conn.execute("PRAGMA freelist_count").fetchone()[0]
+        size = pages * conn.execute("PRAGMA page_size").fetchone()[0]
+        size += wal.stat().st_size if wal.exists() else 0
         count = int(conn.execute("SELECT count(*) FROM versions").fetchone()[0])
     finally:
         conn.close()

@@ -66,9 +66,14 @@ def test_a_version_1_database_from_before_alembic_is_migrated(tmp_path: Path) ->
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
         "INSERT INTO meta VALUES ('schema_version', '1');"
         "CREATE TABLE versions (seq INTEGER PRIMARY KEY, vault_id TEXT);"
-        # Revision 0006 indexes objects.deleted_date, which version 1 had (0001's schema).
-        "CREATE TABLE objects (vault_id TEXT, kind TEXT, lname TEXT, deleted_date INTEGER);"
+        # Revisions 0006 and 0007 index and rebuild objects, whose columns version 1 had
+        # (0001's schema).
+        "CREATE TABLE objects (vault_id TEXT, kind TEXT, lname TEXT, name TEXT,"
+        " latest_version TEXT, deleted_date INTEGER, scheduled_purge_date INTEGER,"
+        " PRIMARY KEY (vault_id, kind, lname));"
+        "INSERT INTO objects VALUES ('v', 'secret', 'a', 'A', '1', NULL, NULL);"
         "CREATE TABLE vaults (id TEXT PRIMARY KEY);"
+        "INSERT INTO vaults VALUES ('v');"
     )
     conn.close()
     store = SqliteStore(tmp_path / "db")
@@ -76,6 +81,9 @@ def test_a_version_1_database_from_before_alembic_is_migrated(tmp_path: Path) ->
     store.close()
     conn = sqlite3.connect(tmp_path / "db")
     assert "extra" in [r[1] for r in conn.execute("PRAGMA table_info(versions)")]
+    assert conn.execute("SELECT * FROM objects").fetchall() == [
+        ("v", "secret", "a", "A", "1", None, None)
+    ]
     assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (HEAD,)
     assert conn.execute(
         "SELECT name FROM sqlite_master WHERE name='audit_batches_by_time'"

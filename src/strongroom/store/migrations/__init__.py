@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0006"  # the newest revision in versions/ (tests/store checks that they agree)
+HEAD = "0007"  # the newest revision in versions/ (tests/store checks that they agree)
 LEGACY = "0001"  # what a database made before Alembic is, once at schema version 4
 SETUP_LOCK = 0x5354524F  # PostgreSQL advisory lock held while a database is migrated
 

@@ -3,8 +3,10 @@ the database URL in ``config.attributes["url"]`` (no alembic.ini)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.pool import NullPool
 
 from strongroom.store.migrations import SETUP_LOCK
@@ -23,8 +25,24 @@ if scheme == "postgresql+psycopg":
     )
 else:
     engine = create_engine(url, poolclass=NullPool)
+
+    # The stdlib driver opens a transaction only before a row is written, so a schema statement
+    # before that would commit alone: every revision of an upgrade runs in one transaction that
+    # SQLAlchemy begins (BEGIN IMMEDIATE, holding the write lock), as on PostgreSQL, so that an
+    # upgrade stopped half way leaves the file as it was.
+    @event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 with engine.connect() as connection:
-    context.configure(connection=connection, transaction_per_migration=False)
+    context.configure(
+        connection=connection, transaction_per_migration=False, transactional_ddl=True
+    )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
             # Several processes may start on a new database at once: one migrates, the others

@@ -1,4 +1,4 @@
--- The schema of revision 0006 (store.migrations.HEAD) for a new SQLite file, made by
+-- The schema of revision 0007 (store.migrations.HEAD) for a new SQLite file, made by
 -- every migration in versions/ run in order; a new file gets it in one transaction, without
 -- Alembic. tests/store/test_migrations.py checks that it matches what the migrations make;
 -- regenerate it with: python -m strongroom.store.migrations.freeze
@@ -19,13 +19,6 @@ CREATE TABLE vaults (
 CREATE TABLE principals (
     client_id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, secret_hash TEXT,
     certificate_pem TEXT, certificate_thumbprint TEXT, created INTEGER NOT NULL);
-CREATE TABLE objects (
-    vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE, kind TEXT NOT NULL,
-    lname TEXT NOT NULL, name TEXT NOT NULL, latest_version TEXT NOT NULL,
-    deleted_date INTEGER, scheduled_purge_date INTEGER,
-    PRIMARY KEY (vault_id, kind, lname));
-CREATE INDEX objects_purge ON objects (scheduled_purge_date)
-    WHERE scheduled_purge_date IS NOT NULL;
 CREATE TABLE versions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     vault_id TEXT NOT NULL, kind TEXT NOT NULL, lname TEXT NOT NULL, version TEXT NOT NULL,
@@ -45,4 +38,10 @@ CREATE TABLE audit_batches (seq INTEGER PRIMARY KEY, min_ts INTEGER NOT NULL, ma
 CREATE INDEX audit_batches_by_time ON audit_batches (max_ts);
 CREATE TABLE changes (vault_id TEXT NOT NULL, kind TEXT NOT NULL, lname TEXT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (vault_id, kind, lname));
 CREATE INDEX changes_by_seq ON changes (vault_id, seq);
+CREATE TABLE "objects" (
+    vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE, kind TEXT NOT NULL,
+    lname TEXT NOT NULL, name TEXT NOT NULL, latest_version TEXT NOT NULL,
+    deleted_date INTEGER, scheduled_purge_date INTEGER,
+    PRIMARY KEY (vault_id, kind, lname)) WITHOUT ROWID;
+CREATE INDEX objects_purge ON objects (scheduled_purge_date) WHERE scheduled_purge_date IS NOT NULL;
 CREATE INDEX objects_deleted ON objects (vault_id, kind, lname) WHERE deleted_date IS NOT NULL;
