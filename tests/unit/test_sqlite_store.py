@@ -7,12 +7,13 @@ import os
 import sqlite3
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from strongroom.store import sqlite as sqlite_store
-from strongroom.store.base import Tx
+from strongroom.store.base import AuditRecord, Tx
 from strongroom.store.coordination import CommitCounters
 from strongroom.store.migrations import HEAD
 from strongroom.store.sqlite import SqliteStore
@@ -194,6 +195,42 @@ def test_commit_counters_are_shared_with_forked_workers() -> None:
     counters.claim(0)
     counters.bump()  # this process's own commits are not "foreign"
     assert counters.others() == 3
+
+
+def test_only_commits_of_data_tell_the_other_workers(tmp_path: Path) -> None:
+    """Another worker's caches are emptied when this one commits data, on either write path,
+    but not when it commits only audit records (each worker writes a batch of them every
+    second under load, which emptied the others' caches over and over)."""
+    counters = CommitCounters(2)
+    counters.claim(0)
+    store = SqliteStore(tmp_path / "db", counters)
+    record = AuditRecord(1, "p", "v", "SecretGet", "/secrets/a", 200, "r", "::1")
+
+    def seen_by_worker_1() -> int:
+        counters.claim(1)
+        try:
+            return counters.others()
+        finally:
+            counters.claim(0)
+
+    async def on_the_loop(fn: Callable[[Tx], object]) -> None:
+        await store.transact_async(fn)
+
+    try:
+        store.transact(lambda tx: tx.insert_audit([record] * 3)).result()
+        store.transact(lambda tx: tx.insert_audit([])).result()
+        assert seen_by_worker_1() == 0
+        store.transact(lambda tx: tx.set_meta("k", "1")).result()
+        assert seen_by_worker_1() == 1
+        store.transact(lambda tx: (tx.insert_audit([record]), tx.set_meta("k", "2"))).result()
+        assert seen_by_worker_1() == 2
+        asyncio.run(on_the_loop(lambda tx: tx.set_meta("k", "3")))
+        assert seen_by_worker_1() == 3
+        store.transact(lambda tx: tx.insert_audit([record])).result()
+        assert seen_by_worker_1() == 3
+        assert len(store.reads.list_audit(None, 0, 100)) == 5
+    finally:
+        store.close()
 
 
 def test_workers_take_the_write_lock_in_turn(

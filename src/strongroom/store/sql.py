@@ -296,6 +296,7 @@ def _version_row(version: VersionRecord) -> tuple[Any, ...]:
 
 class SqlTx(SqlReads):
     revoked = False  # this transaction deleted a principal
+    audit_rows = 0  # rows of audit batches this transaction inserted
 
     def set_meta(self, key: str, value: str) -> None:
         self._c.execute(
@@ -307,6 +308,7 @@ class SqlTx(SqlReads):
     def insert_audit(self, records: list[AuditRecord]) -> None:
         if records:
             self._c.execute(INSERT_AUDIT, pack_audit(records))
+            self.audit_rows += 1
 
     def delete_meta(self, key: str) -> None:
         self._c.execute("DELETE FROM meta WHERE key=?", (key,))

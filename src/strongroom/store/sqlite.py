@@ -238,6 +238,21 @@ def _run_batch(
     return _run_jobs(conn, tx, fns)
 
 
+class _WriteTx(SqlTx):
+    """A transaction of a write connection, knowing whether it wrote anything but audit
+    records: only then may the other workers' caches be out of date when it commits."""
+
+    changes_before = 0
+
+    def begin(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        self.revoked, self.audit_rows, self.changes_before = False, 0, conn.total_changes
+
+    def wrote_data(self, conn: sqlite3.Connection) -> bool:
+        # Rows a rolled-back job changed are counted too: then it says yes, which is safe.
+        return conn.total_changes - self.changes_before > self.audit_rows
+
+
 def _busy(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
 
@@ -312,7 +327,7 @@ class SqliteStore:
         # Event-loop path. It never waits for the write lock: when another connection (the
         # writer thread, an administration command) holds it, the group tries again shortly.
         self._loop_conn = _connect(path, busy_ms=0)
-        self._loop_tx = SqlTx(Guarded(self._loop_conn))
+        self._loop_tx = _WriteTx(Guarded(self._loop_conn))
         # Jobs waiting for the next group, each with the audit record it carries (if any).
         self._pending: list[tuple[Callable[[Tx], Any], asyncio.Future[Any], Any]] = []
         self._busy = False  # a flush is scheduled or a commit is in flight
@@ -329,11 +344,12 @@ class SqliteStore:
     def reads(self) -> SqlReads:
         return self._reads
 
-    def _commit(self, conn: sqlite3.Connection, tx: SqlTx) -> None:
-        """COMMIT, then count it for the other workers, and mark a revocation for every
-        process of the file (both before any caller hears of it)."""
+    def _commit(self, conn: sqlite3.Connection, tx: _WriteTx) -> None:
+        """COMMIT, then count it for the other workers (unless it wrote only audit records,
+        which no cache holds), and mark a revocation for every process of the file (both
+        before any caller hears of it)."""
         _commit(conn)
-        if self._counters is not None:
+        if self._counters is not None and tx.wrote_data(conn):
             self._counters.bump()
         if tx.revoked:
             tx.revoked = False
@@ -430,8 +446,7 @@ class SqliteStore:
         conn = self._loop_conn
         audits: list[Any] = []  # the PendingAudit records this group commits
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            self._loop_tx.revoked = False
+            self._loop_tx.begin(conn)
             results = _run_batch(conn, self._loop_tx, [fn for fn, _, _ in batch])
             # The records of the jobs that succeeded, in the same transaction as their writes.
             audits = [p for (ok, _), (_, _, p) in zip(results, batch, strict=True) if ok and p]
@@ -528,7 +543,7 @@ class SqliteStore:
 
     def _run(self) -> None:
         conn = self._write_conn
-        tx = SqlTx(Guarded(conn))
+        tx = _WriteTx(Guarded(conn))
         stop = False
         while not stop:
             first = self._queue.get()
@@ -553,8 +568,7 @@ class SqliteStore:
             if lock is not None:
                 lock.acquire()
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                tx.revoked = False
+                tx.begin(conn)
                 results = _run_batch(conn, tx, [fn for fn, _ in batch])
                 self._commit(conn, tx)
             except sqlite3.Error as exc:
