@@ -233,6 +233,36 @@ def test_only_commits_of_data_tell_the_other_workers(tmp_path: Path) -> None:
         store.close()
 
 
+def test_the_log_is_copied_into_the_file_off_the_commit_path(tmp_path: Path) -> None:
+    """The write connections never checkpoint (a group commit would wait for it): a thread of
+    the store copies the write-ahead log into the database file shortly after commits, so the
+    file alone (no -wal beside it) holds what was committed, and closing does not wait."""
+    import shutil
+    import time
+
+    store = SqliteStore(tmp_path / "db")
+
+    def file_alone() -> list[tuple[str, str]]:
+        copy = tmp_path / "copy.db"
+        shutil.copyfile(tmp_path / "db", copy)
+        with sqlite3.connect(copy) as conn:
+            return conn.execute("SELECT key, value FROM meta WHERE key LIKE 'k%'").fetchall()
+
+    try:
+        for i in range(20):
+            store.transact(lambda tx, i=i: tx.set_meta(f"k{i:02}", str(i))).result()
+        deadline = time.monotonic() + 5
+        while len(file_alone()) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(file_alone()) == [(f"k{i:02}", str(i)) for i in range(20)]
+        store.transact(lambda tx: tx.set_meta("k99", "last")).result()
+    finally:
+        started = time.monotonic()
+        store.close()
+        assert time.monotonic() - started < 2
+    assert ("k99", "last") in file_alone()
+
+
 def test_workers_take_the_write_lock_in_turn(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -198,6 +198,50 @@ def _prepare(path: Path) -> None:
 _Outcome = tuple[bool, Any]
 
 
+class _Checkpointer:
+    """Copies the write-ahead log's pages into the database file on a thread of its own.
+
+    SQLite would otherwise do it in the connection whose commit takes the log past 1,000 pages,
+    and that connection is the group commit's: the next group waited while thousands of pages
+    were written and the file synced. Here the write connections never checkpoint; after a
+    commit this thread lets ``INTERVAL`` pass (more commits join), then runs a PASSIVE
+    checkpoint, which copies what no reader still needs and waits for no lock. The file is
+    synced before the log is reused (``synchronous=FULL``), so a crash loses nothing either
+    way; administration commands, which open their own connections, keep SQLite's default.
+    """
+
+    INTERVAL = 0.2
+
+    def __init__(self, path: Path):
+        self._conn = _connect(path, busy_ms=0)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="strongroom-checkpoint", daemon=True)
+        self._thread.start()
+
+    def committed(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            if self._stopping.wait(self.INTERVAL):
+                return
+            self._wake.clear()
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error as exc:
+                if not _busy(exc):  # busy: another worker's checkpoint is copying the log
+                    # A full disk, an I/O error: the next commit wakes this thread again.
+                    log.warning("could not checkpoint the database's write-ahead log: %s", exc)
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+        self._conn.close()
+
+
 def _run_jobs(
     conn: sqlite3.Connection, tx: SqlTx, fns: list[Callable[[Tx], Any]]
 ) -> list[_Outcome]:
@@ -317,8 +361,10 @@ class SqliteStore:
         _prepare(path)
         self._read_conn = _connect(path)
         self._reads = SqlReads(Guarded(self._read_conn))
+        self._checkpointer = _Checkpointer(path)
         # Thread path.
         self._write_conn = _connect(path)
+        self._write_conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's work
         self._queue: queue.SimpleQueue[tuple[Callable[[Tx], Any], Future[Any]] | None] = (
             queue.SimpleQueue()
         )
@@ -327,6 +373,7 @@ class SqliteStore:
         # Event-loop path. It never waits for the write lock: when another connection (the
         # writer thread, an administration command) holds it, the group tries again shortly.
         self._loop_conn = _connect(path, busy_ms=0)
+        self._loop_conn.execute("PRAGMA wal_autocheckpoint=0")
         self._loop_tx = _WriteTx(Guarded(self._loop_conn))
         # Jobs waiting for the next group, each with the audit record it carries (if any).
         self._pending: list[tuple[Callable[[Tx], Any], asyncio.Future[Any], Any]] = []
@@ -349,6 +396,7 @@ class SqliteStore:
         which no cache holds), and mark a revocation for every process of the file (both
         before any caller hears of it)."""
         _commit(conn)
+        self._checkpointer.committed()
         if self._counters is not None and tx.wrote_data(conn):
             self._counters.bump()
         if tx.revoked:
@@ -534,6 +582,7 @@ class SqliteStore:
         self._queue.put(None)
         self._writer.join(timeout=10)
         self._committer.shutdown(wait=True)
+        self._checkpointer.close()
         self._loop_conn.close()
         self._read_conn.close()
         self._revocations.close()
