@@ -1,11 +1,12 @@
 """SQLite: the objects table is stored in its key's order (``WITHOUT ROWID``), so that finding an
 object walks one b-tree instead of two (its primary-key index, then the row that points to).
-Every read of a secret, key or certificate starts there: a read of a random secret over a
-million of them (``bench/scale.py``) spent 31-32 µs in its statement before, 27-30 µs after.
+Every read of a secret, key or certificate starts there (bench/README.md, "Objects in key
+order", has the figures of the layouts compared).
 
-The versions table keeps its rowid: a new version is appended at its end, and stored in its
-key's order instead it cost a SET 15-20 µs more (bench/README.md). PostgreSQL's tables are
-heaps with separate indexes either way: this revision changes nothing there.
+The versions table keeps its rowid: a new version is appended at its end; stored in its key's
+order instead, it would be inserted at a random place of a table of large rows, which made a
+SET slower. PostgreSQL's tables are heaps with separate indexes either way: this revision
+changes nothing there.
 
 SQLite cannot change a table's storage in place: a new table is made and filled, the old one
 dropped and the new one renamed, in the one transaction that every revision of an upgrade runs
